@@ -1,0 +1,39 @@
+//! The `aam-etl` binary: parses arguments, calls the library, turns the result into output
+//! and an exit code: 0 ok, 1 ran but found data problems, 2 could not do its job.
+
+mod cli;
+mod convert;
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = convert::run(cli.convert);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`aam-etl ... | head`) is not an error.
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    msg.push_str(&format!("\n  caused by: {text}"));
+                }
+            }
+            let _ = writeln!(std::io::stderr(), "{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,86 @@
+//! Typed library errors. Each says where (file, key path, row) and what to do.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One problem found in a mapping, located by its key path (`traits[2].values`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The mapping cannot be used; every problem found in one pass.
+    #[error("{}: the mapping has {} problem{}:\n{}", path.display(), problems.len(),
+        if problems.len() == 1 { "" } else { "s" }, list(problems))]
+    Mapping {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+    /// The mapping names columns or conditions the source cannot provide.
+    #[error("{}: the mapping does not fit this source:\n{}", path.display(), list(problems))]
+    Columns {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+    /// A source file that cannot be read as the format it claims to be.
+    #[error("{}: {message}", path.display())]
+    Source { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: already exists; pass --force to replace it", path.display())]
+    OutputExists { path: PathBuf },
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn source(path: impl Into<PathBuf>, message: impl fmt::Display) -> Error {
+        Error::Source {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,227 @@
+//! File names (SPEC: File names):
+//! `ftp_dpm_<DPID>[_<TARGET_DPID>]_<TIMESTAMP>(.sync|.overwrite)[.<SPLIT>][.gz]`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `.sync` adds and removes traits; `.overwrite` replaces all of a user's traits of the data
+/// source (SPEC: File names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Sync,
+    Overwrite,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Overwrite => "overwrite",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName {
+    pub dpid: u64,
+    pub target_dpid: Option<u64>,
+    /// UTC Unix time in seconds; always 10 digits.
+    pub timestamp: u64,
+    pub mode: Mode,
+    /// Part number, only when a delivery has more than one part (numbered from 1).
+    pub split: Option<u32>,
+    pub gzip: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNameError {
+    /// Does not follow the `ftp_dpm_...` pattern; the text says which piece is wrong.
+    Pattern(String),
+    /// The timestamp is not 10 digits.
+    Timestamp(String),
+}
+
+impl fmt::Display for FileNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileNameError::Pattern(why) => write!(
+                f,
+                "file name does not match ftp_dpm_<DPID>[_<TARGET_DPID>]_<TIMESTAMP>.sync|.overwrite[.<SPLIT>][.gz]: {why}"
+            ),
+            FileNameError::Timestamp(ts) => {
+                write!(f, "timestamp `{ts}` is not a 10-digit UTC Unix time in seconds")
+            }
+        }
+    }
+}
+
+/// The range of 10-digit Unix timestamps (2001-09-09 to 2286-11-20).
+pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<u64> = 1_000_000_000..=9_999_999_999;
+
+impl FileName {
+    pub fn render(&self) -> String {
+        let mut s = format!("ftp_dpm_{}", self.dpid);
+        if let Some(t) = self.target_dpid {
+            s.push_str(&format!("_{t}"));
+        }
+        s.push_str(&format!("_{}.{}", self.timestamp, self.mode.name()));
+        if let Some(n) = self.split {
+            s.push_str(&format!(".{n}"));
+        }
+        if self.gzip {
+            s.push_str(".gz");
+        }
+        s
+    }
+
+    pub fn parse(name: &str) -> Result<FileName, FileNameError> {
+        let bad = |why: &str| FileNameError::Pattern(why.to_owned());
+        let rest = name
+            .strip_prefix("ftp_dpm_")
+            .ok_or_else(|| bad("it must start with `ftp_dpm_`"))?;
+        let (rest, gzip) = match rest.strip_suffix(".gz") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let mut dots = rest.split('.');
+        let ids = dots.next().unwrap_or_default();
+        let mode = match dots.next() {
+            Some("sync") => Mode::Sync,
+            Some("overwrite") => Mode::Overwrite,
+            Some(other) => {
+                return Err(bad(&format!(
+                    "`.{other}` where `.sync` or `.overwrite` belongs"
+                )))
+            }
+            None => return Err(bad("no `.sync` or `.overwrite`")),
+        };
+        let split = match dots.next() {
+            None => None,
+            Some(n) if is_digits(n) => Some(
+                n.parse::<u32>()
+                    .map_err(|_| bad(&format!("split number `{n}` is too large")))?,
+            ),
+            Some(other) => return Err(bad(&format!("`.{other}` is not a split number"))),
+        };
+        if let Some(extra) = dots.next() {
+            return Err(bad(&format!("unexpected `.{extra}`")));
+        }
+        let parts: Vec<&str> = ids.split('_').collect();
+        if parts.iter().any(|p| !is_digits(p)) || !(2..=3).contains(&parts.len()) {
+            return Err(bad(&format!(
+                "`{ids}` is not <DPID>[_<TARGET_DPID>]_<TIMESTAMP> in digits"
+            )));
+        }
+        let ts = parts[parts.len() - 1];
+        if ts.len() != 10 {
+            return Err(FileNameError::Timestamp(ts.to_owned()));
+        }
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| bad(&format!("`{s}` is too large")))
+        };
+        Ok(FileName {
+            dpid: num(parts[0])?,
+            target_dpid: if parts.len() == 3 {
+                Some(num(parts[1])?)
+            } else {
+                None
+            },
+            timestamp: num(ts)?,
+            mode,
+            split,
+            gzip,
+        })
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The S3 folder for a delivery: `date=YYYY-MM-DD`, the UTC day of `timestamp`.
+pub fn date_folder(timestamp: u64) -> String {
+    let (y, m, d) = civil_from_days((timestamp / 86_400) as i64);
+    format!("date={y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
+/// algorithm, exact for every date we can meet.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(dpid: u64, target: Option<u64>, split: Option<u32>, gzip: bool) -> FileName {
+        FileName {
+            dpid,
+            target_dpid: target,
+            timestamp: 1_366_545_717,
+            mode: Mode::Sync,
+            split,
+            gzip,
+        }
+    }
+
+    #[test]
+    fn renders_spec_examples() {
+        assert_eq!(name(478, None, Some(1), true).render(), "ftp_dpm_478_1366545717.sync.1.gz");
+        assert_eq!(name(478, None, Some(2), true).render(), "ftp_dpm_478_1366545717.sync.2.gz");
+        assert_eq!(name(33, Some(21), None, false).render(), "ftp_dpm_33_21_1366545717.sync");
+        let mut o = name(21, None, None, true);
+        o.mode = Mode::Overwrite;
+        assert_eq!(o.render(), "ftp_dpm_21_1366545717.overwrite.gz");
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        for n in [
+            name(478, None, Some(1), true),
+            name(20914, Some(21), None, false),
+            name(1, Some(2), Some(12), false),
+        ] {
+            assert_eq!(FileName::parse(&n.render()), Ok(n));
+        }
+    }
+
+    #[test]
+    fn parse_rejects_bad_names() {
+        for bad in [
+            "dpm_1_1366545717.sync",
+            "ftp_dpm_1_1366545717.zip",
+            "ftp_dpm_1_1366545717",
+            "ftp_dpm_1_1366545717.sync.x",
+            "ftp_dpm_1_2_3_1366545717.sync",
+            "ftp_dpm_a_1366545717.sync",
+            "ftp_dpm_1_1366545717.sync.1.2",
+        ] {
+            assert!(matches!(FileName::parse(bad), Err(FileNameError::Pattern(_))), "{bad}");
+        }
+        assert_eq!(
+            FileName::parse("ftp_dpm_1_136654571.sync"),
+            Err(FileNameError::Timestamp("136654571".into()))
+        );
+    }
+
+    #[test]
+    fn date_folder_is_the_utc_day() {
+        assert_eq!(date_folder(0), "date=1970-01-01");
+        assert_eq!(date_folder(1_366_545_717), "date=2013-04-21");
+        assert_eq!(date_folder(1_700_000_000), "date=2023-11-14");
+        assert_eq!(date_folder(951_782_400), "date=2000-02-29");
+        assert_eq!(date_folder(1_709_164_799), "date=2024-02-28");
+    }
+}

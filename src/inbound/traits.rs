@@ -1,0 +1,361 @@
+//! Trait forms (SPEC: Trait forms): rendering for the writer, parsing for the validator.
+
+use std::fmt;
+
+/// How a removal of trait N is spelled when it is not `d_unsid=N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Removal {
+    /// `N:0`
+    Zero,
+    /// `N:-1`
+    MinusOne,
+}
+
+/// One trait element of a line. The derived order (variant, then fields) is the order in
+/// which traits appear on a line: additions first, removals last, each sorted by ID or text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Trait {
+    /// `d_sid=N`: qualify for trait N.
+    Sid(u64),
+    /// `N`: qualify for the trait whose rule is `ic == "N"`.
+    Ic(u64),
+    /// `ic=N`: the same, prefixed form.
+    IcPrefixed(u64),
+    /// `key=value`: a key-value signal; quotes are added on rendering when needed.
+    Signal { key: String, value: String },
+    /// `d_unsid=N`: remove the user from trait N.
+    Unsid(u64),
+    /// `N:0` or `N:-1`: also a removal from trait N.
+    Remove(u64, Removal),
+}
+
+/// Why a trait element is not one of SPEC's forms, or cannot be rendered as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraitError {
+    Empty,
+    /// A trait ID that is not digits only (`d_sid=12a`).
+    NotDigits(String),
+    /// A key-value signal with an empty key.
+    EmptyKey,
+    /// TAB, CR or LF inside a key or value: the line structure would break.
+    ControlChar,
+    /// A double quote inside a key or value: the format has no escape for it.
+    Quote,
+    /// Quotes that do not pair up, or text after a closing quote.
+    BadQuoting(String),
+    /// Not any of SPEC's forms.
+    UnknownForm(String),
+}
+
+impl TraitError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TraitError::Empty => "empty-trait",
+            TraitError::NotDigits(_) => "invalid-trait-id",
+            TraitError::EmptyKey => "empty-signal-key",
+            TraitError::ControlChar => "control-char-in-signal",
+            TraitError::Quote => "quote-in-signal",
+            TraitError::BadQuoting(_) => "bad-quoting",
+            TraitError::UnknownForm(_) => "unknown-trait-form",
+        }
+    }
+}
+
+impl fmt::Display for TraitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraitError::Empty => write!(f, "empty trait element"),
+            TraitError::NotDigits(s) => write!(f, "trait ID `{s}` is not digits only"),
+            TraitError::EmptyKey => write!(f, "key-value signal has an empty key"),
+            TraitError::ControlChar => {
+                write!(f, "key-value signal contains a TAB, CR or LF")
+            }
+            TraitError::Quote => write!(
+                f,
+                "key-value signal contains a double quote, which the format cannot escape"
+            ),
+            TraitError::BadQuoting(s) => write!(f, "unbalanced or misplaced quotes in `{s}`"),
+            TraitError::UnknownForm(s) => write!(f, "`{s}` is not a trait form AAM accepts"),
+        }
+    }
+}
+
+impl Trait {
+    /// A key-value signal, checked so that it renders to something AAM parses back.
+    pub fn signal(key: &str, value: &str) -> Result<Trait, TraitError> {
+        check_signal_text(key)?;
+        check_signal_text(value)?;
+        if key.is_empty() {
+            return Err(TraitError::EmptyKey);
+        }
+        Ok(Trait::Signal {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// The trait ID this element adds (`Some((id, true))`) or removes (`Some((id, false))`);
+    /// `None` for `ic` traits and signals, which are not trait IDs of the data source.
+    pub fn target(&self) -> Option<(u64, bool)> {
+        match *self {
+            Trait::Sid(id) => Some((id, true)),
+            Trait::Unsid(id) | Trait::Remove(id, _) => Some((id, false)),
+            _ => None,
+        }
+    }
+
+    pub fn is_removal(&self) -> bool {
+        matches!(self, Trait::Unsid(_) | Trait::Remove(..))
+    }
+
+    /// The kind name used in reports: d_sid, d_unsid, ic, key_value, removal.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trait::Sid(_) => "d_sid",
+            Trait::Unsid(_) => "d_unsid",
+            Trait::Ic(_) | Trait::IcPrefixed(_) => "ic",
+            Trait::Signal { .. } => "key_value",
+            Trait::Remove(..) => "removal",
+        }
+    }
+
+    /// Appends the compact rendering (SPEC: "A writer should emit the compact form").
+    pub fn render_into(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = match self {
+            Trait::Sid(id) => write!(out, "d_sid={id}"),
+            Trait::Unsid(id) => write!(out, "d_unsid={id}"),
+            Trait::Ic(id) => write!(out, "{id}"),
+            Trait::IcPrefixed(id) => write!(out, "ic={id}"),
+            Trait::Remove(id, Removal::Zero) => write!(out, "{id}:0"),
+            Trait::Remove(id, Removal::MinusOne) => write!(out, "{id}:-1"),
+            Trait::Signal { key, value } => {
+                // A bare `d_sid`/`d_unsid`/`ic` key would read as a trait ID form.
+                let reserved = matches!(key.as_str(), "d_sid" | "d_unsid" | "ic");
+                push_signal_text(out, key, reserved);
+                out.push(b'=');
+                push_signal_text(out, value, false);
+                Ok(())
+            }
+        };
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        self.render_into(&mut out);
+        String::from_utf8(out).expect("traits render from UTF-8 text")
+    }
+}
+
+impl fmt::Display for Trait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+fn check_signal_text(s: &str) -> Result<(), TraitError> {
+    if s.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+        return Err(TraitError::ControlChar);
+    }
+    if s.contains('"') {
+        return Err(TraitError::Quote);
+    }
+    Ok(())
+}
+
+/// Signal text is written bare only when it is plainly safe; anything else (commas, spaces,
+/// `=`, other punctuation, non-ASCII) is quoted so AAM reads it as one value.
+fn push_signal_text(out: &mut Vec<u8>, s: &str, force_quotes: bool) {
+    let bare = !force_quotes
+        && !s.is_empty()
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if bare {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// A trait element as found in a file, with what the validator needs to know of its style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedTrait {
+    pub value: Trait,
+    /// Spaces around the element or around `=` (Adobe's own examples do this; AAM accepts it).
+    pub spaced: bool,
+}
+
+/// Parses one comma-separated trait element, accepting every form in SPEC's table and the
+/// spaced style of Adobe's examples (`product = tablet`).
+pub fn parse_trait(element: &str) -> Result<ParsedTrait, TraitError> {
+    let trimmed = element.trim_matches(' ');
+    let mut spaced = trimmed.len() != element.len();
+    if trimmed.is_empty() {
+        return Err(TraitError::Empty);
+    }
+    if trimmed.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+        return Err(TraitError::ControlChar);
+    }
+    let value = if let Some((key, rest)) = split_key_value(trimmed)? {
+        let key_raw = key;
+        let key = key_raw.trim_end_matches(' ');
+        let rest_trimmed = rest.trim_start_matches(' ');
+        spaced |= key.len() != key_raw.len() || rest_trimmed.len() != rest.len();
+        match key {
+            "d_sid" => Trait::Sid(parse_id(rest_trimmed)?),
+            "d_unsid" => Trait::Unsid(parse_id(rest_trimmed)?),
+            "ic" => Trait::IcPrefixed(parse_id(rest_trimmed)?),
+            _ => {
+                let key = unquote(key)?;
+                let value = unquote(rest_trimmed)?;
+                if key.is_empty() {
+                    return Err(TraitError::EmptyKey);
+                }
+                Trait::Signal {
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                }
+            }
+        }
+    } else if let Some(id) = trimmed.strip_suffix(":0") {
+        Trait::Remove(parse_id(id)?, Removal::Zero)
+    } else if let Some(id) = trimmed.strip_suffix(":-1") {
+        Trait::Remove(parse_id(id)?, Removal::MinusOne)
+    } else if trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        Trait::Ic(parse_id(trimmed)?)
+    } else {
+        return Err(TraitError::UnknownForm(trimmed.to_owned()));
+    };
+    Ok(ParsedTrait { value, spaced })
+}
+
+/// Splits at the first `=` outside quotes.
+fn split_key_value(s: &str) -> Result<Option<(&str, &str)>, TraitError> {
+    let mut in_quotes = false;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'=' if !in_quotes => return Ok(Some((&s[..i], &s[i + 1..]))),
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return Err(TraitError::BadQuoting(s.to_owned()));
+    }
+    Ok(None)
+}
+
+fn unquote(s: &str) -> Result<&str, TraitError> {
+    let quotes = s.bytes().filter(|&b| b == b'"').count();
+    match quotes {
+        0 => Ok(s),
+        2 if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') => Ok(&s[1..s.len() - 1]),
+        _ => Err(TraitError::BadQuoting(s.to_owned())),
+    }
+}
+
+fn parse_id(s: &str) -> Result<u64, TraitError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TraitError::NotDigits(s.to_owned()));
+    }
+    s.parse().map_err(|_| TraitError::NotDigits(s.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Trait {
+        parse_trait(s).unwrap().value
+    }
+
+    #[test]
+    fn every_form_in_the_spec_table_parses() {
+        assert_eq!(parse("d_sid=24"), Trait::Sid(24));
+        assert_eq!(parse("d_unsid=24"), Trait::Unsid(24));
+        assert_eq!(parse("24:0"), Trait::Remove(24, Removal::Zero));
+        assert_eq!(parse("24:-1"), Trait::Remove(24, Removal::MinusOne));
+        assert_eq!(parse("30608"), Trait::Ic(30608));
+        assert_eq!(parse("ic=52"), Trait::IcPrefixed(52));
+        let tablet = Trait::signal("product", "tablet").unwrap();
+        for s in [
+            "product=tablet",
+            "\"product\"=tablet",
+            "product=\"tablet\"",
+            "\"product\"=\"tablet\"",
+        ] {
+            assert_eq!(parse(s), tablet, "{s}");
+        }
+    }
+
+    #[test]
+    fn spaced_style_is_accepted_and_flagged() {
+        let p = parse_trait(" product = tablet").unwrap();
+        assert_eq!(p.value, Trait::signal("product", "tablet").unwrap());
+        assert!(p.spaced);
+        assert!(!parse_trait("product=tablet").unwrap().spaced);
+        let p = parse_trait(" \"product\" = \"phone\"").unwrap();
+        assert_eq!(p.value, Trait::signal("product", "phone").unwrap());
+    }
+
+    #[test]
+    fn bad_elements_are_named() {
+        assert_eq!(parse_trait("d_sid=12a"), Err(TraitError::NotDigits("12a".into())));
+        assert_eq!(parse_trait("d_sid="), Err(TraitError::NotDigits("".into())));
+        assert_eq!(parse_trait(""), Err(TraitError::Empty));
+        assert_eq!(parse_trait("=x"), Err(TraitError::EmptyKey));
+        assert_eq!(parse_trait("abc"), Err(TraitError::UnknownForm("abc".into())));
+        assert!(matches!(parse_trait("a=\"b"), Err(TraitError::BadQuoting(_))));
+        assert!(matches!(parse_trait("12a:0"), Err(TraitError::NotDigits(_))));
+    }
+
+    #[test]
+    fn rendering_is_compact_and_quotes_when_needed() {
+        assert_eq!(Trait::Sid(24).render(), "d_sid=24");
+        assert_eq!(Trait::Unsid(28).render(), "d_unsid=28");
+        assert_eq!(Trait::Remove(28, Removal::Zero).render(), "28:0");
+        assert_eq!(Trait::Remove(28, Removal::MinusOne).render(), "28:-1");
+        assert_eq!(Trait::Ic(30608).render(), "30608");
+        assert_eq!(Trait::IcPrefixed(52).render(), "ic=52");
+        let s = |k, v| Trait::signal(k, v).unwrap().render();
+        assert_eq!(s("product", "tablet"), "product=tablet");
+        assert_eq!(s("city", "New York"), "city=\"New York\"");
+        assert_eq!(s("note", "a,b"), "note=\"a,b\"");
+        assert_eq!(s("eq", "a=b"), "eq=\"a=b\"");
+        assert_eq!(s("luxury shopper", "yes"), "\"luxury shopper\"=yes");
+        assert_eq!(s("city", "Zürich"), "city=\"Zürich\"");
+    }
+
+    #[test]
+    fn signals_that_cannot_be_written_are_refused() {
+        assert_eq!(Trait::signal("k", "a\tb"), Err(TraitError::ControlChar));
+        assert_eq!(Trait::signal("k", "a\nb"), Err(TraitError::ControlChar));
+        assert_eq!(Trait::signal("k", "say \"hi\""), Err(TraitError::Quote));
+        assert_eq!(Trait::signal("", "v"), Err(TraitError::EmptyKey));
+    }
+
+    #[test]
+    fn render_then_parse_round_trips() {
+        let traits = [
+            Trait::Sid(1),
+            Trait::Unsid(u64::MAX),
+            Trait::Remove(7, Removal::Zero),
+            Trait::Remove(7, Removal::MinusOne),
+            Trait::Ic(0),
+            Trait::IcPrefixed(99),
+            Trait::signal("city", "New York").unwrap(),
+            Trait::signal("k", "a,b=c d").unwrap(),
+            Trait::signal("d_sid", "x").unwrap(),
+            Trait::signal("ic", "5").unwrap(),
+        ];
+        for t in traits {
+            let parsed = parse(&t.render());
+            // A signal whose key is a reserved word renders quoted and comes back as a signal.
+            assert_eq!(parsed, t, "{}", t.render());
+        }
+    }
+}

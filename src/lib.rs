@@ -1,0 +1,30 @@
+//! aam-etl turns customer exports (CSV, Parquet, JSON/NDJSON, Arrow IPC) into Adobe Audience
+//! Manager inbound data files that AAM accepts without a rejected record.
+//!
+//! The data flow:
+//!
+//! ```text
+//! mapping (TOML) --check--> Mapping ─┐
+//! source files --source--> LazyFrame ┴─pipeline─> per-user traits, rejects ─writer─> parts
+//!                                                          │
+//!                                               inbound (render/parse) ── report (receipt)
+//! ```
+//!
+//! - [`mapping`]: the TOML schema and its checks.
+//! - [`source`]: the one place that opens input files.
+//! - [`pipeline`]: rows to traits, grouped and ordered per user.
+//! - [`inbound`]: the inbound format itself (IDs, traits, lines, file names, limits).
+//! - [`writer`]: parts, gzip, temp-then-rename.
+//! - [`report`] and [`reject`]: what was written and what was left out, and why.
+
+pub mod convert;
+pub mod error;
+pub mod inbound;
+pub mod mapping;
+pub mod pipeline;
+pub mod reject;
+pub mod report;
+pub mod source;
+pub mod writer;
+
+pub use error::{Error, Result};

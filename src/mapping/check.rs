@@ -1,0 +1,616 @@
+//! Turns the raw TOML structs into a [`Mapping`], collecting every problem in one pass.
+
+use super::raw::{RawInput, RawMapping, RawOutput, RawRule, RawUserId};
+use super::{
+    Emit, Encoding, Format, Input, InputOptions, Mapping, OutputOptions, Rule, RuleKind,
+    UserIdSpec,
+};
+use crate::error::Problem;
+use crate::inbound::{IdType, Mode, Removal, Trait, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
+use std::collections::BTreeMap;
+
+/// Problems and warnings found so far.
+#[derive(Default)]
+struct Findings {
+    errors: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Findings {
+    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Problem::new(key, message));
+    }
+
+    fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem::new(key, message));
+    }
+
+    /// Looks up an enumerated value; a bad one is reported with the accepted spellings.
+    fn choice<T: Copy>(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        default: T,
+        options: &[(&str, T)],
+    ) -> T {
+        let Some(value) = value else { return default };
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == value) {
+            return *v;
+        }
+        let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        self.error(
+            key,
+            format!("unknown value \"{value}\"; expected one of {}", names.join(", ")),
+        );
+        default
+    }
+}
+
+pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
+    let mut f = Findings::default();
+    let input = check_input(&raw.input, &mut f);
+    let user_id = check_user_id(&raw.user_id, &mut f);
+    let output = check_output(&raw.output, user_id.id_type, &mut f);
+    if raw.traits.is_empty() {
+        f.error(
+            "traits",
+            "no [[traits]] rules: add at least one rule that turns a column into traits",
+        );
+    }
+    let rules = raw
+        .traits
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
+        .collect();
+    if f.errors.is_empty() {
+        Ok(Mapping {
+            input,
+            output,
+            user_id,
+            rules,
+            warnings: f.warnings,
+        })
+    } else {
+        Err(f.errors)
+    }
+}
+
+fn single_byte(key: &str, value: Option<&str>, f: &mut Findings) -> Option<u8> {
+    let value = value?;
+    let bytes = value.as_bytes();
+    if bytes.len() == 1 && bytes[0].is_ascii() {
+        Some(bytes[0])
+    } else {
+        f.error(key, format!("\"{value}\" must be a single ASCII character"));
+        None
+    }
+}
+
+fn check_input(raw: &RawInput, f: &mut Findings) -> InputOptions {
+    let format = raw.format.as_deref().and_then(|s| {
+        let format = Format::from_name(s);
+        if format.is_none() {
+            f.error(
+                "input.format",
+                format!("unknown format \"{s}\"; expected one of {}", Format::NAMES),
+            );
+        }
+        format
+    });
+    let encoding = f.choice(
+        "input.encoding",
+        raw.encoding.as_deref(),
+        Encoding::Utf8,
+        &[
+            ("utf-8", Encoding::Utf8),
+            ("latin-1", Encoding::Latin1),
+            ("windows-1252", Encoding::Windows1252),
+        ],
+    );
+    InputOptions {
+        format,
+        delimiter: single_byte("input.delimiter", raw.delimiter.as_deref(), f),
+        quote: single_byte("input.quote", raw.quote.as_deref(), f),
+        has_header: raw.has_header.unwrap_or(true),
+        null_values: raw.null_values.clone().unwrap_or_default(),
+        encoding,
+    }
+}
+
+fn check_user_id(raw: &RawUserId, f: &mut Findings) -> UserIdSpec {
+    let id_type = IdType::from_name(&raw.id_type).unwrap_or_else(|| {
+        let names: Vec<&str> = IdType::ALL.iter().map(|t| t.name()).collect();
+        f.error(
+            "user_id.type",
+            format!(
+                "unknown ID type \"{}\"; expected one of {}",
+                raw.id_type,
+                names.join(", ")
+            ),
+        );
+        IdType::Dpuuid
+    });
+    if raw.column.is_empty() {
+        f.error("user_id.column", "must name the column that holds the user ID");
+    }
+    let hash_email = match raw.hash.as_deref() {
+        None => false,
+        Some("sha256") if id_type == IdType::Dpuuid => true,
+        Some("sha256") => {
+            f.error(
+                "user_id.hash",
+                format!(
+                    "hashing applies to e-mail addresses sent as type = \"dpuuid\", not \"{}\"",
+                    id_type.name()
+                ),
+            );
+            false
+        }
+        Some(other) => {
+            f.error(
+                "user_id.hash",
+                format!("unknown hash \"{other}\"; expected \"sha256\""),
+            );
+            false
+        }
+    };
+    let normalize_case = raw.normalize_case.unwrap_or(false);
+    if normalize_case && matches!(id_type, IdType::Dpuuid | IdType::AamUuid) {
+        f.error(
+            "user_id.normalize_case",
+            format!(
+                "only device IDs have a required letter case; {} IDs are matched exactly as they are",
+                id_type.name()
+            ),
+        );
+    }
+    UserIdSpec {
+        column: raw.column.clone(),
+        id_type,
+        trim: raw.trim.unwrap_or(false),
+        normalize_case,
+        hash_email,
+    }
+}
+
+fn check_output(raw: &RawOutput, id_type: IdType, f: &mut Findings) -> OutputOptions {
+    let mode = f.choice(
+        "output.mode",
+        raw.mode.as_deref(),
+        Mode::Sync,
+        &[("sync", Mode::Sync), ("overwrite", Mode::Overwrite)],
+    );
+    let dpid = match (id_type.global_dpid(), raw.dpid) {
+        (Some(global), None) => global,
+        (Some(global), Some(dpid)) if dpid != global => {
+            f.error(
+                "output.dpid",
+                format!(
+                    "{} IDs belong to the global data source {global}, not {dpid}; remove `dpid` or set it to {global}",
+                    id_type.name()
+                ),
+            );
+            dpid
+        }
+        (_, Some(dpid)) => {
+            if let Some(other) = IdType::from_global_dpid(dpid).filter(|t| *t != id_type) {
+                f.error(
+                    "output.dpid",
+                    format!(
+                        "{dpid} is the global data source of {} IDs, but user_id.type is \"{}\"",
+                        other.name(),
+                        id_type.name()
+                    ),
+                );
+            }
+            dpid
+        }
+        (None, None) => {
+            f.error(
+                "output.dpid",
+                "missing: set the data source ID (DPID) the user IDs belong to",
+            );
+            0
+        }
+    };
+    if id_type.is_device() && raw.target_dpid.is_none() {
+        f.error(
+            "output.target_dpid",
+            format!(
+                "{} IDs need a target data source: set `target_dpid` to your data source whose traits these devices qualify for",
+                id_type.name()
+            ),
+        );
+    }
+    let max_part_bytes = raw.max_part_bytes.unwrap_or(OPTIMAL_PART_BYTES);
+    if max_part_bytes == 0 || max_part_bytes > MAX_UNCOMPRESSED_BYTES {
+        f.error(
+            "output.max_part_bytes",
+            format!(
+                "{max_part_bytes} is out of range: 1 to {MAX_UNCOMPRESSED_BYTES} (5 GB, AAM's largest file)"
+            ),
+        );
+    }
+    OutputOptions {
+        dpid,
+        target_dpid: raw.target_dpid,
+        mode,
+        gzip: raw.gzip.unwrap_or(true),
+        max_part_bytes,
+        date_folder: raw.date_folder.unwrap_or(false),
+    }
+}
+
+const FORMS: &[(&str, Emit)] = &[
+    ("d_sid", Emit::Sid),
+    ("ic", Emit::Ic),
+    ("ic_prefixed", Emit::IcPrefixed),
+];
+const REMOVALS: &[(&str, Emit)] = &[
+    ("d_unsid", Emit::Unsid),
+    ("zero", Emit::Remove(Removal::Zero)),
+    ("minus_one", Emit::Remove(Removal::MinusOne)),
+];
+
+/// Which optional keys each rule type takes; any other key given is an error.
+fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "trait_ids" => &["column", "action", "form", "removal", "split"],
+        "flag" => &["column", "trait_id", "form", "remove_when_false", "removal"],
+        "condition" => &["when", "trait_id", "form", "remove_when_false", "removal"],
+        "value_map" => &["column", "values", "form", "unmapped", "split"],
+        "key_value" => &["column", "key", "split"],
+        _ => return None,
+    })
+}
+
+fn given_keys(r: &RawRule) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut add = |present: bool, name| {
+        if present {
+            keys.push(name)
+        }
+    };
+    add(r.column.is_some(), "column");
+    add(r.when.is_some(), "when");
+    add(r.action.is_some(), "action");
+    add(r.form.is_some(), "form");
+    add(r.removal.is_some(), "removal");
+    add(r.trait_id.is_some(), "trait_id");
+    add(r.remove_when_false.is_some(), "remove_when_false");
+    add(r.values.is_some(), "values");
+    add(r.unmapped.is_some(), "unmapped");
+    add(r.key.is_some(), "key");
+    add(r.split.is_some(), "split");
+    keys
+}
+
+fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule> {
+    let path = format!("traits[{i}]");
+    let key = |k: &str| format!("{path}.{k}");
+    let Some(allowed) = allowed_keys(&r.kind) else {
+        f.error(
+            key("type"),
+            format!(
+                "unknown rule type \"{}\"; expected one of \"trait_ids\", \"flag\", \"condition\", \"value_map\", \"key_value\"",
+                r.kind
+            ),
+        );
+        return None;
+    };
+    let errors_before = f.errors.len();
+    for k in given_keys(r) {
+        if !allowed.contains(&k) {
+            f.error(
+                key(k),
+                format!("does not apply to type = \"{}\" rules", r.kind),
+            );
+        }
+    }
+    let input = if r.kind == "condition" {
+        match r.when.as_deref().map(str::trim) {
+            Some(w) if !w.is_empty() => Input::Condition(w.to_owned()),
+            _ => {
+                f.error(key("when"), "missing: a condition such as `ltv > 1000`");
+                Input::Condition(String::new())
+            }
+        }
+    } else {
+        match r.column.as_deref() {
+            Some(c) if !c.is_empty() => Input::Column(c.to_owned()),
+            _ => {
+                f.error(key("column"), "missing: name the source column");
+                Input::Column(String::new())
+            }
+        }
+    };
+    if let Some(w) = &r.filter {
+        if w.trim().is_empty() {
+            f.error(key("where"), "empty filter: remove it or write a condition");
+        }
+    }
+    if r.split.as_deref() == Some("") {
+        f.error(key("split"), "empty separator: remove it or give one such as \"|\"");
+    }
+    let form = f.choice(&key("form"), r.form.as_deref(), Emit::Sid, FORMS);
+    let removal = f.choice(&key("removal"), r.removal.as_deref(), Emit::Unsid, REMOVALS);
+
+    let mut kind = match r.kind.as_str() {
+        "trait_ids" => {
+            let remove = f.choice(
+                &key("action"),
+                r.action.as_deref(),
+                false,
+                &[("add", false), ("remove", true)],
+            );
+            if remove && r.form.is_some() {
+                f.error(
+                    key("form"),
+                    "`form` sets how additions are written; removals use `removal`",
+                );
+            }
+            if !remove && r.removal.is_some() {
+                f.error(key("removal"), "applies only with action = \"remove\"");
+            }
+            RuleKind::TraitIds {
+                emit: if remove { removal } else { form },
+            }
+        }
+        "flag" | "condition" => {
+            let Some(id) = r.trait_id else {
+                f.error(key("trait_id"), "missing: the trait ID to add when true");
+                return None;
+            };
+            let remove = r.remove_when_false.unwrap_or(false);
+            if r.removal.is_some() && !remove {
+                f.error(key("removal"), "applies only with remove_when_false = true");
+            }
+            if remove && form != Emit::Sid {
+                f.error(
+                    key("remove_when_false"),
+                    "only d_sid traits can be removed; ic traits have no removal form",
+                );
+            }
+            RuleKind::Flag {
+                on_true: form.make(id),
+                on_false: remove.then(|| removal.make(id)),
+            }
+        }
+        "value_map" => {
+            let values = match &r.values {
+                Some(v) if !v.is_empty() => v,
+                _ => {
+                    f.error(
+                        key("values"),
+                        "missing: a table of value = trait ID, e.g. { gold = 111, silver = 112 }",
+                    );
+                    return None;
+                }
+            };
+            let reject_unmapped = f.choice(
+                &key("unmapped"),
+                r.unmapped.as_deref(),
+                true,
+                &[("reject", true), ("skip", false)],
+            );
+            RuleKind::ValueMap {
+                values: values
+                    .iter()
+                    .map(|(k, id)| (k.clone(), form.make(*id)))
+                    .collect::<BTreeMap<_, _>>(),
+                reject_unmapped,
+            }
+        }
+        "key_value" => {
+            let name = r
+                .key
+                .clone()
+                .or_else(|| r.column.clone())
+                .unwrap_or_default();
+            let which = if r.key.is_some() { "key" } else { "column" };
+            check_signal_key(&name, &key(which), f);
+            RuleKind::KeyValue { key: name }
+        }
+        _ => unreachable!("allowed_keys knows every rule type"),
+    };
+    if f.errors.len() > errors_before {
+        return None;
+    }
+    // SPEC: File names. AAM ignores d_unsid removals in .overwrite files, and an overwrite
+    // replaces a user's traits anyway, so removal rules are left out with a warning.
+    if mode == Mode::Overwrite {
+        match &mut kind {
+            RuleKind::TraitIds { emit } if matches!(emit, Emit::Unsid | Emit::Remove(_)) => {
+                f.warn(
+                    &path,
+                    "removal rule ignored: mode = \"overwrite\" replaces all of a user's traits and AAM ignores removals there",
+                );
+                return None;
+            }
+            RuleKind::Flag { on_false, .. } if on_false.is_some() => {
+                f.warn(
+                    key("remove_when_false"),
+                    "ignored in mode = \"overwrite\": removals are not written there",
+                );
+                *on_false = None;
+            }
+            _ => {}
+        }
+    }
+    Some(Rule {
+        path,
+        input,
+        filter: r.filter.clone(),
+        split: r.split.clone(),
+        kind,
+    })
+}
+
+fn check_signal_key(name: &str, key: &str, f: &mut Findings) {
+    if name.is_empty() {
+        f.error(key, "the signal key is empty");
+    } else if name.starts_with('-') {
+        f.error(
+            key,
+            format!("signal key \"{name}\" starts with `-`, which AAM strips; set `key` to a name without it"),
+        );
+    } else if let Err(e) = Trait::signal(name, "x") {
+        f.error(key, format!("signal key \"{name}\" cannot be written: {e}"));
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if it is plausibly a typo of it.
+pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.chars().count().max(name.chars().count()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Mapping;
+    use super::*;
+
+    const BASE: &str = r#"
+[output]
+dpid = 21
+[user_id]
+column = "customer_id"
+type = "dpuuid"
+"#;
+
+    fn parse(extra: &str) -> Result<Mapping, Vec<Problem>> {
+        Mapping::parse(&format!("{BASE}{extra}"))
+    }
+
+    fn errors(extra: &str) -> Vec<String> {
+        parse(extra)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_small_mapping_checks() {
+        let m = parse(
+            r#"
+[[traits]]
+type = "trait_ids"
+column = "segment"
+[[traits]]
+type = "value_map"
+column = "tier"
+values = { gold = 111, silver = 112 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.output.dpid, 21);
+        assert_eq!(m.output.mode, Mode::Sync);
+        assert!(m.output.gzip);
+        assert_eq!(m.rules.len(), 2);
+        assert_eq!(m.rules[0].kind, RuleKind::TraitIds { emit: Emit::Sid });
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let errs = errors(
+            r#"
+[[traits]]
+type = "trait_id"
+column = "x"
+[[traits]]
+type = "flag"
+column = "is_vip"
+[[traits]]
+type = "key_value"
+column = "-city"
+"#,
+        );
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(errs[0].starts_with("traits[0].type: unknown rule type \"trait_id\""));
+        assert_eq!(errs[1], "traits[1].trait_id: missing: the trait ID to add when true");
+        assert!(errs[2].starts_with("traits[2].column: signal key \"-city\" starts with `-`"));
+    }
+
+    #[test]
+    fn keys_that_do_not_apply_are_errors() {
+        let errs = errors(
+            r#"
+[[traits]]
+type = "key_value"
+column = "city"
+values = { a = 1 }
+"#,
+        );
+        assert_eq!(errs, ["traits[0].values: does not apply to type = \"key_value\" rules"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let errs = errors("[[traits]]\ntype = \"key_value\"\ncolumn = \"c\"\ncolour = 1\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("unknown field `colour`"), "{}", errs[0]);
+        assert!(errs[0].contains("line 10"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn device_ids_need_a_target_and_the_right_dpid() {
+        let m = Mapping::parse(
+            "[output]\ntarget_dpid = 21\n[user_id]\ncolumn = \"d\"\ntype = \"gaid\"\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"s\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.output.dpid, 20914);
+        let errs = Mapping::parse(
+            "[output]\ndpid = 20915\n[user_id]\ncolumn = \"d\"\ntype = \"gaid\"\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"s\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["output.dpid", "output.target_dpid"]);
+    }
+
+    #[test]
+    fn overwrite_drops_removals_with_a_warning() {
+        let m = Mapping::parse(&format!(
+            "{}\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"a\"\naction = \"remove\"\n[[traits]]\ntype = \"flag\"\ncolumn = \"f\"\ntrait_id = 5\nremove_when_false = true\n",
+            BASE.replace("dpid = 21", "dpid = 21\nmode = \"overwrite\"")
+        ))
+        .unwrap();
+        assert_eq!(m.rules.len(), 1);
+        assert_eq!(
+            m.rules[0].kind,
+            RuleKind::Flag {
+                on_true: Trait::Sid(5),
+                on_false: None
+            }
+        );
+        assert_eq!(m.warnings.len(), 2);
+    }
+
+    #[test]
+    fn closest_finds_typos() {
+        let cols = vec!["customer_id".to_owned(), "segment_id".to_owned()];
+        assert_eq!(closest("custmer_id", &cols), Some("customer_id"));
+        assert_eq!(closest("Segment_ID", &cols), Some("segment_id"));
+        assert_eq!(closest("zzz", &cols), None);
+    }
+}

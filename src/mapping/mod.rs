@@ -1,0 +1,239 @@
+//! The mapping: which column is the user ID and how columns become traits.
+//!
+//! `raw` mirrors the TOML; [`Mapping::parse`] checks it in one pass and returns either a
+//! `Mapping` the rest of the code trusts or every problem found, each with its key path.
+//! Checks against the source's columns happen later, when the schema is known
+//! ([`Mapping::check_columns`]).
+
+mod check;
+mod raw;
+
+pub use check::closest;
+
+use crate::error::{Error, Problem, Result};
+use crate::inbound::{IdType, Mode, Removal, Trait};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Source file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+    Json,
+    Ndjson,
+    Ipc,
+}
+
+impl Format {
+    pub const NAMES: &'static str = "csv, parquet, json, ndjson, ipc";
+
+    pub fn from_name(s: &str) -> Option<Format> {
+        Some(match s {
+            "csv" => Format::Csv,
+            "parquet" => Format::Parquet,
+            "json" => Format::Json,
+            "ndjson" | "jsonl" => Format::Ndjson,
+            "ipc" | "arrow" | "feather" => Format::Ipc,
+            _ => return None,
+        })
+    }
+}
+
+/// Character encodings a source may be in; everything is read as UTF-8 in the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    /// ISO-8859-1.
+    Latin1,
+    Windows1252,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputOptions {
+    /// `None`: from each file's extension.
+    pub format: Option<Format>,
+    /// `None`: `,`, or TAB for `.tsv` files.
+    pub delimiter: Option<u8>,
+    pub quote: Option<u8>,
+    pub has_header: bool,
+    pub null_values: Vec<String>,
+    pub encoding: Encoding,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputOptions {
+    pub dpid: u64,
+    pub target_dpid: Option<u64>,
+    pub mode: Mode,
+    pub gzip: bool,
+    /// Upper bound of a part's uncompressed content.
+    pub max_part_bytes: u64,
+    pub date_folder: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserIdSpec {
+    pub column: String,
+    pub id_type: IdType,
+    pub trim: bool,
+    pub normalize_case: bool,
+    /// Send SHA-256 of the normalized e-mail address instead of the value.
+    pub hash_email: bool,
+}
+
+/// Where a rule's values come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Column(String),
+    /// A Polars SQL boolean expression over the source's columns.
+    Condition(String),
+}
+
+/// How trait IDs found in a column are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// `d_sid=N`
+    Sid,
+    /// `N`
+    Ic,
+    /// `ic=N`
+    IcPrefixed,
+    /// `d_unsid=N`
+    Unsid,
+    /// `N:0` or `N:-1`
+    Remove(Removal),
+}
+
+impl Emit {
+    pub fn make(self, id: u64) -> Trait {
+        match self {
+            Emit::Sid => Trait::Sid(id),
+            Emit::Ic => Trait::Ic(id),
+            Emit::IcPrefixed => Trait::IcPrefixed(id),
+            Emit::Unsid => Trait::Unsid(id),
+            Emit::Remove(r) => Trait::Remove(id, r),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// The column holds trait IDs.
+    TraitIds { emit: Emit },
+    /// A boolean column or condition: `on_true` when true, `on_false` (a removal) when false.
+    Flag {
+        on_true: Trait,
+        on_false: Option<Trait>,
+    },
+    /// Values looked up in a table; values not in it are rejected or skipped.
+    ValueMap {
+        values: BTreeMap<String, Trait>,
+        reject_unmapped: bool,
+    },
+    /// `key=value` signals with the cell's value.
+    KeyValue { key: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Key path of this rule in the mapping (`traits[0]`), for messages.
+    pub path: String,
+    pub input: Input,
+    /// Polars SQL expression; rows where it is not true produce nothing from this rule.
+    pub filter: Option<String>,
+    pub split: Option<String>,
+    pub kind: RuleKind,
+}
+
+/// A checked mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    pub input: InputOptions,
+    pub output: OutputOptions,
+    pub user_id: UserIdSpec,
+    pub rules: Vec<Rule>,
+    /// Things that are allowed but probably not what the author meant.
+    pub warnings: Vec<Problem>,
+}
+
+impl Mapping {
+    /// Reads and checks a mapping file.
+    pub fn load(path: &Path) -> Result<Mapping> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Mapping::parse(&text).map_err(|problems| Error::Mapping {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Parses and checks mapping text, returning every problem found.
+    pub fn parse(text: &str) -> Result<Mapping, Vec<Problem>> {
+        let raw: raw::RawMapping = toml::from_str(text).map_err(|e| vec![toml_problem(&e)])?;
+        check::check(raw)
+    }
+
+    /// Every source column the mapping names directly (conditions and filters are checked by
+    /// Polars, which names the missing column itself).
+    pub fn columns(&self) -> Vec<(String, &str)> {
+        let mut cols = vec![("user_id.column".to_owned(), self.user_id.column.as_str())];
+        for rule in &self.rules {
+            if let Input::Column(c) = &rule.input {
+                cols.push((format!("{}.column", rule.path), c.as_str()));
+            }
+        }
+        cols
+    }
+
+    /// Checks the named columns against the columns a source has.
+    pub fn check_columns(&self, available: &[String]) -> Result<(), Vec<Problem>> {
+        let problems: Vec<Problem> = self
+            .columns()
+            .into_iter()
+            .filter(|(_, c)| !column_exists(c, available))
+            .map(|(key, c)| {
+                let hint = match closest(c, available) {
+                    Some(m) => format!("; did you mean `{m}`?"),
+                    None => String::new(),
+                };
+                Problem::new(
+                    key,
+                    format!(
+                        "column `{c}` is not in the source{hint} (columns: {})",
+                        available.join(", ")
+                    ),
+                )
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// A column exists as named, or as a path into a nested (struct) column: `profile.tier`.
+fn column_exists(name: &str, available: &[String]) -> bool {
+    available.iter().any(|a| a == name)
+        || name
+            .split_once('.')
+            .is_some_and(|(head, _)| available.iter().any(|a| a == head))
+}
+
+/// A TOML syntax or type error, as a problem with its line and column.
+fn toml_problem(e: &toml::de::Error) -> Problem {
+    let message = e.message().to_owned();
+    Problem::new("", format!("{}{message}", span_note(e)))
+}
+
+fn span_note(e: &toml::de::Error) -> String {
+    // toml's Display carries "TOML parse error at line L, column C" plus a snippet.
+    let full = e.to_string();
+    match full.lines().next() {
+        Some(first) if first.starts_with("TOML parse error at ") => {
+            format!("{}: ", first.trim_start_matches("TOML parse error at "))
+        }
+        _ => String::new(),
+    }
+}

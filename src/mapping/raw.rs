@@ -1,0 +1,69 @@
+//! Serde structs that mirror the mapping TOML exactly. Enumerated values stay strings here so
+//! the check step can report every bad one, with its key path and the accepted spellings.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMapping {
+    #[serde(default)]
+    pub input: RawInput,
+    pub output: RawOutput,
+    pub user_id: RawUserId,
+    #[serde(default)]
+    pub traits: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    pub format: Option<String>,
+    pub delimiter: Option<String>,
+    pub quote: Option<String>,
+    pub has_header: Option<bool>,
+    pub null_values: Option<Vec<String>>,
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub dpid: Option<u64>,
+    pub target_dpid: Option<u64>,
+    pub mode: Option<String>,
+    pub gzip: Option<bool>,
+    pub max_part_bytes: Option<u64>,
+    pub date_folder: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUserId {
+    pub column: String,
+    #[serde(rename = "type")]
+    pub id_type: String,
+    pub trim: Option<bool>,
+    pub normalize_case: Option<bool>,
+    pub hash: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub column: Option<String>,
+    pub when: Option<String>,
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
+    pub action: Option<String>,
+    pub form: Option<String>,
+    pub removal: Option<String>,
+    pub trait_id: Option<u64>,
+    pub remove_when_false: Option<bool>,
+    pub values: Option<BTreeMap<String, u64>>,
+    pub unmapped: Option<String>,
+    pub key: Option<String>,
+    pub split: Option<String>,
+}

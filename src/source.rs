@@ -1,0 +1,248 @@
+//! The one place that opens sources: expands globs, detects formats, applies the mapping's
+//! CSV/encoding options and hands back Polars `LazyFrame`s.
+
+use crate::error::{Error, Result};
+use crate::mapping::{Encoding, Format, InputOptions};
+use flate2::read::MultiGzDecoder;
+use polars::prelude::*;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One input file and how to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub format: Format,
+    /// gzip-compressed (`.csv.gz`, `.ndjson.gz`, `.json.gz`).
+    pub gzip: bool,
+    /// TAB-separated by its extension (`.tsv`).
+    pub tsv: bool,
+}
+
+/// Expands the command line's inputs (paths and glob patterns) into sources, in the order
+/// given, each glob's matches sorted. Several inputs are one logical export.
+pub fn resolve(inputs: &[String], format: Option<Format>) -> Result<Vec<Source>> {
+    let mut sources = Vec::new();
+    for input in inputs {
+        let paths = if input.contains(['*', '?', '[']) {
+            let mut matched: Vec<PathBuf> = glob::glob(input)
+                .map_err(|e| Error::Usage(format!("{input}: bad glob pattern: {e}")))?
+                .filter_map(|p| p.ok())
+                .filter(|p| p.is_file())
+                .collect();
+            if matched.is_empty() {
+                return Err(Error::Usage(format!("{input}: the pattern matches no file")));
+            }
+            matched.sort();
+            matched
+        } else {
+            let path = PathBuf::from(input);
+            if !path.is_file() {
+                let why = if path.exists() {
+                    "is not a file"
+                } else {
+                    "no such file"
+                };
+                return Err(Error::source(&path, why));
+            }
+            vec![path]
+        };
+        for path in paths {
+            sources.push(Source::detect(path, format)?);
+        }
+    }
+    if sources.is_empty() {
+        return Err(Error::Usage("no input files given".into()));
+    }
+    Ok(sources)
+}
+
+impl Source {
+    /// The format from the extension unless one is given (mapping or `--format`).
+    pub fn detect(path: PathBuf, format: Option<Format>) -> Result<Source> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let (stem, gzip) = match name.strip_suffix(".gz") {
+            Some(stem) => (stem.to_owned(), true),
+            None => (name.clone(), false),
+        };
+        let ext = stem.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+        let tsv = ext == "tsv";
+        let format = match format {
+            Some(f) => f,
+            None => match ext {
+                "csv" | "tsv" | "txt" => Format::Csv,
+                "parquet" | "pq" => Format::Parquet,
+                "json" => Format::Json,
+                "ndjson" | "jsonl" => Format::Ndjson,
+                "arrow" | "feather" | "ipc" => Format::Ipc,
+                _ => {
+                    return Err(Error::source(
+                        &path,
+                        format!(
+                            "cannot tell the format from the extension; set `format` under [input] or pass --format ({})",
+                            Format::NAMES
+                        ),
+                    ))
+                }
+            },
+        };
+        if gzip && matches!(format, Format::Parquet | Format::Ipc) {
+            return Err(Error::source(
+                &path,
+                "gzip-compressed Parquet/Arrow files are not supported; decompress the file first",
+            ));
+        }
+        Ok(Source {
+            path,
+            format,
+            gzip,
+            tsv,
+        })
+    }
+
+    /// A lazy scan of this source with the mapping's input options applied. In CSV files the
+    /// `text_columns` are read as text whatever they look like.
+    pub fn scan(&self, opts: &InputOptions, text_columns: &[String]) -> Result<LazyFrame> {
+        let err = |e: PolarsError| Error::source(&self.path, e);
+        // Compressed or non-UTF-8 text is decoded into memory; plain files are scanned by path.
+        let in_memory = self.gzip || opts.encoding != Encoding::Utf8;
+        let sources = if in_memory && matches!(self.format, Format::Csv | Format::Ndjson) {
+            ScanSources::Buffers(vec![self.read_text(opts.encoding)?.into()].into())
+        } else {
+            ScanSources::Paths(vec![self.pl_path()?].into())
+        };
+        match self.format {
+            Format::Csv => {
+                let separator = opts
+                    .delimiter
+                    .unwrap_or(if self.tsv { b'\t' } else { b',' });
+                let nulls = (!opts.null_values.is_empty()).then(|| {
+                    NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect())
+                });
+                // A CRM ID like `00123` must never become the number 123.
+                let overwrite = (!text_columns.is_empty()).then(|| {
+                    Arc::new(Schema::from_iter(
+                        text_columns
+                            .iter()
+                            .map(|c| Field::new(c.as_str().into(), DataType::String)),
+                    ))
+                });
+                LazyCsvReader::new_with_sources(sources)
+                    .with_has_header(opts.has_header)
+                    .with_separator(separator)
+                    .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
+                    .with_null_values(nulls)
+                    .with_dtype_overwrite(overwrite)
+                    .finish()
+                    .map_err(err)
+            }
+            Format::Ndjson => LazyJsonLineReader::new_with_sources(sources)
+                .finish()
+                .map_err(err),
+            Format::Json => {
+                let text = self.read_text(opts.encoding)?;
+                JsonReader::new(std::io::Cursor::new(text))
+                    .with_json_format(JsonFormat::Json)
+                    .finish()
+                    .map(IntoLazy::lazy)
+                    .map_err(err)
+            }
+            Format::Parquet => LazyFrame::scan_parquet_sources(
+                sources,
+                ScanArgsParquet {
+                    hive_options: HiveOptions::new_disabled(),
+                    ..Default::default()
+                },
+            )
+            .map_err(err),
+            Format::Ipc => {
+                LazyFrame::scan_ipc_sources(sources, Default::default(), Default::default())
+                    .map_err(err)
+            }
+        }
+    }
+
+    fn pl_path(&self) -> Result<PlRefPath> {
+        PlRefPath::try_from_path(&self.path).map_err(|e| Error::source(&self.path, e))
+    }
+
+    /// The file's text as UTF-8 bytes: gunzipped and decoded from `encoding` when needed.
+    fn read_text(&self, encoding: Encoding) -> Result<Vec<u8>> {
+        let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut bytes = Vec::new();
+        let read = if self.gzip {
+            MultiGzDecoder::new(std::io::BufReader::new(file)).read_to_end(&mut bytes)
+        } else {
+            std::io::BufReader::new(file).read_to_end(&mut bytes)
+        };
+        read.map_err(|e| {
+            if self.gzip {
+                Error::source(&self.path, format!("not a valid gzip file: {e}"))
+            } else {
+                Error::io(&self.path, e)
+            }
+        })?;
+        Ok(match encoding {
+            Encoding::Utf8 => bytes,
+            Encoding::Latin1 => decode_single_byte(&bytes, |b| char::from(b)),
+            Encoding::Windows1252 => decode_single_byte(&bytes, windows_1252),
+        })
+    }
+}
+
+/// The column names a scan yields.
+pub fn column_names(lf: &mut LazyFrame, path: &Path) -> Result<Vec<String>> {
+    let schema = lf.collect_schema().map_err(|e| Error::source(path, e))?;
+    Ok(schema.iter_names().map(|n| n.to_string()).collect())
+}
+
+fn decode_single_byte(bytes: &[u8], map: impl Fn(u8) -> char) -> Vec<u8> {
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 8);
+    for &b in bytes {
+        out.push(if b.is_ascii() { char::from(b) } else { map(b) });
+    }
+    out.into_bytes()
+}
+
+/// Windows-1252 differs from Latin-1 only in 0x80..=0x9F.
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_from_extensions() {
+        let f = |name: &str| Source::detect(PathBuf::from(name), None).map(|s| (s.format, s.gzip));
+        assert_eq!(f("a.csv").unwrap(), (Format::Csv, false));
+        assert_eq!(f("a.CSV.gz").unwrap(), (Format::Csv, true));
+        assert_eq!(f("a.parquet").unwrap(), (Format::Parquet, false));
+        assert_eq!(f("a.jsonl").unwrap(), (Format::Ndjson, false));
+        assert_eq!(f("a.ndjson.gz").unwrap(), (Format::Ndjson, true));
+        assert_eq!(f("a.feather").unwrap(), (Format::Ipc, false));
+        assert_eq!(f("a.json").unwrap(), (Format::Json, false));
+        assert!(f("a.xlsx").unwrap_err().to_string().contains("cannot tell the format"));
+        assert!(f("a.parquet.gz").is_err());
+        let forced = Source::detect(PathBuf::from("export.dat"), Some(Format::Csv)).unwrap();
+        assert_eq!(forced.format, Format::Csv);
+    }
+
+    #[test]
+    fn single_byte_encodings_decode() {
+        assert_eq!(decode_single_byte(b"Z\xfcrich", |b| char::from(b)), "Zürich".as_bytes());
+        assert_eq!(decode_single_byte(b"\x80 \x93x\x94", windows_1252), "€ “x”".as_bytes());
+    }
+}
