@@ -145,7 +145,12 @@ fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> 
     lf.clone()
         .select([expr.clone().alias("check")])
         .collect_schema()
-        .map_err(|e| Problem::new(key, format!("`{sql}` cannot be evaluated on this source: {e}")))?;
+        .map_err(|e| {
+            Problem::new(
+                key,
+                format!("`{sql}` cannot be evaluated on this source: {e}"),
+            )
+        })?;
     Ok(expr)
 }
 
@@ -295,8 +300,8 @@ fn flag(cell: Cell) -> Option<bool> {
         Cell::Bool(b) => Some(b),
         Cell::Int(1) | Cell::UInt(1) => Some(true),
         Cell::Int(0) | Cell::UInt(0) => Some(false),
-        Cell::Float(f) if f == 1.0 => Some(true),
-        Cell::Float(f) if f == 0.0 => Some(false),
+        Cell::Float(1.0) => Some(true),
+        Cell::Float(0.0) => Some(false),
         Cell::Str(s) => match s.to_ascii_lowercase().as_str() {
             "true" | "t" | "yes" | "y" | "1" => Some(true),
             "false" | "f" | "no" | "n" | "0" => Some(false),
@@ -421,13 +426,11 @@ impl<'m> Accumulator<'m> {
             self.receipt.rows_read += 1;
             let row_number = row as u64 + 1;
             let raw_uid = uids.get(row).unwrap_or("");
-            let result = self
-                .user_id(raw_uid)
-                .and_then(|uid| {
-                    scratch.clear();
-                    self.row_traits(&bound, row, &mut scratch)?;
-                    Ok(uid)
-                });
+            let result = self.user_id(raw_uid).and_then(|uid| {
+                scratch.clear();
+                self.row_traits(&bound, row, &mut scratch)?;
+                Ok(uid)
+            });
             match result {
                 Ok(uid) => self.add_user_row(uid, &scratch, file_index, row_number),
                 Err(r) => {
@@ -475,7 +478,12 @@ impl<'m> Accumulator<'m> {
         Ok(id)
     }
 
-    fn row_traits(&mut self, bound: &[Bound], row: usize, out: &mut Vec<u32>) -> Result<(), RowReject> {
+    fn row_traits(
+        &mut self,
+        bound: &[Bound],
+        row: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<(), RowReject> {
         for (i, b) in bound.iter().enumerate() {
             if let Some(f) = &b.filter {
                 if f.get(row) != Some(true) {
@@ -512,12 +520,15 @@ impl<'m> Accumulator<'m> {
                             out.push(code);
                         }
                     }
-                    RuleKind::ValueMap { reject_unmapped, .. } => {
+                    RuleKind::ValueMap {
+                        reject_unmapped, ..
+                    } => {
                         let text = cell.text();
                         match map_codes.get(&text) {
                             Some(&code) => out.push(code),
                             None if *reject_unmapped => {
-                                let mut known: Vec<&str> = map_codes.keys().map(String::as_str).collect();
+                                let mut known: Vec<&str> =
+                                    map_codes.keys().map(String::as_str).collect();
                                 known.sort_unstable();
                                 return Err(RowReject::new(
                                     "unmapped-value",
@@ -649,7 +660,11 @@ impl<'m> Accumulator<'m> {
                     self.receipt.lines += lines as u64;
                     for t in &line {
                         self.receipt.traits += 1;
-                        *self.receipt.traits_by_kind.entry(t.kind().to_owned()).or_default() += 1;
+                        *self
+                            .receipt
+                            .traits_by_kind
+                            .entry(t.kind().to_owned())
+                            .or_default() += 1;
                     }
                 }
                 Err((code, message)) => {

@@ -68,6 +68,9 @@ mod tests {
         );
         let mut empty = Vec::new();
         write_csv(&[], &mut empty).unwrap();
-        assert_eq!(String::from_utf8(empty).unwrap(), "file,row,user_id,reason,message\n");
+        assert_eq!(
+            String::from_utf8(empty).unwrap(),
+            "file,row,user_id,reason,message\n"
+        );
     }
 }

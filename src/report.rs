@@ -48,7 +48,10 @@ pub struct PartReport {
 impl Receipt {
     pub fn reject(&mut self, reason: &str, rows: u64) {
         self.rows_rejected += rows;
-        *self.rejected_by_reason.entry(reason.to_owned()).or_default() += rows;
+        *self
+            .rejected_by_reason
+            .entry(reason.to_owned())
+            .or_default() += rows;
     }
 
     /// Share of rows read that were rejected (0 when nothing was read).
@@ -80,7 +83,11 @@ impl Receipt {
             let _ = writeln!(s, "users rejected        {}", self.users_rejected);
         }
         if self.users_without_traits > 0 {
-            let _ = writeln!(s, "users without traits  {} (no line written)", self.users_without_traits);
+            let _ = writeln!(
+                s,
+                "users without traits  {} (no line written)",
+                self.users_without_traits
+            );
         }
         let _ = writeln!(s, "lines                 {}", self.lines);
         let _ = writeln!(s, "traits                {}", self.traits);
@@ -88,7 +95,11 @@ impl Receipt {
             let _ = writeln!(s, "  {kind:<20}{n}");
         }
         if self.conflicts > 0 {
-            let _ = writeln!(s, "add/remove conflicts  {} (the addition was kept)", self.conflicts);
+            let _ = writeln!(
+                s,
+                "add/remove conflicts  {} (the addition was kept)",
+                self.conflicts
+            );
         }
         if self.ids_normalized > 0 {
             let _ = writeln!(s, "IDs case-normalized   {}", self.ids_normalized);

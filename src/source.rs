@@ -31,7 +31,9 @@ pub fn resolve(inputs: &[String], format: Option<Format>) -> Result<Vec<Source>>
                 .filter(|p| p.is_file())
                 .collect();
             if matched.is_empty() {
-                return Err(Error::Usage(format!("{input}: the pattern matches no file")));
+                return Err(Error::Usage(format!(
+                    "{input}: the pattern matches no file"
+                )));
             }
             matched.sort();
             matched
@@ -187,7 +189,7 @@ impl Source {
         })?;
         Ok(match encoding {
             Encoding::Utf8 => bytes,
-            Encoding::Latin1 => decode_single_byte(&bytes, |b| char::from(b)),
+            Encoding::Latin1 => decode_single_byte(&bytes, char::from),
             Encoding::Windows1252 => decode_single_byte(&bytes, windows_1252),
         })
     }
@@ -234,7 +236,10 @@ mod tests {
         assert_eq!(f("a.ndjson.gz").unwrap(), (Format::Ndjson, true));
         assert_eq!(f("a.feather").unwrap(), (Format::Ipc, false));
         assert_eq!(f("a.json").unwrap(), (Format::Json, false));
-        assert!(f("a.xlsx").unwrap_err().to_string().contains("cannot tell the format"));
+        assert!(f("a.xlsx")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot tell the format"));
         assert!(f("a.parquet.gz").is_err());
         let forced = Source::detect(PathBuf::from("export.dat"), Some(Format::Csv)).unwrap();
         assert_eq!(forced.format, Format::Csv);
@@ -242,7 +247,13 @@ mod tests {
 
     #[test]
     fn single_byte_encodings_decode() {
-        assert_eq!(decode_single_byte(b"Z\xfcrich", |b| char::from(b)), "Zürich".as_bytes());
-        assert_eq!(decode_single_byte(b"\x80 \x93x\x94", windows_1252), "€ “x”".as_bytes());
+        assert_eq!(
+            decode_single_byte(b"Z\xfcrich", char::from),
+            "Zürich".as_bytes()
+        );
+        assert_eq!(
+            decode_single_byte(b"\x80 \x93x\x94", windows_1252),
+            "€ “x”".as_bytes()
+        );
     }
 }

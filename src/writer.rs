@@ -141,7 +141,9 @@ impl Plan {
                 });
             }
         });
-        let results = results.into_inner().expect("no panics while holding the lock");
+        let results = results
+            .into_inner()
+            .expect("no panics while holding the lock");
         let mut sizes = Vec::with_capacity(results.len());
         for (r, temp) in results.into_iter().zip(temps) {
             match r {

@@ -178,9 +178,18 @@ mod tests {
 
     #[test]
     fn renders_spec_examples() {
-        assert_eq!(name(478, None, Some(1), true).render(), "ftp_dpm_478_1366545717.sync.1.gz");
-        assert_eq!(name(478, None, Some(2), true).render(), "ftp_dpm_478_1366545717.sync.2.gz");
-        assert_eq!(name(33, Some(21), None, false).render(), "ftp_dpm_33_21_1366545717.sync");
+        assert_eq!(
+            name(478, None, Some(1), true).render(),
+            "ftp_dpm_478_1366545717.sync.1.gz"
+        );
+        assert_eq!(
+            name(478, None, Some(2), true).render(),
+            "ftp_dpm_478_1366545717.sync.2.gz"
+        );
+        assert_eq!(
+            name(33, Some(21), None, false).render(),
+            "ftp_dpm_33_21_1366545717.sync"
+        );
         let mut o = name(21, None, None, true);
         o.mode = Mode::Overwrite;
         assert_eq!(o.render(), "ftp_dpm_21_1366545717.overwrite.gz");
@@ -208,7 +217,10 @@ mod tests {
             "ftp_dpm_a_1366545717.sync",
             "ftp_dpm_1_1366545717.sync.1.2",
         ] {
-            assert!(matches!(FileName::parse(bad), Err(FileNameError::Pattern(_))), "{bad}");
+            assert!(
+                matches!(FileName::parse(bad), Err(FileNameError::Pattern(_))),
+                "{bad}"
+            );
         }
         assert_eq!(
             FileName::parse("ftp_dpm_1_136654571.sync"),

@@ -43,9 +43,13 @@ pub enum IdProblem {
     /// Looks URL-encoded (`%2F`); AAM matches IDs exactly, never decoded.
     PercentEncoded,
     /// Does not match the device ID format of its type.
-    Format { expected: &'static str },
+    Format {
+        expected: &'static str,
+    },
     /// Right format but wrong letter case (e.g. a lowercase IDFA).
-    Case { expected: &'static str },
+    Case {
+        expected: &'static str,
+    },
 }
 
 impl IdProblem {
@@ -150,9 +154,7 @@ impl IdType {
         match self {
             IdType::AamUuid | IdType::Dpuuid => None,
             IdType::Idfa => Some(Shape::UuidUpper),
-            IdType::Gaid | IdType::Rida | IdType::FireTv | IdType::Lgudid => {
-                Some(Shape::UuidLower)
-            }
+            IdType::Gaid | IdType::Rida | IdType::FireTv | IdType::Lgudid => Some(Shape::UuidLower),
             IdType::Maid | IdType::Tifa | IdType::Vizio => Some(Shape::Alphanumeric),
         }
     }
@@ -286,16 +288,27 @@ mod tests {
         // The user IDs of SPEC's documented examples.
         let aam = "59767559181262060060278870901087098252";
         assert_eq!(IdType::AamUuid.check(aam), Ok(()));
-        assert_eq!(IdType::Dpuuid.check("DBwFoc3dhfMNCFBh2M4F9ZkJEXMNnRDh2PXvnI1"), Ok(()));
-        assert_eq!(IdType::Gaid.check("e4fe9bde-caa0-47b6-908d-ffba3fa184f2"), Ok(()));
-        assert_eq!(IdType::Idfa.check("6D92078A-8246-4BA4-AE5B-76104861E7DC"), Ok(()));
+        assert_eq!(
+            IdType::Dpuuid.check("DBwFoc3dhfMNCFBh2M4F9ZkJEXMNnRDh2PXvnI1"),
+            Ok(())
+        );
+        assert_eq!(
+            IdType::Gaid.check("e4fe9bde-caa0-47b6-908d-ffba3fa184f2"),
+            Ok(())
+        );
+        assert_eq!(
+            IdType::Idfa.check("6D92078A-8246-4BA4-AE5B-76104861E7DC"),
+            Ok(())
+        );
     }
 
     #[test]
     fn aam_uuid_needs_exactly_38_digits() {
         assert!(IdType::AamUuid.check(&"1".repeat(37)).is_err());
         assert!(IdType::AamUuid.check(&"1".repeat(39)).is_err());
-        assert!(IdType::AamUuid.check(&format!("{}a", "1".repeat(37))).is_err());
+        assert!(IdType::AamUuid
+            .check(&format!("{}a", "1".repeat(37)))
+            .is_err());
     }
 
     #[test]
@@ -304,10 +317,17 @@ mod tests {
         let upper = "E4FE9BDE-CAA0-47B6-908D-FFBA3FA184F2";
         for t in [IdType::Gaid, IdType::Rida, IdType::FireTv, IdType::Lgudid] {
             assert_eq!(t.check(lower), Ok(()), "{t:?}");
-            assert_eq!(t.check(upper).unwrap_err().code(), "device-id-case", "{t:?}");
+            assert_eq!(
+                t.check(upper).unwrap_err().code(),
+                "device-id-case",
+                "{t:?}"
+            );
         }
         assert_eq!(IdType::Idfa.check(upper), Ok(()));
-        assert_eq!(IdType::Idfa.check(lower).unwrap_err().code(), "device-id-case");
+        assert_eq!(
+            IdType::Idfa.check(lower).unwrap_err().code(),
+            "device-id-case"
+        );
         assert_eq!(IdType::Idfa.normalize_case(lower).as_deref(), Some(upper));
         assert_eq!(IdType::Gaid.normalize_case(upper).as_deref(), Some(lower));
         assert_eq!(IdType::Gaid.normalize_case(lower), None);
@@ -321,7 +341,11 @@ mod tests {
             "g4fe9bde-caa0-47b6-908d-ffba3fa184f2",   // not hex
             "e4fe9bde-caa0-47b6-908d-ffba3fa184f2-0", // long
         ] {
-            assert_eq!(IdType::Gaid.check(bad).unwrap_err().code(), "invalid-device-id", "{bad}");
+            assert_eq!(
+                IdType::Gaid.check(bad).unwrap_err().code(),
+                "invalid-device-id",
+                "{bad}"
+            );
         }
     }
 
@@ -341,8 +365,14 @@ mod tests {
         assert_eq!(IdType::Dpuuid.check("a%3Ab"), Err(IdProblem::Colon));
         assert_eq!(IdType::Dpuuid.check("a%3ab"), Err(IdProblem::Colon));
         assert_eq!(IdType::Dpuuid.check("a\tb"), Err(IdProblem::ControlChar));
-        assert_eq!(IdType::Dpuuid.check("a%2Fb"), Err(IdProblem::PercentEncoded));
-        assert_eq!(IdType::Dpuuid.check("jane@example.com"), Err(IdProblem::Email));
+        assert_eq!(
+            IdType::Dpuuid.check("a%2Fb"),
+            Err(IdProblem::PercentEncoded)
+        );
+        assert_eq!(
+            IdType::Dpuuid.check("jane@example.com"),
+            Err(IdProblem::Email)
+        );
         assert_eq!(IdType::Dpuuid.check("100%"), Ok(()));
     }
 

@@ -139,7 +139,9 @@ impl fmt::Display for LineError {
             LineError::ExtraTab => "line has more than one TAB",
             LineError::EmptyUserId => "line has an empty user ID",
             LineError::NoTraits => "line has a user ID but no traits",
-            LineError::TrailingWhitespace => "line ends in a space or TAB, which AAM does not process",
+            LineError::TrailingWhitespace => {
+                "line ends in a space or TAB, which AAM does not process"
+            }
         })
     }
 }
@@ -196,14 +198,20 @@ mod tests {
 
     fn traits_of(line: &str) -> Vec<Trait> {
         let parsed = parse_line(line).unwrap();
-        parsed.traits.into_iter().map(|t| t.unwrap().value).collect()
+        parsed
+            .traits
+            .into_iter()
+            .map(|t| t.unwrap().value)
+            .collect()
     }
 
     #[test]
     fn spec_documented_examples_parse() {
         let aam = "59767559181262060060278870901087098252";
         assert_eq!(
-            traits_of(&format!("{aam}\td_sid=24,d_sid=26,d_sid=27,d_unsid=28,d_unsid=29")),
+            traits_of(&format!(
+                "{aam}\td_sid=24,d_sid=26,d_sid=27,d_unsid=28,d_unsid=29"
+            )),
             vec![
                 Trait::Sid(24),
                 Trait::Sid(26),
@@ -214,7 +222,10 @@ mod tests {
         );
         assert_eq!(
             traits_of(&format!("{aam}\t28:0,29:0")),
-            vec![Trait::Remove(28, Removal::Zero), Trait::Remove(29, Removal::Zero)]
+            vec![
+                Trait::Remove(28, Removal::Zero),
+                Trait::Remove(29, Removal::Zero)
+            ]
         );
         let dp = "DBwFoc3dhfMNCFBh2M4F9ZkJEXMNnRDh2PXvnI1";
         assert_eq!(
@@ -238,7 +249,9 @@ mod tests {
             tablet_phone
         );
         assert_eq!(
-            traits_of(&format!("{aam}\t\"gender\"=\"female\",\"luxury_shopper\"=\"yes\"")),
+            traits_of(&format!(
+                "{aam}\t\"gender\"=\"female\",\"luxury_shopper\"=\"yes\""
+            )),
             vec![
                 Trait::signal("gender", "female").unwrap(),
                 Trait::signal("luxury_shopper", "yes").unwrap()
@@ -252,14 +265,22 @@ mod tests {
         assert_eq!(parse_line("a\tb\tc"), Err(LineError::ExtraTab));
         assert_eq!(parse_line("\td_sid=1"), Err(LineError::EmptyUserId));
         assert_eq!(parse_line("a\t"), Err(LineError::TrailingWhitespace));
-        assert_eq!(parse_line("a\td_sid=1 "), Err(LineError::TrailingWhitespace));
+        assert_eq!(
+            parse_line("a\td_sid=1 "),
+            Err(LineError::TrailingWhitespace)
+        );
         let p = parse_line("a\td_sid=1,,d_sid=2").unwrap();
         assert_eq!(p.traits[1], Err(TraitError::Empty));
         let p = parse_line("a\tcity=\"x,y\",d_sid=2").unwrap();
         assert_eq!(p.traits.len(), 2);
     }
 
-    fn wrap(uid: &str, traits: &[Trait], max_bytes: usize, max_lines: usize) -> Result<String, WrapError> {
+    fn wrap(
+        uid: &str,
+        traits: &[Trait],
+        max_bytes: usize,
+        max_lines: usize,
+    ) -> Result<String, WrapError> {
         let mut out = b"prefix\n".to_vec();
         let res = wrap_user(uid, traits, max_bytes, max_lines, &mut out);
         let text = String::from_utf8(out).unwrap();
@@ -280,9 +301,18 @@ mod tests {
     fn wraps_exactly_at_the_limit() {
         let traits = [Trait::Sid(1), Trait::Sid(2), Trait::Sid(3)];
         // "u\td_sid=1,d_sid=2\n" is 18 bytes.
-        assert_eq!(wrap("u", &traits, 18, 10).unwrap(), "u\td_sid=1,d_sid=2\nu\td_sid=3\n");
-        assert_eq!(wrap("u", &traits, 17, 10).unwrap(), "u\td_sid=1\nu\td_sid=2\nu\td_sid=3\n");
-        assert_eq!(wrap("u", &traits, 26, 10).unwrap(), "u\td_sid=1,d_sid=2,d_sid=3\n");
+        assert_eq!(
+            wrap("u", &traits, 18, 10).unwrap(),
+            "u\td_sid=1,d_sid=2\nu\td_sid=3\n"
+        );
+        assert_eq!(
+            wrap("u", &traits, 17, 10).unwrap(),
+            "u\td_sid=1\nu\td_sid=2\nu\td_sid=3\n"
+        );
+        assert_eq!(
+            wrap("u", &traits, 26, 10).unwrap(),
+            "u\td_sid=1,d_sid=2,d_sid=3\n"
+        );
         assert_eq!(
             wrap("u", &traits, 9, 10),
             Err(WrapError::TraitTooLong { bytes: 10, max: 9 })

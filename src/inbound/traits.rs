@@ -169,8 +169,7 @@ fn check_signal_text(s: &str) -> Result<(), TraitError> {
 fn push_signal_text(out: &mut Vec<u8>, s: &str, force_quotes: bool) {
     let bare = !force_quotes
         && !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if bare {
         out.extend_from_slice(s.as_bytes());
@@ -304,13 +303,25 @@ mod tests {
 
     #[test]
     fn bad_elements_are_named() {
-        assert_eq!(parse_trait("d_sid=12a"), Err(TraitError::NotDigits("12a".into())));
+        assert_eq!(
+            parse_trait("d_sid=12a"),
+            Err(TraitError::NotDigits("12a".into()))
+        );
         assert_eq!(parse_trait("d_sid="), Err(TraitError::NotDigits("".into())));
         assert_eq!(parse_trait(""), Err(TraitError::Empty));
         assert_eq!(parse_trait("=x"), Err(TraitError::EmptyKey));
-        assert_eq!(parse_trait("abc"), Err(TraitError::UnknownForm("abc".into())));
-        assert!(matches!(parse_trait("a=\"b"), Err(TraitError::BadQuoting(_))));
-        assert!(matches!(parse_trait("12a:0"), Err(TraitError::NotDigits(_))));
+        assert_eq!(
+            parse_trait("abc"),
+            Err(TraitError::UnknownForm("abc".into()))
+        );
+        assert!(matches!(
+            parse_trait("a=\"b"),
+            Err(TraitError::BadQuoting(_))
+        ));
+        assert!(matches!(
+            parse_trait("12a:0"),
+            Err(TraitError::NotDigits(_))
+        ));
     }
 
     #[test]

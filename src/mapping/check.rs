@@ -2,8 +2,7 @@
 
 use super::raw::{RawInput, RawMapping, RawOutput, RawRule, RawUserId};
 use super::{
-    Emit, Encoding, Format, Input, InputOptions, Mapping, OutputOptions, Rule, RuleKind,
-    UserIdSpec,
+    Emit, Encoding, Format, Input, InputOptions, Mapping, OutputOptions, Rule, RuleKind, UserIdSpec,
 };
 use crate::error::Problem;
 use crate::inbound::{IdType, Mode, Removal, Trait, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
@@ -40,7 +39,10 @@ impl Findings {
         let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
         self.error(
             key,
-            format!("unknown value \"{value}\"; expected one of {}", names.join(", ")),
+            format!(
+                "unknown value \"{value}\"; expected one of {}",
+                names.join(", ")
+            ),
         );
         default
     }
@@ -132,7 +134,10 @@ fn check_user_id(raw: &RawUserId, f: &mut Findings) -> UserIdSpec {
         IdType::Dpuuid
     });
     if raw.column.is_empty() {
-        f.error("user_id.column", "must name the column that holds the user ID");
+        f.error(
+            "user_id.column",
+            "must name the column that holds the user ID",
+        );
     }
     let hash_email = match raw.hash.as_deref() {
         None => false,
@@ -331,7 +336,10 @@ fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rul
         }
     }
     if r.split.as_deref() == Some("") {
-        f.error(key("split"), "empty separator: remove it or give one such as \"|\"");
+        f.error(
+            key("split"),
+            "empty separator: remove it or give one such as \"|\"",
+        );
     }
     let form = f.choice(&key("form"), r.form.as_deref(), Emit::Sid, FORMS);
     let removal = f.choice(&key("removal"), r.removal.as_deref(), Emit::Unsid, REMOVALS);
@@ -421,7 +429,9 @@ fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rul
     // replaces a user's traits anyway, so removal rules are left out with a warning.
     if mode == Mode::Overwrite {
         match &mut kind {
-            RuleKind::TraitIds { emit } if matches!(emit, Emit::Unsid | Emit::Remove(_)) => {
+            RuleKind::TraitIds {
+                emit: Emit::Unsid | Emit::Remove(_),
+            } => {
                 f.warn(
                     &path,
                     "removal rule ignored: mode = \"overwrite\" replaces all of a user's traits and AAM ignores removals there",
@@ -548,7 +558,10 @@ column = "-city"
         );
         assert_eq!(errs.len(), 3, "{errs:#?}");
         assert!(errs[0].starts_with("traits[0].type: unknown rule type \"trait_id\""));
-        assert_eq!(errs[1], "traits[1].trait_id: missing: the trait ID to add when true");
+        assert_eq!(
+            errs[1],
+            "traits[1].trait_id: missing: the trait ID to add when true"
+        );
         assert!(errs[2].starts_with("traits[2].column: signal key \"-city\" starts with `-`"));
     }
 
@@ -562,7 +575,10 @@ column = "city"
 values = { a = 1 }
 "#,
         );
-        assert_eq!(errs, ["traits[0].values: does not apply to type = \"key_value\" rules"]);
+        assert_eq!(
+            errs,
+            ["traits[0].values: does not apply to type = \"key_value\" rules"]
+        );
     }
 
     #[test]

@@ -1,1 +1,6 @@
+//! The CLI tests: every test runs the real `aam-etl` binary in a temporary folder and
+//! compares whole outputs (gunzipped) with golden files reviewed by eye. Set
+//! `UPDATE_GOLDEN=1` to rewrite the golden files, then review the diff.
 
+mod convert;
+mod harness;

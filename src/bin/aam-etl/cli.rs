@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[command(
     name = "aam-etl",
     version,
-    about = "Turn CSV, Parquet and JSON exports into Adobe Audience Manager inbound data files",
+    about = "Turn CSV, Parquet and JSON exports into Adobe Audience Manager inbound data files"
 )]
 pub struct Cli {
     #[command(flatten)]

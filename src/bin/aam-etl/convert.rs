@@ -95,7 +95,10 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             ExitCode::from(1)
         }
     };
-    if outcome.status != Status::OverThreshold && outcome.receipt.rows_rejected > 0 && args.rejects.is_none() {
+    if outcome.status != Status::OverThreshold
+        && outcome.receipt.rows_rejected > 0
+        && args.rejects.is_none()
+    {
         writeln!(
             err,
             "note: {} rows rejected; pass --rejects FILE.csv to see them",
