@@ -8,6 +8,8 @@ use crate::report::Receipt;
 use crate::source::Source;
 use crate::writer::Plan;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -18,6 +20,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Fraction of rows (0.01 = 1%) that may be rejected before the run publishes nothing.
     pub max_reject_rate: f64,
+    /// Set by a Ctrl-C handler: the run stops and removes what it had started to write.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// What happened to the output.
@@ -51,7 +55,7 @@ pub fn run(mapping: &Mapping, sources: &[Source], opts: &Options) -> Result<Outc
         rejects,
         body,
         users,
-    } = pipeline::run(mapping, sources)?;
+    } = pipeline::run(mapping, sources, &opts.cancel)?;
     let plan = Plan::new(&users, &mapping.output, opts.timestamp, &opts.out_dir);
     let preview = String::from_utf8_lossy(&body[..preview_len(&body)])
         .lines()
@@ -64,7 +68,7 @@ pub fn run(mapping: &Mapping, sources: &[Source], opts: &Options) -> Result<Outc
     } else if opts.dry_run {
         Status::DryRun
     } else {
-        receipt.parts = plan.write(&body, opts.force)?;
+        receipt.parts = plan.write(&body, opts.force, &opts.cancel)?;
         Status::Written
     };
     Ok(Outcome {

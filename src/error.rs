@@ -57,6 +57,9 @@ pub enum Error {
     OutputExists { path: PathBuf },
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C: the run stopped and removed what it had started to write.
+    #[error("interrupted; no output written")]
+    Interrupted,
 }
 
 fn list(problems: &[Problem]) -> String {

@@ -16,6 +16,7 @@
 //! - [`inbound`]: the inbound format itself (IDs, traits, lines, file names, limits).
 //! - [`writer`]: parts, gzip, temp-then-rename.
 //! - [`report`] and [`reject`]: what was written and what was left out, and why.
+//! - [`validate`]: lints any inbound file against SPEC, through the same format model.
 
 pub mod convert;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod pipeline;
 pub mod reject;
 pub mod report;
 pub mod source;
+pub mod validate;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -10,9 +10,10 @@ use crate::inbound::{self, IdType, Trait, MAX_LINES_PER_USER, MAX_LINE_BYTES};
 use crate::mapping::{Format, Input, Mapping, RuleKind};
 use crate::reject::{mask_pii, Reject};
 use crate::report::Receipt;
-use crate::source::{column_names, Source};
+use crate::source::Source;
 use polars::prelude::*;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the pipeline produced: the text of every line, grouped by user, ready to be cut
 /// into parts.
@@ -48,12 +49,16 @@ impl RowReject {
 }
 
 /// Runs the mapping over all sources (one logical export) and renders every user's lines.
-pub fn run(mapping: &Mapping, sources: &[Source]) -> Result<Conversion> {
+/// `cancel` is checked between files and every few thousand rows (Ctrl-C).
+pub fn run(mapping: &Mapping, sources: &[Source], cancel: &AtomicBool) -> Result<Conversion> {
     let mut acc = Accumulator::new(mapping);
     for (file_index, source) in sources.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
         let df = load(mapping, source)?;
         acc.receipt.files_read += 1;
-        acc.add_frame(&df, file_index, source)?;
+        acc.add_frame(&df, file_index, source, cancel)?;
     }
     Ok(acc.finish(mapping, sources))
 }
@@ -71,7 +76,7 @@ fn filter_col(i: usize) -> String {
 /// Reads one source and selects the user ID, each rule's values and each rule's filter.
 fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
     let mut lf = source.scan(&mapping.input, &[])?;
-    let names = column_names(&mut lf, &source.path)?;
+    let names = source.column_names(&mut lf, &mapping.input)?;
     mapping
         .check_columns(&names)
         .map_err(|problems| Error::Columns {
@@ -119,7 +124,7 @@ fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
     let mut df = lf
         .select(exprs)
         .collect()
-        .map_err(|e| Error::source(&source.path, e))?;
+        .map_err(|e| source.polars_error(e, &mapping.input))?;
     df.rechunk_mut();
     Ok(df)
 }
@@ -146,9 +151,12 @@ fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> 
         .select([expr.clone().alias("check")])
         .collect_schema()
         .map_err(|e| {
+            // Polars appends the query plan; the first line says what is wrong.
+            let e = e.to_string();
+            let first = e.lines().next().unwrap_or_default();
             Problem::new(
                 key,
-                format!("`{sql}` cannot be evaluated on this source: {e}"),
+                format!("`{sql}` cannot be evaluated on this source: {first}"),
             )
         })?;
     Ok(expr)
@@ -313,7 +321,8 @@ fn flag(cell: Cell) -> Option<bool> {
 
 /// A rule with its values and filter column for the frame at hand.
 struct Bound<'m> {
-    path: &'m str,
+    /// `traits[0] (column "segments")`, for messages.
+    label: String,
     split: Option<&'m str>,
     kind: &'m RuleKind,
     values: Cells,
@@ -393,7 +402,13 @@ impl<'m> Accumulator<'m> {
         }
     }
 
-    fn add_frame(&mut self, df: &DataFrame, file_index: usize, source: &Source) -> Result<()> {
+    fn add_frame(
+        &mut self,
+        df: &DataFrame,
+        file_index: usize,
+        source: &Source,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
         let err = |e: PolarsError| Error::source(&source.path, e);
         let file = source.path.display().to_string();
         let uids = df
@@ -413,8 +428,12 @@ impl<'m> Accumulator<'m> {
                 Ok(c) => Some(c.as_materialized_series().bool().map_err(err)?.clone()),
                 Err(_) => None,
             };
+            let label = match &rule.input {
+                Input::Column(c) => format!("{} (column \"{c}\")", rule.path),
+                Input::Condition(w) => format!("{} (when \"{w}\")", rule.path),
+            };
             bound.push(Bound {
-                path: &rule.path,
+                label,
                 split: rule.split.as_deref(),
                 kind: &rule.kind,
                 values,
@@ -423,6 +442,9 @@ impl<'m> Accumulator<'m> {
         }
         let mut scratch: Vec<u32> = Vec::new();
         for row in 0..df.height() {
+            if row % 65_536 == 0 && cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
             self.receipt.rows_read += 1;
             let row_number = row as u64 + 1;
             let raw_uid = uids.get(row).unwrap_or("");
@@ -468,6 +490,9 @@ impl<'m> Accumulator<'m> {
                 self.receipt.ids_normalized += 1;
             }
         }
+        if spec.id_type == IdType::Dpuuid && inbound::looks_like_phone(&id) {
+            self.receipt.ids_phone_like += 1;
+        }
         spec.id_type.check(&id).map_err(|p| {
             let what = match spec.id_type {
                 IdType::Dpuuid => String::new(),
@@ -494,7 +519,7 @@ impl<'m> Accumulator<'m> {
             let receipt = &mut self.receipt;
             let (on_true, on_false) = self.flag_codes[i];
             let map_codes = &self.map_codes[i];
-            let path = b.path;
+            let path = &b.label;
             let mut emit = |cell: Cell| -> Result<(), RowReject> {
                 match b.kind {
                     RuleKind::TraitIds { emit } => {

@@ -30,6 +30,8 @@ pub struct Receipt {
     pub conflicts: u64,
     /// User IDs whose letter case was normalized (`normalize_case`).
     pub ids_normalized: u64,
+    /// DPUUIDs shaped like phone numbers (PII?): sent, but worth a look.
+    pub ids_phone_like: u64,
     /// Values not in a `value_map` with `unmapped = "skip"`.
     pub values_skipped: u64,
     pub parts: Vec<PartReport>,
@@ -66,54 +68,137 @@ impl Receipt {
     /// The human summary printed at the end of a run.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "files read            {}", self.files_read);
-        let _ = writeln!(s, "rows read             {}", self.rows_read);
-        let _ = writeln!(
-            s,
-            "rows rejected         {} ({:.2}%)",
-            self.rows_rejected,
-            self.reject_rate() * 100.0
+        let mut row = |label: &str, value: String| {
+            let _ = writeln!(s, "{label:<26}{value}");
+        };
+        row("files read", self.files_read.to_string());
+        row("rows read", self.rows_read.to_string());
+        row(
+            "rows rejected",
+            format!(
+                "{} ({:.2}%)",
+                self.rows_rejected,
+                self.reject_rate() * 100.0
+            ),
         );
         for (reason, n) in &self.rejected_by_reason {
-            let _ = writeln!(s, "  {reason:<20}{n}");
+            row(&format!("  {reason}"), n.to_string());
         }
-        let _ = writeln!(s, "users read            {}", self.users_read);
-        let _ = writeln!(s, "users written         {}", self.users_written);
+        row("users read", self.users_read.to_string());
+        row("users written", self.users_written.to_string());
         if self.users_rejected > 0 {
-            let _ = writeln!(s, "users rejected        {}", self.users_rejected);
+            row("users rejected", self.users_rejected.to_string());
         }
         if self.users_without_traits > 0 {
-            let _ = writeln!(
-                s,
-                "users without traits  {} (no line written)",
-                self.users_without_traits
+            row(
+                "users without traits",
+                format!("{} (no line written)", self.users_without_traits),
             );
         }
-        let _ = writeln!(s, "lines                 {}", self.lines);
-        let _ = writeln!(s, "traits                {}", self.traits);
+        row("lines", self.lines.to_string());
+        row("traits", self.traits.to_string());
         for (kind, n) in &self.traits_by_kind {
-            let _ = writeln!(s, "  {kind:<20}{n}");
+            row(&format!("  {kind}"), n.to_string());
         }
         if self.conflicts > 0 {
-            let _ = writeln!(
-                s,
-                "add/remove conflicts  {} (the addition was kept)",
-                self.conflicts
+            row(
+                "add/remove conflicts",
+                format!("{} (the addition was kept)", self.conflicts),
             );
         }
         if self.ids_normalized > 0 {
-            let _ = writeln!(s, "IDs case-normalized   {}", self.ids_normalized);
+            row("IDs case-normalized", self.ids_normalized.to_string());
         }
         if self.values_skipped > 0 {
-            let _ = writeln!(s, "unmapped values       {} (skipped)", self.values_skipped);
-        }
-        for p in &self.parts {
-            let _ = writeln!(
-                s,
-                "part {}  {} bytes ({} uncompressed), {} users, {} lines",
-                p.file, p.bytes, p.uncompressed_bytes, p.users, p.lines
+            row(
+                "unmapped values",
+                format!("{} (skipped)", self.values_skipped),
             );
         }
+        for p in &self.parts {
+            row(
+                "part",
+                format!(
+                    "{}  {} bytes ({} uncompressed), {} users, {} lines",
+                    p.file, p.bytes, p.uncompressed_bytes, p.users, p.lines
+                ),
+            );
+        }
+        if self.ids_phone_like > 0 {
+            let _ = writeln!(
+                s,
+                "warning: {} user IDs look like phone numbers; AAM must not receive PII",
+                self.ids_phone_like
+            );
+        }
+        s
+    }
+}
+
+/// What AAM's receipt would say of one inbound file (or, summed, of several): the
+/// validator's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileReceipt {
+    pub files: u64,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub records_received: u64,
+    /// Records with an error of any kind (AAM: format errors, invalid IDs, dropped lines).
+    pub format_errors: u64,
+    pub invalid_aam_ids: u64,
+    pub invalid_device_ids: u64,
+    /// Records AAM would store.
+    pub records_stored: u64,
+    /// Distinct user IDs (per file; summed over files in a total).
+    pub users: u64,
+    /// Trait elements in a valid form.
+    pub signals: u64,
+    pub traits_by_kind: BTreeMap<String, u64>,
+    pub errors: u64,
+    pub warnings: u64,
+}
+
+impl FileReceipt {
+    pub fn add(&mut self, other: &FileReceipt) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.uncompressed_bytes += other.uncompressed_bytes;
+        self.records_received += other.records_received;
+        self.format_errors += other.format_errors;
+        self.invalid_aam_ids += other.invalid_aam_ids;
+        self.invalid_device_ids += other.invalid_device_ids;
+        self.records_stored += other.records_stored;
+        self.users += other.users;
+        self.signals += other.signals;
+        for (k, v) in &other.traits_by_kind {
+            *self.traits_by_kind.entry(k.clone()).or_default() += v;
+        }
+        self.errors += other.errors;
+        self.warnings += other.warnings;
+    }
+
+    pub fn to_text(&self, title: &str) -> String {
+        let mut s = format!("{title}\n");
+        let rows = [
+            ("records received", self.records_received),
+            ("format errors", self.format_errors),
+            ("invalid AAM IDs", self.invalid_aam_ids),
+            ("invalid device IDs", self.invalid_device_ids),
+            ("records stored", self.records_stored),
+            ("users", self.users),
+            ("total signals", self.signals),
+        ];
+        for (label, n) in rows {
+            let _ = writeln!(s, "  {label:<24}{n}");
+        }
+        for (kind, n) in &self.traits_by_kind {
+            let _ = writeln!(s, "    {kind:<22}{n}");
+        }
+        let _ = writeln!(
+            s,
+            "  {:<24}{} errors, {} warnings",
+            "diagnostics", self.errors, self.warnings
+        );
         s
     }
 }

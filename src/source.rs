@@ -6,7 +6,7 @@ use crate::mapping::{Encoding, Format, InputOptions};
 use flate2::read::MultiGzDecoder;
 use polars::prelude::*;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One input file and how to read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,19 +108,47 @@ impl Source {
     /// A lazy scan of this source with the mapping's input options applied. In CSV files the
     /// `text_columns` are read as text whatever they look like.
     pub fn scan(&self, opts: &InputOptions, text_columns: &[String]) -> Result<LazyFrame> {
-        let err = |e: PolarsError| Error::source(&self.path, e);
+        if std::fs::metadata(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?
+            .len()
+            == 0
+        {
+            return Err(Error::source(&self.path, "the file is empty"));
+        }
         // Compressed or non-UTF-8 text is decoded into memory; plain files are scanned by path.
         let in_memory = self.gzip || opts.encoding != Encoding::Utf8;
-        let sources = if in_memory && matches!(self.format, Format::Csv | Format::Ndjson) {
-            ScanSources::Buffers(vec![self.read_text(opts.encoding)?.into()].into())
+        let text = if in_memory && self.format != Format::Parquet && self.format != Format::Ipc {
+            Some(self.read_text(opts.encoding)?)
         } else {
-            ScanSources::Paths(vec![self.pl_path()?].into())
+            None
+        };
+        if self.format == Format::Csv {
+            // Polars pads short rows with nulls; a row with a wrong field count is an error.
+            match &text {
+                Some(bytes) => self.check_csv(bytes.as_slice(), opts)?,
+                None => self.check_csv(self.open()?, opts)?,
+            }
+        }
+        let err = |e: PolarsError| self.polars_error(e, opts);
+        if self.format == Format::Json {
+            // Polars has no lazy reader for a JSON array.
+            let text = match text {
+                Some(t) => t,
+                None => self.read_text(opts.encoding)?,
+            };
+            return JsonReader::new(std::io::Cursor::new(text))
+                .with_json_format(JsonFormat::Json)
+                .finish()
+                .map(IntoLazy::lazy)
+                .map_err(err);
+        }
+        let sources = match text {
+            Some(bytes) => ScanSources::Buffers(vec![bytes.into()].into()),
+            None => ScanSources::Paths(vec![self.pl_path()?].into()),
         };
         match self.format {
             Format::Csv => {
-                let separator = opts
-                    .delimiter
-                    .unwrap_or(if self.tsv { b'\t' } else { b',' });
+                let separator = self.separator(opts);
                 let nulls = (!opts.null_values.is_empty()).then(|| {
                     NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect())
                 });
@@ -144,14 +172,7 @@ impl Source {
             Format::Ndjson => LazyJsonLineReader::new_with_sources(sources)
                 .finish()
                 .map_err(err),
-            Format::Json => {
-                let text = self.read_text(opts.encoding)?;
-                JsonReader::new(std::io::Cursor::new(text))
-                    .with_json_format(JsonFormat::Json)
-                    .finish()
-                    .map(IntoLazy::lazy)
-                    .map_err(err)
-            }
+            Format::Json => unreachable!("read above"),
             Format::Parquet => LazyFrame::scan_parquet_sources(
                 sources,
                 ScanArgsParquet {
@@ -164,6 +185,94 @@ impl Source {
                 LazyFrame::scan_ipc_sources(sources, Default::default(), Default::default())
                     .map_err(err)
             }
+        }
+    }
+
+    fn separator(&self, opts: &InputOptions) -> u8 {
+        opts.delimiter
+            .unwrap_or(if self.tsv { b'\t' } else { b',' })
+    }
+
+    fn open(&self) -> Result<std::io::BufReader<std::fs::File>> {
+        std::fs::File::open(&self.path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Checks that every CSV record is UTF-8 and has as many fields as the first one,
+    /// naming the first offending line.
+    fn check_csv(&self, reader: impl Read, opts: &InputOptions) -> Result<()> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(self.separator(opts))
+            .quote(opts.quote.unwrap_or(b'"'))
+            .from_reader(reader);
+        let mut record = csv::StringRecord::new();
+        loop {
+            match csv.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(self.csv_error(e, opts)),
+            }
+        }
+    }
+
+    fn csv_error(&self, e: csv::Error, opts: &InputOptions) -> Error {
+        let line = e.position().map_or(0, |p| p.line());
+        let message = match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => format!("line {line}: {}", utf8_hint(opts)),
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!(
+                "line {line}: {len} fields where the {} has {expected_len}; check the delimiter and quoting",
+                if opts.has_header { "header" } else { "first row" }
+            ),
+            csv::ErrorKind::Io(io) => return Error::io(&self.path, std::io::Error::new(io.kind(), io.to_string())),
+            _ => format!("line {line}: {e}"),
+        };
+        Error::source(&self.path, message)
+    }
+
+    /// Polars' own message, made specific where we can: JSON syntax errors get their line.
+    pub fn polars_error(&self, e: PolarsError, opts: &InputOptions) -> Error {
+        let text = e.to_string();
+        if matches!(self.format, Format::Json | Format::Ndjson) {
+            if let Some(located) = self.locate_json_error(opts) {
+                return Error::source(&self.path, located);
+            }
+        }
+        if text.to_lowercase().contains("utf-8") || text.to_lowercase().contains("utf8") {
+            return Error::source(&self.path, utf8_hint(opts));
+        }
+        Error::source(&self.path, text)
+    }
+
+    /// Re-reads a JSON/NDJSON file that Polars could not parse, to name the bad line.
+    fn locate_json_error(&self, opts: &InputOptions) -> Option<String> {
+        let text = self.read_text(opts.encoding).ok()?;
+        if std::str::from_utf8(&text).is_err() {
+            return Some(utf8_hint(opts));
+        }
+        let located = |line: usize, e: serde_json::Error| {
+            format!(
+                "line {line}, column {}: invalid JSON: {}",
+                e.column(),
+                strip_position(&e.to_string())
+            )
+        };
+        match self.format {
+            Format::Json => serde_json::from_slice::<serde_json::Value>(&text)
+                .err()
+                .map(|e| located(e.line(), e)),
+            _ => text
+                .split(|&b| b == b'\n')
+                .enumerate()
+                .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+                .find_map(|(i, l)| {
+                    serde_json::from_slice::<serde_json::Value>(l)
+                        .err()
+                        .map(|e| located(i + 1, e))
+                }),
         }
     }
 
@@ -195,10 +304,26 @@ impl Source {
     }
 }
 
-/// The column names a scan yields.
-pub fn column_names(lf: &mut LazyFrame, path: &Path) -> Result<Vec<String>> {
-    let schema = lf.collect_schema().map_err(|e| Error::source(path, e))?;
-    Ok(schema.iter_names().map(|n| n.to_string()).collect())
+fn utf8_hint(opts: &InputOptions) -> String {
+    match opts.encoding {
+        Encoding::Utf8 => "invalid UTF-8; if the file is Latin-1 or Windows-1252, set `encoding = \"latin-1\"` or `\"windows-1252\"` under [input]".to_owned(),
+        _ => "invalid text after decoding".to_owned(),
+    }
+}
+
+/// serde_json appends " at line L column C"; we say the line ourselves.
+fn strip_position(msg: &str) -> &str {
+    msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+impl Source {
+    /// The column names a scan yields.
+    pub fn column_names(&self, lf: &mut LazyFrame, opts: &InputOptions) -> Result<Vec<String>> {
+        let schema = lf
+            .collect_schema()
+            .map_err(|e| self.polars_error(e, opts))?;
+        Ok(schema.iter_names().map(|n| n.to_string()).collect())
+    }
 }
 
 fn decode_single_byte(bytes: &[u8], map: impl Fn(u8) -> char) -> Vec<u8> {

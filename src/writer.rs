@@ -12,7 +12,7 @@ use flate2::Compression;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// One output file to be written: a contiguous run of users.
@@ -76,7 +76,7 @@ impl Plan {
     }
 
     /// Writes every part, all or nothing. Existing files are an error unless `force`.
-    pub fn write(&self, body: &[u8], force: bool) -> Result<Vec<PartReport>> {
+    pub fn write(&self, body: &[u8], force: bool, cancel: &AtomicBool) -> Result<Vec<PartReport>> {
         let finals = self.paths();
         if !force {
             if let Some(existing) = finals.iter().find(|p| p.exists()) {
@@ -88,7 +88,7 @@ impl Plan {
         let created = create_dirs(&self.dir)?;
         let temps: Vec<PathBuf> = finals.iter().map(|p| temp_name(p)).collect();
         let result = self
-            .write_temps(body, &temps)
+            .write_temps(body, &temps, cancel)
             .and_then(|sizes| publish(&temps, &finals).map(|()| sizes));
         match result {
             Ok(sizes) => Ok(self
@@ -117,7 +117,7 @@ impl Plan {
     }
 
     /// Writes parts to their temporary names, compressing on all cores; returns file sizes.
-    fn write_temps(&self, body: &[u8], temps: &[PathBuf]) -> Result<Vec<u64>> {
+    fn write_temps(&self, body: &[u8], temps: &[PathBuf], cancel: &AtomicBool) -> Result<Vec<u64>> {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Result<u64>>>> =
             Mutex::new((0..self.parts.len()).map(|_| None).collect());
@@ -131,7 +131,7 @@ impl Plan {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(part) = self.parts.get(i) else { break };
-                    let r = write_file(&temps[i], &body[part.bytes.clone()], self.gzip);
+                    let r = write_file(&temps[i], &body[part.bytes.clone()], self.gzip, cancel);
                     let failed = r.is_err();
                     results.lock().expect("no panics while holding the lock")[i] = Some(r);
                     if failed {
@@ -210,17 +210,29 @@ fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(missing)
 }
 
-fn write_file(path: &Path, data: &[u8], gzip: bool) -> Result<u64> {
+/// Writes in slices so that a Ctrl-C is noticed within a few megabytes.
+const WRITE_SLICE: usize = 4 << 20;
+
+fn write_file(path: &Path, data: &[u8], gzip: bool, cancel: &AtomicBool) -> Result<u64> {
     let io = |e| Error::io(path, e);
     let file = std::fs::File::create(path).map_err(io)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
+    let write_all = |w: &mut dyn Write| -> Result<()> {
+        for slice in data.chunks(WRITE_SLICE) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            w.write_all(slice).map_err(io)?;
+        }
+        Ok(())
+    };
     if gzip {
         // flate2's zlib-rs backend; level 6 is gzip's and pigz's default.
         let mut gz = GzEncoder::new(&mut out, Compression::new(6));
-        gz.write_all(data).map_err(io)?;
+        write_all(&mut gz)?;
         gz.finish().map_err(io)?;
     } else {
-        out.write_all(data).map_err(io)?;
+        write_all(&mut out)?;
     }
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     // A full disk must fail here, not leave a short file behind.

@@ -266,6 +266,18 @@ pub fn looks_like_email(s: &str) -> bool {
             .is_some_and(|(host, tld)| !host.is_empty() && tld.len() >= 2)
 }
 
+/// True for values formatted like a phone number: `+` and 10-15 digits, or 10-15 digits
+/// grouped with spaces, dashes, dots or parentheses. Plain digit strings are not flagged:
+/// numeric CRM IDs are common.
+pub fn looks_like_phone(s: &str) -> bool {
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    let allowed = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b' ' | b'-' | b'.' | b'(' | b')'));
+    let formatted = s.starts_with('+') || s.bytes().any(|b| !b.is_ascii_digit());
+    allowed && formatted && (10..=15).contains(&digits) && !s.contains("++")
+}
+
 /// SHA-256 (lowercase hex) of a normalized e-mail address: trimmed and lowercased
 /// (SPEC: User IDs, "a one-way hash of the normalized address").
 pub fn email_sha256(email: &str) -> String {
@@ -398,6 +410,19 @@ mod tests {
             email_sha256(""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn phone_detection() {
+        assert!(looks_like_phone("+14155550123"));
+        assert!(looks_like_phone("(415) 555-0123"));
+        assert!(looks_like_phone("415.555.0123"));
+        assert!(
+            !looks_like_phone("4155550123"),
+            "plain digits may be a CRM ID"
+        );
+        assert!(!looks_like_phone("CRM-415-555-0123"));
+        assert!(!looks_like_phone("+1234"));
     }
 
     #[test]

@@ -51,8 +51,12 @@ impl Findings {
 pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
     let mut f = Findings::default();
     let input = check_input(&raw.input, &mut f);
-    let user_id = check_user_id(&raw.user_id, &mut f);
+    // The output checks need the ID type; problems are still listed in the file's order.
+    let mut user_findings = Findings::default();
+    let user_id = check_user_id(&raw.user_id, &mut user_findings);
     let output = check_output(&raw.output, user_id.id_type, &mut f);
+    f.errors.append(&mut user_findings.errors);
+    f.warnings.append(&mut user_findings.warnings);
     if raw.traits.is_empty() {
         f.error(
             "traits",

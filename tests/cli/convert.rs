@@ -178,7 +178,7 @@ fn a_long_user_wraps_onto_lines_of_at_most_102400_bytes() {
     assert_eq!(written, segs, "every trait once, in order");
     assert_eq!(lines[3], "small\td_sid=7");
     assert!(
-        r.stdout.contains("lines                 4\n"),
+        r.stdout.contains("lines                     4\n"),
         "{}",
         r.stdout
     );
@@ -222,12 +222,12 @@ fn a_user_needing_more_than_200_lines_is_rejected_not_truncated() {
         )
     );
     assert!(
-        r.stdout.contains("  too-many-lines      1\n"),
+        r.stdout.contains("  too-many-lines          1\n"),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains("users rejected        1\n"),
+        r.stdout.contains("users rejected            1\n"),
         "{}",
         r.stdout
     );
@@ -265,9 +265,12 @@ fn several_inputs_and_globs_are_one_export() {
         w.output_text("out"),
         "== ftp_dpm_21_1700000000.sync.gz\nu1\td_sid=1,d_sid=3,v=x\nu2\td_sid=2\n"
     );
-    assert!(r
-        .stdout
-        .starts_with("files read            2\nrows read             3\n"));
+    assert!(
+        r.stdout
+            .starts_with("files read                2\nrows read                 3\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -61,9 +61,14 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(self.dir.path(), args)
+    }
+
+    /// Runs with another working folder (so messages name fixtures by relative path).
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_aam-etl"))
             .args(args)
-            .current_dir(self.dir.path())
+            .current_dir(cwd)
             .output()
             .expect("run aam-etl");
         Run {

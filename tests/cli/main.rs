@@ -3,4 +3,6 @@
 //! `UPDATE_GOLDEN=1` to rewrite the golden files, then review the diff.
 
 mod convert;
+mod guardrails;
 mod harness;
+mod validate;

@@ -1,25 +1,54 @@
 //! Command-line arguments.
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "aam-etl",
     version,
-    about = "Turn CSV, Parquet and JSON exports into Adobe Audience Manager inbound data files"
+    about = "Turn CSV, Parquet and JSON exports into Adobe Audience Manager inbound data files",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub convert: ConvertArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check inbound files against AAM's rules and report what AAM would report.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Inbound files, or folders to check recursively.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The ID type of the files; default: from a device DPID in the name, else DPUUID.
+    #[arg(long, value_name = "TYPE", value_parser = ["aam_uuid", "dpuuid", "idfa", "gaid", "rida", "maid", "tifa", "fire_tv", "lgudid", "vizio"])]
+    pub id_type: Option<String>,
+    /// Also report style warnings (spaces around traits and `=`).
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Diagnostics listed per rule and file; the rest are counted.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_per_rule: usize,
 }
 
 /// Convert an export into inbound files (the default command).
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// The TOML mapping: user ID column and trait rules.
-    #[arg(long, short, value_name = "FILE")]
-    pub mapping: PathBuf,
+    #[arg(long, short, value_name = "FILE", required = true)]
+    pub mapping: Option<PathBuf>,
     /// Input files or glob patterns; together they are one export.
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<String>,

@@ -7,13 +7,16 @@ use aam_etl::{reject, source, writer};
 use anyhow::Result;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
-    let mapping = Mapping::load(&args.mapping)?;
+    let mapping_path = args.mapping.clone().unwrap_or_default();
+    let mapping = Mapping::load(&mapping_path)?;
     let mut err = std::io::stderr().lock();
     for w in &mapping.warnings {
-        writeln!(err, "warning: {}: {w}", args.mapping.display())?;
+        writeln!(err, "warning: {}: {w}", mapping_path.display())?;
     }
     let format = args
         .format
@@ -26,12 +29,21 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         Some(t) => anyhow::bail!("--timestamp {t} is not a 10-digit UTC Unix time in seconds"),
         None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
     };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            // A second Ctrl-C: the first one's cleanup is taking too long.
+            std::process::exit(130);
+        }
+    })?;
     let opts = convert::Options {
         out_dir: args.out.clone(),
         timestamp,
         force: args.force,
         dry_run: args.dry_run,
         max_reject_rate: args.max_reject_rate,
+        cancel,
     };
     let outcome = convert::run(&mapping, &sources, &opts)?;
 
@@ -95,13 +107,15 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             ExitCode::from(1)
         }
     };
-    if outcome.status != Status::OverThreshold
-        && outcome.receipt.rows_rejected > 0
-        && args.rejects.is_none()
-    {
+    if outcome.status != Status::OverThreshold && outcome.receipt.rows_rejected > 0 {
+        let see = if args.rejects.is_some() {
+            "see the rejects file"
+        } else {
+            "pass --rejects FILE.csv to see them"
+        };
         writeln!(
             err,
-            "note: {} rows rejected; pass --rejects FILE.csv to see them",
+            "note: {} rows rejected; {see}",
             outcome.receipt.rows_rejected
         )?;
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod convert;
+mod validate;
 
 use clap::Parser;
 use std::io::Write;
@@ -10,7 +11,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let result = convert::run(cli.convert);
+    let result = match cli.command {
+        Some(cli::Command::Validate(args)) => validate::run(args),
+        None => convert::run(cli.convert),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -26,7 +30,11 @@ fn main() -> ExitCode {
                 }
             }
             let _ = writeln!(std::io::stderr(), "{msg}");
-            ExitCode::from(2)
+            let interrupted = matches!(
+                e.downcast_ref::<aam_etl::Error>(),
+                Some(aam_etl::Error::Interrupted)
+            );
+            ExitCode::from(if interrupted { 130 } else { 2 })
         }
     }
 }

@@ -1,0 +1,68 @@
+//! `aam-etl validate`: lint inbound files; exit 0 clean, 1 errors found, 2 could not read.
+
+use crate::cli::ValidateArgs;
+use aam_etl::inbound::IdType;
+use aam_etl::report::FileReceipt;
+use aam_etl::validate::{self, FileReport};
+use anyhow::Result;
+use std::io::Write;
+use std::process::ExitCode;
+
+pub fn run(args: ValidateArgs) -> Result<ExitCode> {
+    let opts = validate::Options {
+        id_type: args.id_type.as_deref().and_then(IdType::from_name),
+        strict: args.strict,
+        max_per_rule: args.max_per_rule,
+    };
+    let files = validate::collect_files(&args.paths)?;
+    let mut out = std::io::stdout().lock();
+    let mut reports = Vec::new();
+    let mut total = FileReceipt::default();
+    for f in &files {
+        let report = validate::validate_file(f, &opts)?;
+        total.add(&report.receipt);
+        if args.format == "text" {
+            print_text(&mut out, &report)?;
+        }
+        reports.push(report);
+    }
+    if args.format == "json" {
+        let json = serde_json::json!({ "files": reports, "total": total });
+        serde_json::to_writer_pretty(&mut out, &json)?;
+        writeln!(out)?;
+    } else if files.len() > 1 {
+        out.write_all(
+            total
+                .to_text(&format!("total ({} files)", files.len()))
+                .as_bytes(),
+        )?;
+    }
+    if files.is_empty() {
+        writeln!(std::io::stderr(), "no files to check")?;
+    }
+    Ok(if total.errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_text(out: &mut impl Write, report: &FileReport) -> Result<()> {
+    for d in &report.diagnostics {
+        writeln!(out, "{}", d.to_text())?;
+    }
+    for (code, n) in &report.not_listed {
+        writeln!(
+            out,
+            "{}: {n} more {code} diagnostics not listed (--max-per-rule)",
+            report.path
+        )?;
+    }
+    out.write_all(
+        report
+            .receipt
+            .to_text(&format!("receipt {}", report.path))
+            .as_bytes(),
+    )?;
+    Ok(())
+}

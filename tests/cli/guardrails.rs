@@ -1,0 +1,347 @@
+//! Bad input gets a clear answer and nothing is lost: one case per defect, each asserting
+//! the exit code, the whole message (golden) and that the output folder is untouched.
+
+use crate::harness::{assert_golden, repo, Workdir};
+
+const TS: &str = "1700000000";
+
+/// (case, mapping, inputs..., expected exit code). Paths are relative to tests/fixtures/bad.
+const FAILURES: &[(&str, &[&str], i32)] = &[
+    // Mappings, one defect each.
+    ("unknown_key", &["m_unknown_key.toml", "ok.csv"], 2),
+    ("toml_syntax", &["m_toml_syntax.toml", "ok.csv"], 2),
+    ("missing_dpid", &["m_missing_dpid.toml", "ok.csv"], 2),
+    ("unknown_id_type", &["m_unknown_id_type.toml", "ok.csv"], 2),
+    (
+        "device_no_target",
+        &["m_device_no_target.toml", "ok.csv"],
+        2,
+    ),
+    (
+        "dpid_contradicts",
+        &["m_dpid_contradicts.toml", "ok.csv"],
+        2,
+    ),
+    (
+        "dpuuid_global_dpid",
+        &["m_dpuuid_global_dpid.toml", "ok.csv"],
+        2,
+    ),
+    ("bad_mode", &["m_bad_mode.toml", "ok.csv"], 2),
+    ("no_traits", &["m_no_traits.toml", "ok.csv"], 2),
+    (
+        "unknown_rule_type",
+        &["m_unknown_rule_type.toml", "ok.csv"],
+        2,
+    ),
+    (
+        "flag_no_trait_id",
+        &["m_flag_no_trait_id.toml", "ok.csv"],
+        2,
+    ),
+    ("value_map_empty", &["m_value_map_empty.toml", "ok.csv"], 2),
+    ("dash_key", &["m_dash_key.toml", "ok.csv"], 2),
+    ("empty_key", &["m_empty_key.toml", "ok.csv"], 2),
+    (
+        "key_not_applicable",
+        &["m_key_not_applicable.toml", "ok.csv"],
+        2,
+    ),
+    ("hash_on_device", &["m_hash_on_device.toml", "ok.csv"], 2),
+    (
+        "normalize_dpuuid",
+        &["m_normalize_dpuuid.toml", "ok.csv"],
+        2,
+    ),
+    ("part_size_zero", &["m_part_size_zero.toml", "ok.csv"], 2),
+    ("missing_column", &["m_missing_column.toml", "ok.csv"], 2),
+    ("bad_sql", &["m_bad_sql.toml", "ok.csv"], 2),
+    (
+        "sql_unknown_column",
+        &["m_sql_unknown_column.toml", "ok.csv"],
+        2,
+    ),
+    ("ic_removal", &["m_ic_removal.toml", "ok.csv"], 2),
+    ("bad_delimiter", &["m_bad_delimiter.toml", "ok.csv"], 2),
+    ("wrong_type", &["m_wrong_type.toml", "ok.csv"], 2),
+    ("several", &["m_several.toml", "ok.csv"], 2),
+    ("mapping_not_found", &["no_such_mapping.toml", "ok.csv"], 2),
+    // Sources.
+    ("input_not_found", &["ok.toml", "no_such_export.csv"], 2),
+    ("glob_matches_nothing", &["ok.toml", "no_such_*.csv"], 2),
+    ("unknown_extension", &["ok.toml", "export.xlsx"], 2),
+    ("invalid_utf8", &["ok.toml", "latin1.csv"], 2),
+    ("ragged_row", &["ok.toml", "ragged.csv"], 2),
+    ("short_row", &["ok.toml", "short_row.csv"], 2),
+    ("truncated_json", &["ok.toml", "truncated.json"], 2),
+    ("malformed_ndjson", &["ok.toml", "malformed.ndjson"], 2),
+    ("corrupt_parquet", &["ok.toml", "corrupt.parquet"], 2),
+    ("empty_file", &["ok.toml", "empty.csv"], 2),
+    ("not_gzip", &["ok.toml", "notgzip.csv.gz"], 2),
+    ("second_input_bad", &["ok.toml", "ok.csv", "ragged.csv"], 2),
+    // Values: too many rejected rows publish nothing.
+    ("values_over_threshold", &["ok.toml", "values.csv"], 1),
+    (
+        "device_ids_over_threshold",
+        &["devices.toml", "devices.csv"],
+        1,
+    ),
+    (
+        "aam_uuids_over_threshold",
+        &["aam_uuid.toml", "aam_uuid.csv"],
+        1,
+    ),
+];
+
+fn bad_dir() -> std::path::PathBuf {
+    repo().join("tests/fixtures/bad")
+}
+
+#[test]
+fn every_bad_input_fails_clearly_and_leaves_the_output_folder_untouched() {
+    assert!(FAILURES.len() >= 30);
+    for (case, files, code) in FAILURES {
+        let w = Workdir::new();
+        w.write("out/keep.txt", "already here");
+        let out = w.path("out").display().to_string();
+        let mut args = vec!["--mapping", files[0]];
+        args.extend(&files[1..]);
+        args.extend(["--out", &out, "--timestamp", TS]);
+        let r = w.run_in(&bad_dir(), &args);
+        assert_eq!(r.code, *code, "{case}: {}", r.stderr);
+        assert_golden(&format!("bad/{case}.stderr"), &r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{case}: {}", r.stderr);
+        let files: Vec<String> = w.files("out").into_keys().collect();
+        assert_eq!(
+            files,
+            ["keep.txt"],
+            "{case} left the output folder as it was"
+        );
+    }
+}
+
+#[test]
+fn rejected_rows_are_listed_with_reasons_and_written_under_the_threshold() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let rejects = w.path("rejects.csv").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "ok.toml",
+            "values.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+            "--rejects",
+            &rejects,
+            "--max-reject-rate",
+            "100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_golden("bad/values.stdout", &r.stdout.replace(&out, "<out>"));
+    assert_golden(
+        "bad/values.rejects.csv",
+        &std::fs::read_to_string(&rejects).unwrap(),
+    );
+    assert_golden("bad/values.out", &w.output_text("out"));
+    assert_eq!(r.stderr, "note: 13 rows rejected; see the rejects file\n");
+}
+
+#[test]
+fn over_the_threshold_the_rejects_file_is_still_written() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let rejects = w.path("rejects.csv").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "devices.toml",
+            "devices.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+            "--rejects",
+            &rejects,
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(!w.path("out").exists());
+    assert_golden(
+        "bad/devices.rejects.csv",
+        &std::fs::read_to_string(&rejects).unwrap(),
+    );
+}
+
+#[test]
+fn existing_output_without_force_is_an_error_and_untouched() {
+    let w = Workdir::new();
+    let name = "out/ftp_dpm_21_1700000000.sync.gz";
+    w.write(name, "earlier delivery");
+    let out = w.path("out").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "ok.toml",
+            "ok.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        format!("error: {out}/ftp_dpm_21_1700000000.sync.gz: already exists; pass --force to replace it\n")
+    );
+    assert_eq!(std::fs::read(w.path(name)).unwrap(), b"earlier delivery");
+}
+
+#[test]
+fn removal_rules_in_overwrite_mode_are_left_out_with_a_warning() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "m_overwrite_removal.toml",
+            "ok.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "warning: m_overwrite_removal.toml: traits[1]: removal rule ignored: mode = \"overwrite\" replaces all of a user's traits and AAM ignores removals there\n"
+    );
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.overwrite.gz\nu1\td_sid=5\n"
+    );
+}
+
+#[test]
+fn a_latin1_export_reads_with_the_encoding_option() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "latin1.toml",
+            "latin1.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.sync.gz\nu1\tcity=Paris\nu2\tcity=\"Zürich\"\n"
+    );
+}
+
+#[test]
+fn add_and_remove_of_one_trait_keeps_the_addition_and_phone_ids_are_flagged() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "conflicts.toml",
+            "conflicts.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.sync\n+1 415 555 0123\td_sid=8\nu1\td_sid=5,d_sid=6\nu2\td_unsid=7\n"
+    );
+    assert!(
+        r.stdout
+            .contains("add/remove conflicts      1 (the addition was kept)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("warning: 1 user IDs look like phone numbers; AAM must not receive PII\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn emails_are_hashed_when_asked_and_non_emails_rejected() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let rejects = w.path("rejects.csv").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "hashed.toml",
+            "hashed.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+            "--rejects",
+            &rejects,
+            "--max-reject-rate",
+            "50",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let hash = aam_etl::inbound::email_sha256("jane.doe@example.com");
+    assert_eq!(
+        w.output_text("out"),
+        format!("== ftp_dpm_21_1700000000.sync\n{hash}\td_sid=5\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap(),
+        "file,row,user_id,reason,message\nhashed.csv,2,not-an-email,not-an-email,\"user_id.hash = \"\"sha256\"\" expects e-mail addresses; this value is not one\"\n"
+    );
+}
+
+#[test]
+fn an_export_without_traits_writes_no_file_and_says_why() {
+    let w = Workdir::new();
+    let out = w.path("out").display().to_string();
+    let r = w.run_in(
+        &bad_dir(),
+        &[
+            "--mapping",
+            "ok.toml",
+            "header_only.csv",
+            "--out",
+            &out,
+            "--timestamp",
+            TS,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "no file written: no user has a trait to send (AAM does not process empty files)\n"
+    );
+    assert!(!w.path("out").exists());
+}
