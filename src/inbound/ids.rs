@@ -233,15 +233,10 @@ fn check_uuid(id: &str, upper: bool) -> Result<(), IdProblem> {
     } else {
         ("a lowercase 8-4-4-4-12 hex ID", "lowercase")
     };
-    let bytes = id.as_bytes();
-    let shape_ok = bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, &b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
-    if !shape_ok {
+    if !is_uuid_shape(id) {
         return Err(IdProblem::Format { expected: format });
     }
+    let bytes = id.as_bytes();
     let wrong_case = if upper {
         bytes.iter().any(|b| b.is_ascii_lowercase())
     } else {
@@ -251,6 +246,16 @@ fn check_uuid(id: &str, upper: bool) -> Result<(), IdProblem> {
         return Err(IdProblem::Case { expected: case });
     }
     Ok(())
+}
+
+/// 8-4-4-4-12 hex digits, in either case: the shape of most device IDs.
+pub fn is_uuid_shape(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 /// True for values shaped like an e-mail address: `local@domain.tld` with no spaces.

@@ -9,7 +9,7 @@ mod line;
 mod traits;
 
 pub use filename::{date_folder, FileName, FileNameError, Mode, TIMESTAMP_RANGE};
-pub use ids::{email_sha256, looks_like_email, looks_like_phone, IdProblem, IdType};
+pub use ids::{email_sha256, is_uuid_shape, looks_like_email, looks_like_phone, IdProblem, IdType};
 pub use line::{parse_line, wrap_user, LineError, ParsedLine, WrapError};
 pub use traits::{parse_trait, ParsedTrait, Removal, Trait, TraitError};
 

@@ -9,8 +9,8 @@ pub use rules::{Rule, Severity, RULES};
 
 use crate::error::{Error, Result};
 use crate::inbound::{
-    parse_line, FileName, FileNameError, IdProblem, IdType, LineError, Mode, Trait, TraitError,
-    MAX_COMPRESSED_BYTES, MAX_LINES_PER_USER, MAX_LINE_BYTES, MAX_UNCOMPRESSED_BYTES,
+    is_uuid_shape, parse_line, FileName, FileNameError, IdProblem, IdType, LineError, Mode, Trait,
+    TraitError, MAX_COMPRESSED_BYTES, MAX_LINES_PER_USER, MAX_LINE_BYTES, MAX_UNCOMPRESSED_BYTES,
     OPTIMAL_PART_BYTES,
 };
 use crate::report::FileReceipt;
@@ -553,12 +553,7 @@ fn shape_of(id: &str) -> &'static str {
     if b.len() == 38 && b.iter().all(u8::is_ascii_digit) {
         return "AAM UUID";
     }
-    let uuid = b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        });
-    if uuid {
+    if is_uuid_shape(id) {
         if b.iter().any(u8::is_ascii_lowercase) {
             "lowercase device"
         } else {

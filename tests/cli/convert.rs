@@ -48,12 +48,7 @@ fn same_export_as_csv_parquet_and_ndjson_gives_identical_bytes() {
 /// fails the test.
 #[test]
 fn every_mapping_template_converts_its_example() {
-    let cases = [
-        ("crm.toml", "crm.csv"),
-        ("devices.toml", "devices.ndjson"),
-        ("overwrite.toml", "crm.parquet"),
-        ("segments.toml", "segments.csv"),
-    ];
+    let cases = crate::harness::TEMPLATES;
     let mut templates: Vec<String> = std::fs::read_dir(crate::harness::repo().join("mappings"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

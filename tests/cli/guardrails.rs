@@ -1,7 +1,7 @@
 //! Bad input gets a clear answer and nothing is lost: one case per defect, each asserting
 //! the exit code, the whole message (golden) and that the output folder is untouched.
 
-use crate::harness::{assert_golden, repo, Workdir};
+use crate::harness::{assert_golden, repo, Run, Workdir};
 
 const TS: &str = "1700000000";
 
@@ -97,6 +97,14 @@ fn bad_dir() -> std::path::PathBuf {
     repo().join("tests/fixtures/bad")
 }
 
+/// Converts fixtures named relative to tests/fixtures/bad into `w`'s `out` folder.
+fn convert(w: &Workdir, args: &[&str]) -> Run {
+    let out = w.path("out").display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--out", &out, "--timestamp", TS]);
+    w.run_in(&bad_dir(), &all)
+}
+
 #[test]
 fn every_bad_input_fails_clearly_and_leaves_the_output_folder_untouched() {
     assert!(FAILURES.len() >= 30);
@@ -125,16 +133,12 @@ fn rejected_rows_are_listed_with_reasons_and_written_under_the_threshold() {
     let w = Workdir::new();
     let out = w.path("out").display().to_string();
     let rejects = w.path("rejects.csv").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
+    let r = convert(
+        &w,
         &[
             "--mapping",
             "ok.toml",
             "values.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
             "--rejects",
             &rejects,
             "--max-reject-rate",
@@ -154,18 +158,13 @@ fn rejected_rows_are_listed_with_reasons_and_written_under_the_threshold() {
 #[test]
 fn over_the_threshold_the_rejects_file_is_still_written() {
     let w = Workdir::new();
-    let out = w.path("out").display().to_string();
     let rejects = w.path("rejects.csv").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
+    let r = convert(
+        &w,
         &[
             "--mapping",
             "devices.toml",
             "devices.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
             "--rejects",
             &rejects,
         ],
@@ -184,18 +183,7 @@ fn existing_output_without_force_is_an_error_and_untouched() {
     let name = "out/ftp_dpm_21_1700000000.sync.gz";
     w.write(name, "earlier delivery");
     let out = w.path("out").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
-        &[
-            "--mapping",
-            "ok.toml",
-            "ok.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
-        ],
-    );
+    let r = convert(&w, &["--mapping", "ok.toml", "ok.csv"]);
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
@@ -207,19 +195,7 @@ fn existing_output_without_force_is_an_error_and_untouched() {
 #[test]
 fn removal_rules_in_overwrite_mode_are_left_out_with_a_warning() {
     let w = Workdir::new();
-    let out = w.path("out").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
-        &[
-            "--mapping",
-            "m_overwrite_removal.toml",
-            "ok.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
-        ],
-    );
+    let r = convert(&w, &["--mapping", "m_overwrite_removal.toml", "ok.csv"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stderr,
@@ -234,19 +210,7 @@ fn removal_rules_in_overwrite_mode_are_left_out_with_a_warning() {
 #[test]
 fn a_latin1_export_reads_with_the_encoding_option() {
     let w = Workdir::new();
-    let out = w.path("out").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
-        &[
-            "--mapping",
-            "latin1.toml",
-            "latin1.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
-        ],
-    );
+    let r = convert(&w, &["--mapping", "latin1.toml", "latin1.csv"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         w.output_text("out"),
@@ -257,19 +221,7 @@ fn a_latin1_export_reads_with_the_encoding_option() {
 #[test]
 fn add_and_remove_of_one_trait_keeps_the_addition_and_phone_ids_are_flagged() {
     let w = Workdir::new();
-    let out = w.path("out").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
-        &[
-            "--mapping",
-            "conflicts.toml",
-            "conflicts.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
-        ],
-    );
+    let r = convert(&w, &["--mapping", "conflicts.toml", "conflicts.csv"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         w.output_text("out"),
@@ -292,18 +244,13 @@ fn add_and_remove_of_one_trait_keeps_the_addition_and_phone_ids_are_flagged() {
 #[test]
 fn emails_are_hashed_when_asked_and_non_emails_rejected() {
     let w = Workdir::new();
-    let out = w.path("out").display().to_string();
     let rejects = w.path("rejects.csv").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
+    let r = convert(
+        &w,
         &[
             "--mapping",
             "hashed.toml",
             "hashed.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
             "--rejects",
             &rejects,
             "--max-reject-rate",
@@ -325,19 +272,7 @@ fn emails_are_hashed_when_asked_and_non_emails_rejected() {
 #[test]
 fn an_export_without_traits_writes_no_file_and_says_why() {
     let w = Workdir::new();
-    let out = w.path("out").display().to_string();
-    let r = w.run_in(
-        &bad_dir(),
-        &[
-            "--mapping",
-            "ok.toml",
-            "header_only.csv",
-            "--out",
-            &out,
-            "--timestamp",
-            TS,
-        ],
-    );
+    let r = convert(&w, &["--mapping", "ok.toml", "header_only.csv"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stderr,

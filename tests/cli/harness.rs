@@ -26,6 +26,14 @@ pub fn mapping(name: &str) -> String {
     repo().join("mappings").join(name).display().to_string()
 }
 
+/// Every mapping template and the bundled example it converts.
+pub const TEMPLATES: [(&str, &str); 4] = [
+    ("crm.toml", "crm.csv"),
+    ("devices.toml", "devices.ndjson"),
+    ("overwrite.toml", "crm.parquet"),
+    ("segments.toml", "segments.csv"),
+];
+
 /// What a run printed and how it ended.
 #[derive(Debug)]
 pub struct Run {

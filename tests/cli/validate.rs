@@ -132,12 +132,7 @@ fn a_missing_path_cannot_be_read() {
 
 #[test]
 fn everything_the_writer_produces_validates_clean() {
-    let cases = [
-        ("crm.toml", "crm.csv"),
-        ("devices.toml", "devices.ndjson"),
-        ("overwrite.toml", "crm.parquet"),
-        ("segments.toml", "segments.csv"),
-    ];
+    let cases = crate::harness::TEMPLATES;
     for (m, input) in cases {
         let w = Workdir::new();
         let r = w.run(&[
