@@ -12,7 +12,11 @@ use crate::reject::{mask_pii, Reject};
 use crate::report::Receipt;
 use crate::source::Source;
 use polars::prelude::*;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Hash maps on the hot path use foldhash (hashbrown's default); nothing iterates them unsorted.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the pipeline produced: the text of every line, grouped by user, ready to be cut
@@ -173,22 +177,25 @@ enum Cell<'a> {
 }
 
 impl Cell<'_> {
-    /// The value as text, for value maps and signals. Integral floats print without `.0`.
-    fn text(&self) -> String {
-        match *self {
-            Cell::Str(s) => s.to_owned(),
-            Cell::Int(i) => i.to_string(),
-            Cell::UInt(u) => u.to_string(),
-            Cell::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-            Cell::Float(f) => f.to_string(),
-            Cell::Bool(b) => b.to_string(),
-        }
+    /// The value as text, for value maps and signals: text as it is, numbers written into
+    /// `buf` (integral floats without `.0`), so the hot path allocates nothing.
+    fn text<'c>(&'c self, buf: &'c mut String) -> &'c str {
+        buf.clear();
+        let _ = match *self {
+            Cell::Str(s) => return s,
+            Cell::Int(i) => write!(buf, "{i}"),
+            Cell::UInt(u) => write!(buf, "{u}"),
+            Cell::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => write!(buf, "{}", f as i64),
+            Cell::Float(f) => write!(buf, "{f}"),
+            Cell::Bool(b) => write!(buf, "{b}"),
+        };
+        buf
     }
 
     fn describe(&self) -> String {
         match self {
             Cell::Str(s) => format!("\"{s}\""),
-            other => other.text(),
+            other => other.text(&mut String::new()).to_owned(),
         }
     }
 }
@@ -365,6 +372,10 @@ struct Accumulator<'m> {
     /// Pre-interned codes of fixed traits (flags and value maps), per rule.
     flag_codes: Vec<(Option<u32>, Option<u32>)>,
     map_codes: Vec<HashMap<String, u32>>,
+    /// Per key-value rule: value text -> code, so a value seen before costs one lookup.
+    signal_codes: Vec<HashMap<String, u32>>,
+    /// Reused for numbers rendered as text.
+    text_buf: String,
 }
 
 impl<'m> Accumulator<'m> {
@@ -387,7 +398,7 @@ impl<'m> Accumulator<'m> {
                         .map(|(k, t)| (k.clone(), interner.code(t.clone())))
                         .collect(),
                 ),
-                _ => map_codes.push(HashMap::new()),
+                _ => map_codes.push(HashMap::default()),
             }
         }
         Accumulator {
@@ -395,10 +406,12 @@ impl<'m> Accumulator<'m> {
             receipt: Receipt::default(),
             rejects: Vec::new(),
             interner,
-            user_index: HashMap::new(),
+            user_index: HashMap::default(),
             users: Vec::new(),
             flag_codes,
             map_codes,
+            signal_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
+            text_buf: String::new(),
         }
     }
 
@@ -454,7 +467,7 @@ impl<'m> Accumulator<'m> {
                 Ok(uid)
             });
             match result {
-                Ok(uid) => self.add_user_row(uid, &scratch, file_index, row_number),
+                Ok(uid) => self.add_user_row(&uid, &scratch, file_index, row_number),
                 Err(r) => {
                     self.receipt.reject(r.code, 1);
                     self.rejects.push(Reject {
@@ -472,9 +485,9 @@ impl<'m> Accumulator<'m> {
 
     /// The user ID as it will be written: trimmed, hashed, case-normalized as the mapping
     /// asks, then checked against its type (SPEC: User IDs).
-    fn user_id(&mut self, raw: &str) -> Result<String, RowReject> {
+    fn user_id<'r>(&mut self, raw: &'r str) -> Result<Cow<'r, str>, RowReject> {
         let spec = &self.mapping.user_id;
-        let mut id = if spec.trim { raw.trim() } else { raw }.to_owned();
+        let mut id = Cow::Borrowed(if spec.trim { raw.trim() } else { raw });
         if spec.hash_email && !id.is_empty() {
             if !inbound::looks_like_email(&id) {
                 return Err(RowReject::new(
@@ -482,11 +495,11 @@ impl<'m> Accumulator<'m> {
                     "user_id.hash = \"sha256\" expects e-mail addresses; this value is not one",
                 ));
             }
-            id = inbound::email_sha256(&id);
+            id = Cow::Owned(inbound::email_sha256(&id));
         }
         if spec.normalize_case {
             if let Some(n) = spec.id_type.normalize_case(&id) {
-                id = n;
+                id = Cow::Owned(n);
                 self.receipt.ids_normalized += 1;
             }
         }
@@ -519,6 +532,8 @@ impl<'m> Accumulator<'m> {
             let receipt = &mut self.receipt;
             let (on_true, on_false) = self.flag_codes[i];
             let map_codes = &self.map_codes[i];
+            let signal_codes = &mut self.signal_codes[i];
+            let buf = &mut self.text_buf;
             let path = &b.label;
             let mut emit = |cell: Cell| -> Result<(), RowReject> {
                 match b.kind {
@@ -548,8 +563,8 @@ impl<'m> Accumulator<'m> {
                     RuleKind::ValueMap {
                         reject_unmapped, ..
                     } => {
-                        let text = cell.text();
-                        match map_codes.get(&text) {
+                        let text = cell.text(buf);
+                        match map_codes.get(text) {
                             Some(&code) => out.push(code),
                             None if *reject_unmapped => {
                                 let mut known: Vec<&str> =
@@ -567,13 +582,25 @@ impl<'m> Accumulator<'m> {
                         }
                     }
                     RuleKind::KeyValue { key } => {
-                        let t = Trait::signal(key, &cell.text()).map_err(|e| {
-                            RowReject::new(
-                                "invalid-signal-value",
-                                format!("{path}: value {} cannot be sent: {e}", cell.describe()),
-                            )
-                        })?;
-                        out.push(interner.code(t));
+                        let text = cell.text(buf);
+                        let code = match signal_codes.get(text) {
+                            Some(&code) => code,
+                            None => {
+                                let t = Trait::signal(key, text).map_err(|e| {
+                                    RowReject::new(
+                                        "invalid-signal-value",
+                                        format!(
+                                            "{path}: value {} cannot be sent: {e}",
+                                            cell.describe()
+                                        ),
+                                    )
+                                })?;
+                                let code = interner.code(t);
+                                signal_codes.insert(text.to_owned(), code);
+                                code
+                            }
+                        };
+                        out.push(code);
                     }
                 }
                 Ok(())
@@ -583,14 +610,14 @@ impl<'m> Accumulator<'m> {
         Ok(())
     }
 
-    fn add_user_row(&mut self, uid: String, codes: &[u32], file: usize, row: u64) {
-        let index = match self.user_index.get(&uid) {
+    fn add_user_row(&mut self, uid: &str, codes: &[u32], file: usize, row: u64) {
+        let index = match self.user_index.get(uid) {
             Some(&i) => i as usize,
             None => {
                 let i = self.users.len();
-                self.user_index.insert(uid.clone(), i as u32);
+                self.user_index.insert(uid.to_owned(), i as u32);
                 self.users.push((
-                    uid,
+                    uid.to_owned(),
                     UserState {
                         traits: Vec::new(),
                         rows: 0,
@@ -617,7 +644,7 @@ impl<'m> Accumulator<'m> {
             rank[code as usize] = r as u32;
         }
         let mut users = std::mem::take(&mut self.users);
-        self.user_index = HashMap::new();
+        self.user_index = HashMap::default();
         users.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         self.receipt.users_read = users.len() as u64;
 
@@ -746,8 +773,10 @@ mod tests {
 
     #[test]
     fn cell_text_prints_integral_floats_plainly() {
-        assert_eq!(Cell::Float(3.0).text(), "3");
-        assert_eq!(Cell::Float(3.5).text(), "3.5");
-        assert_eq!(Cell::Int(-2).text(), "-2");
+        let mut buf = String::new();
+        assert_eq!(Cell::Float(3.0).text(&mut buf), "3");
+        assert_eq!(Cell::Float(3.5).text(&mut buf), "3.5");
+        assert_eq!(Cell::Int(-2).text(&mut buf), "-2");
+        assert_eq!(Cell::Str("x y").text(&mut buf), "x y");
     }
 }

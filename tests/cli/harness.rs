@@ -27,7 +27,8 @@ pub fn mapping(name: &str) -> String {
 }
 
 /// Every mapping template and the bundled example it converts.
-pub const TEMPLATES: [(&str, &str); 4] = [
+pub const TEMPLATES: [(&str, &str); 5] = [
+    ("bench.toml", "bench-sample.csv"),
     ("crm.toml", "crm.csv"),
     ("devices.toml", "devices.ndjson"),
     ("overwrite.toml", "crm.parquet"),
