@@ -651,6 +651,7 @@ impl<'m> Accumulator<'m> {
         let max_part = mapping.output.max_part_bytes;
         let mut body = Vec::new();
         let mut blocks = Vec::new();
+        let mut kinds = [0u64; 5];
         let mut line: Vec<&Trait> = Vec::new();
         let mut added: Vec<u64> = Vec::new();
         let mut removed: Vec<u64> = Vec::new();
@@ -710,13 +711,9 @@ impl<'m> Accumulator<'m> {
                     });
                     self.receipt.users_written += 1;
                     self.receipt.lines += lines as u64;
+                    self.receipt.traits += line.len() as u64;
                     for t in &line {
-                        self.receipt.traits += 1;
-                        *self
-                            .receipt
-                            .traits_by_kind
-                            .entry(t.kind().to_owned())
-                            .or_default() += 1;
+                        kinds[t.kind_index()] += 1;
                     }
                 }
                 Err((code, message)) => {
@@ -732,6 +729,7 @@ impl<'m> Accumulator<'m> {
                 }
             }
         }
+        self.receipt.traits_by_kind = crate::report::by_kind(&kinds);
         Conversion {
             receipt: self.receipt,
             rejects: self.rejects,

@@ -5,6 +5,17 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// Trait counts indexed by [`crate::inbound::KINDS`] as the receipts' by-kind table (kinds
+/// with a count only).
+pub fn by_kind(counts: &[u64; 5]) -> BTreeMap<String, u64> {
+    crate::inbound::KINDS
+        .iter()
+        .zip(counts)
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, &n)| (k.to_string(), n))
+        .collect()
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Receipt {
     pub files_read: u64,

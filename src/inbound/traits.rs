@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// The kinds of trait reported in receipts, indexed by [`Trait::kind_index`].
+pub const KINDS: [&str; 5] = ["d_sid", "d_unsid", "ic", "key_value", "removal"];
+
 /// How a removal of trait N is spelled when it is not `d_unsid=N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Removal {
@@ -110,12 +113,17 @@ impl Trait {
 
     /// The kind name used in reports: d_sid, d_unsid, ic, key_value, removal.
     pub fn kind(&self) -> &'static str {
+        KINDS[self.kind_index()]
+    }
+
+    /// This trait's index in [`KINDS`], for counting without allocating.
+    pub fn kind_index(&self) -> usize {
         match self {
-            Trait::Sid(_) => "d_sid",
-            Trait::Unsid(_) => "d_unsid",
-            Trait::Ic(_) | Trait::IcPrefixed(_) => "ic",
-            Trait::Signal { .. } => "key_value",
-            Trait::Remove(..) => "removal",
+            Trait::Sid(_) => 0,
+            Trait::Unsid(_) => 1,
+            Trait::Ic(_) | Trait::IcPrefixed(_) => 2,
+            Trait::Signal { .. } => 3,
+            Trait::Remove(..) => 4,
         }
     }
 

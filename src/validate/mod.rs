@@ -18,7 +18,7 @@ use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Optimal gzip part size (SPEC: File sizes, 200-300 MB).
@@ -130,15 +130,87 @@ pub fn validate_file(path: &Path, opts: &Options) -> Result<FileReport> {
         );
     }
     let uncompressed = if is_gzip {
-        c.check_lines(BufReader::with_capacity(
-            1 << 20,
-            MultiGzDecoder::new(reader),
-        ))
+        // Decompress on a second thread while this one checks lines.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
+            scope.spawn(move || decompress_into(MultiGzDecoder::new(reader), &tx));
+            c.check_lines(BufReader::with_capacity(1 << 20, ChannelReader::new(rx)))
+        })
     } else {
         c.check_lines(reader)
     }?;
     c.check_sizes(file_bytes, uncompressed, is_gzip);
     Ok(c.finish())
+}
+
+type Block = std::io::Result<Vec<u8>>;
+
+/// Sends the decompressed data in blocks of about 1 MB, then any error, then hangs up.
+fn decompress_into(mut gz: impl Read, tx: &std::sync::mpsc::SyncSender<Block>) {
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        let mut filled = 0;
+        let mut error = None;
+        while filled < block.len() {
+            match gz.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        block.truncate(filled);
+        let done = filled == 0 || error.is_some();
+        // A send fails only when the checker stopped reading.
+        if filled > 0 && tx.send(Ok(block)).is_err() {
+            return;
+        }
+        if let Some(e) = error {
+            let _ = tx.send(Err(e));
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+/// Reads the blocks another thread decompresses.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Block>,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<Block>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            block: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.block.len() {
+            match self.rx.recv() {
+                Ok(Ok(block)) => {
+                    self.block = block;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the decompressor finished
+            }
+        }
+        let n = out.len().min(self.block.len() - self.pos);
+        out[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 struct Checker<'o> {
@@ -157,6 +229,8 @@ struct Checker<'o> {
     shapes: BTreeMap<&'static str, u64>,
     /// Whether the current line has an error already.
     line_failed: bool,
+    /// Valid traits by kind (see `inbound::KINDS`).
+    kinds: [u64; 5],
 }
 
 impl<'o> Checker<'o> {
@@ -174,6 +248,7 @@ impl<'o> Checker<'o> {
             lines_per_user: HashMap::new(),
             shapes: BTreeMap::new(),
             line_failed: false,
+            kinds: [0; 5],
         }
     }
 
@@ -349,11 +424,7 @@ impl<'o> Checker<'o> {
             match t {
                 Ok(p) => {
                     self.receipt.signals += 1;
-                    *self
-                        .receipt
-                        .traits_by_kind
-                        .entry(p.value.kind().to_owned())
-                        .or_default() += 1;
+                    self.kinds[p.value.kind_index()] += 1;
                     if p.spaced && self.opts.strict {
                         self.report(
                             n,
@@ -514,6 +585,7 @@ impl<'o> Checker<'o> {
 
     fn finish(mut self) -> FileReport {
         self.receipt.files = 1;
+        self.receipt.traits_by_kind = crate::report::by_kind(&self.kinds);
         // A file AAM will not pick up (bad name, folder, compression) stores nothing.
         if self
             .diagnostics

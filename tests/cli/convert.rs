@@ -23,18 +23,43 @@ fn readme_example_command_converts_the_bundled_export() {
     assert_golden("crm.out", &w.output_text("out"));
 }
 
+/// The bundled export as Arrow IPC and as gzip-compressed CSV and NDJSON, made here.
+fn derived_inputs(w: &Workdir) -> Vec<String> {
+    use flate2::{write::GzEncoder, Compression};
+    use polars::prelude::*;
+    use std::io::Write;
+    let mut df = ParquetReader::new(std::fs::File::open(example("crm.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let ipc = w.path("crm.arrow");
+    IpcWriter::new(std::fs::File::create(&ipc).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let mut paths = vec![ipc.display().to_string()];
+    for name in ["crm.csv", "crm.ndjson"] {
+        let gz = w.path(&format!("{name}.gz"));
+        let mut enc = GzEncoder::new(std::fs::File::create(&gz).unwrap(), Compression::fast());
+        enc.write_all(&std::fs::read(example(name)).unwrap())
+            .unwrap();
+        enc.finish().unwrap();
+        paths.push(gz.display().to_string());
+    }
+    paths
+}
+
 #[test]
-fn same_export_as_csv_parquet_and_ndjson_gives_identical_bytes() {
+fn same_export_in_every_format_gives_identical_bytes() {
+    let inputs_dir = Workdir::new();
+    let mut inputs: Vec<String> = ["crm.csv", "crm.parquet", "crm.ndjson"]
+        .iter()
+        .map(|n| example(n))
+        .collect();
+    inputs.extend(derived_inputs(&inputs_dir));
+    assert_eq!(inputs.len(), 6);
     let mut outputs = Vec::new();
-    for input in ["crm.csv", "crm.parquet", "crm.ndjson"] {
+    for input in &inputs {
         let w = Workdir::new();
-        let r = w.run(&[
-            "--mapping",
-            &mapping("crm.toml"),
-            &example(input),
-            "--timestamp",
-            TS,
-        ]);
+        let r = w.run(&["--mapping", &mapping("crm.toml"), input, "--timestamp", TS]);
         assert_eq!(r.code, 0, "{input}: {}", r.stderr);
         outputs.push((input, w.files("out")));
     }
