@@ -326,6 +326,35 @@ fn flag(cell: Cell) -> Option<bool> {
     }
 }
 
+/// Sorts users bytewise by ID. The first 8 bytes, compared as one big-endian integer, decide
+/// most comparisons without touching the strings.
+fn sort_by_id<T>(users: &mut Vec<(String, T)>) {
+    let prefix = |id: &str| {
+        let mut b = [0u8; 8];
+        let n = id.len().min(8);
+        b[..n].copy_from_slice(&id.as_bytes()[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut keys: Vec<(u64, u32)> = users
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (prefix(id), i as u32))
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            users[a.1 as usize]
+                .0
+                .as_bytes()
+                .cmp(users[b.1 as usize].0.as_bytes())
+        })
+    });
+    let mut slots: Vec<Option<(String, T)>> = std::mem::take(users).into_iter().map(Some).collect();
+    users.extend(
+        keys.iter()
+            .map(|&(_, i)| slots[i as usize].take().expect("each index once")),
+    );
+}
+
 /// A rule with its values and filter column for the frame at hand.
 struct Bound<'m> {
     /// `traits[0] (column "segments")`, for messages.
@@ -645,7 +674,7 @@ impl<'m> Accumulator<'m> {
         }
         let mut users = std::mem::take(&mut self.users);
         self.user_index = HashMap::default();
-        users.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        sort_by_id(&mut users);
         self.receipt.users_read = users.len() as u64;
 
         let max_part = mapping.output.max_part_bytes;
@@ -754,6 +783,30 @@ mod tests {
         assert!(trait_id(Cell::Float(1.5)).is_err());
         assert!(trait_id(Cell::Int(-3)).is_err());
         assert!(trait_id(Cell::Bool(true)).is_err());
+    }
+
+    #[test]
+    fn users_sort_bytewise_by_id() {
+        let ids = [
+            "b",
+            "a",
+            "abcdefghZ",
+            "abcdefgh",
+            "abcdefghA",
+            "",
+            "B",
+            "é",
+            "abcdefgh\u{0}",
+        ];
+        let mut users: Vec<(String, usize)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_string(), i))
+            .collect();
+        let mut expected = users.clone();
+        expected.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        sort_by_id(&mut users);
+        assert_eq!(users, expected);
     }
 
     #[test]
