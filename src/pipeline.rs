@@ -79,7 +79,8 @@ fn filter_col(i: usize) -> String {
 
 /// Reads one source and selects the user ID, each rule's values and each rule's filter.
 fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
-    let mut lf = source.scan(&mapping.input, &[])?;
+    let opened = source.open(&mapping.input)?;
+    let mut lf = opened.scan(&[])?;
     let names = source.column_names(&mut lf, &mapping.input)?;
     mapping
         .check_columns(&names)
@@ -96,7 +97,7 @@ fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
             .into_iter()
             .map(|(_, c)| c.to_owned())
             .collect();
-        lf = source.scan(&mapping.input, &text)?;
+        lf = opened.scan(&text)?;
     }
     let mut exprs = vec![column(&mapping.user_id.column, &names)
         .cast(DataType::String)

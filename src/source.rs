@@ -105,9 +105,10 @@ impl Source {
         })
     }
 
-    /// A lazy scan of this source with the mapping's input options applied. In CSV files the
-    /// `text_columns` are read as text whatever they look like.
-    pub fn scan(&self, opts: &InputOptions, text_columns: &[String]) -> Result<LazyFrame> {
+    /// Opens this source once: checks it is not empty, decodes compressed or non-UTF-8 text
+    /// into memory and checks CSV records. The result can be scanned more than once without
+    /// reading or checking the file again.
+    pub fn open<'s>(&'s self, opts: &'s InputOptions) -> Result<Opened<'s>> {
         if std::fs::metadata(&self.path)
             .map_err(|e| Error::io(&self.path, e))?
             .len()
@@ -126,66 +127,26 @@ impl Source {
             // Polars pads short rows with nulls; a row with a wrong field count is an error.
             match &text {
                 Some(bytes) => self.check_csv(bytes.as_slice(), opts)?,
-                None => self.check_csv(self.open()?, opts)?,
+                None => self.check_csv(self.open_file()?, opts)?,
             }
         }
-        let err = |e: PolarsError| self.polars_error(e, opts);
-        if self.format == Format::Json {
-            // Polars has no lazy reader for a JSON array.
-            let text = match text {
+        let input = if self.format == Format::Json {
+            // Polars has no lazy reader for a JSON array: it is read whole.
+            OpenedInput::Json(match text {
                 Some(t) => t,
                 None => self.read_text(opts.encoding)?,
-            };
-            return JsonReader::new(std::io::Cursor::new(text))
-                .with_json_format(JsonFormat::Json)
-                .finish()
-                .map(IntoLazy::lazy)
-                .map_err(err);
-        }
-        let sources = match text {
-            Some(bytes) => ScanSources::Buffers(vec![bytes.into()].into()),
-            None => ScanSources::Paths(vec![self.pl_path()?].into()),
+            })
+        } else {
+            OpenedInput::Sources(match text {
+                Some(bytes) => ScanSources::Buffers(vec![bytes.into()].into()),
+                None => ScanSources::Paths(vec![self.pl_path()?].into()),
+            })
         };
-        match self.format {
-            Format::Csv => {
-                let separator = self.separator(opts);
-                let nulls = (!opts.null_values.is_empty()).then(|| {
-                    NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect())
-                });
-                // A CRM ID like `00123` must never become the number 123.
-                let overwrite = (!text_columns.is_empty()).then(|| {
-                    Arc::new(Schema::from_iter(
-                        text_columns
-                            .iter()
-                            .map(|c| Field::new(c.as_str().into(), DataType::String)),
-                    ))
-                });
-                LazyCsvReader::new_with_sources(sources)
-                    .with_has_header(opts.has_header)
-                    .with_separator(separator)
-                    .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
-                    .with_null_values(nulls)
-                    .with_dtype_overwrite(overwrite)
-                    .finish()
-                    .map_err(err)
-            }
-            Format::Ndjson => LazyJsonLineReader::new_with_sources(sources)
-                .finish()
-                .map_err(err),
-            Format::Json => unreachable!("read above"),
-            Format::Parquet => LazyFrame::scan_parquet_sources(
-                sources,
-                ScanArgsParquet {
-                    hive_options: HiveOptions::new_disabled(),
-                    ..Default::default()
-                },
-            )
-            .map_err(err),
-            Format::Ipc => {
-                LazyFrame::scan_ipc_sources(sources, Default::default(), Default::default())
-                    .map_err(err)
-            }
-        }
+        Ok(Opened {
+            source: self,
+            opts,
+            input,
+        })
     }
 
     fn separator(&self, opts: &InputOptions) -> u8 {
@@ -193,7 +154,7 @@ impl Source {
             .unwrap_or(if self.tsv { b'\t' } else { b',' })
     }
 
-    fn open(&self) -> Result<std::io::BufReader<std::fs::File>> {
+    fn open_file(&self) -> Result<std::io::BufReader<std::fs::File>> {
         std::fs::File::open(&self.path)
             .map(std::io::BufReader::new)
             .map_err(|e| Error::io(&self.path, e))
@@ -314,6 +275,76 @@ fn utf8_hint(opts: &InputOptions) -> String {
 /// serde_json appends " at line L column C"; we say the line ourselves.
 fn strip_position(msg: &str) -> &str {
     msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+/// A source opened and checked by [`Source::open`], ready to scan.
+pub struct Opened<'s> {
+    source: &'s Source,
+    opts: &'s InputOptions,
+    input: OpenedInput,
+}
+
+enum OpenedInput {
+    Sources(ScanSources),
+    Json(Vec<u8>),
+}
+
+impl Opened<'_> {
+    /// A lazy scan with the mapping's input options applied. In CSV files the
+    /// `text_columns` are read as text whatever they look like.
+    pub fn scan(&self, text_columns: &[String]) -> Result<LazyFrame> {
+        let (source, opts) = (self.source, self.opts);
+        let err = |e: PolarsError| source.polars_error(e, opts);
+        let sources = match &self.input {
+            OpenedInput::Json(text) => {
+                return JsonReader::new(std::io::Cursor::new(text.clone()))
+                    .with_json_format(JsonFormat::Json)
+                    .finish()
+                    .map(IntoLazy::lazy)
+                    .map_err(err)
+            }
+            OpenedInput::Sources(s) => s.clone(),
+        };
+        match source.format {
+            Format::Csv => {
+                let nulls = (!opts.null_values.is_empty()).then(|| {
+                    NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect())
+                });
+                // A CRM ID like `00123` must never become the number 123.
+                let overwrite = (!text_columns.is_empty()).then(|| {
+                    Arc::new(Schema::from_iter(
+                        text_columns
+                            .iter()
+                            .map(|c| Field::new(c.as_str().into(), DataType::String)),
+                    ))
+                });
+                LazyCsvReader::new_with_sources(sources)
+                    .with_has_header(opts.has_header)
+                    .with_separator(source.separator(opts))
+                    .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
+                    .with_null_values(nulls)
+                    .with_dtype_overwrite(overwrite)
+                    .finish()
+                    .map_err(err)
+            }
+            Format::Ndjson => LazyJsonLineReader::new_with_sources(sources)
+                .finish()
+                .map_err(err),
+            Format::Json => unreachable!("opened as OpenedInput::Json"),
+            Format::Parquet => LazyFrame::scan_parquet_sources(
+                sources,
+                ScanArgsParquet {
+                    hive_options: HiveOptions::new_disabled(),
+                    ..Default::default()
+                },
+            )
+            .map_err(err),
+            Format::Ipc => {
+                LazyFrame::scan_ipc_sources(sources, Default::default(), Default::default())
+                    .map_err(err)
+            }
+        }
+    }
 }
 
 impl Source {
