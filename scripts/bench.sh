@@ -84,8 +84,12 @@ R_WALL=NA
 if [[ $FORMAT == parquet ]]; then
   read -r R_WALL _ _ < <(measure .venv-bench/bin/python -c "
 import duckdb
-duckdb.sql(\"SELECT count(customer_id), count(segment_id), count(optout_segment), count(tier), count(is_vip), count(city), count(interests), count(age) FROM read_parquet('$INPUT')\").fetchall()")
+duckdb.sql(\"SELECT sum(length(customer_id)), sum(segment_id), sum(optout_segment), sum(length(tier)), sum(is_vip::INT), sum(length(city)), sum(length(interests)), sum(age) FROM read_parquet('$INPUT')\").fetchall()")
 fi
+
+# The validator against plain decompression of the same file.
+read -r V_WALL V_CPU V_RSS < <(measure target/release/aam-etl validate "$OUT/aam")
+read -r G_WALL _ _ < <(measure gzip -dc "$OUT"/aam/*.gz)
 
 .venv-bench/bin/python scripts/compare_outputs.py "$OUT/aam" "$OUT/duckdb"
 
@@ -94,3 +98,5 @@ printf '|---|---|---|---|---|---|---|---|---|---|\n'
 printf '| %s | %s | %s | %s | %s | %s | %s | %s | %.2fx | %s / %s |\n' "$ROWS" "$FORMAT" \
   "$A_WALL" "$A_CPU" "$A_RSS" "$D_WALL" "$D_CPU" "$D_RSS" \
   "$(echo "$D_WALL / $A_WALL" | bc -l)" "$R_WALL" "$P_WALL"
+printf '\nvalidate: %s s wall, %s s CPU, %s MB peak RSS; gzip -dc: %s s (%.2fx)\n' \
+  "$V_WALL" "$V_CPU" "$V_RSS" "$G_WALL" "$(echo "$V_WALL / $G_WALL" | bc -l)"

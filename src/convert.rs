@@ -1,14 +1,14 @@
 //! The main job: mapping + sources -> inbound files, with the reject threshold applied.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mapping::Mapping;
-use crate::pipeline::{self, Conversion};
+use crate::pipeline::{self, Tuning};
 use crate::reject::Reject;
 use crate::report::Receipt;
 use crate::source::Source;
-use crate::writer::Plan;
+use crate::writer::{PartWriter, Plan};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -50,17 +50,37 @@ pub struct Outcome {
 const PREVIEW_LINES: usize = 10;
 
 pub fn run(mapping: &Mapping, sources: &[Source], opts: &Options) -> Result<Outcome> {
-    let Conversion {
-        mut receipt,
-        rejects,
-        body,
-        users,
-    } = pipeline::run(mapping, sources, &opts.cancel)?;
-    let plan = Plan::new(&users, &mapping.output, opts.timestamp, &opts.out_dir);
-    let preview = String::from_utf8_lossy(&body[..preview_len(&body)])
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    run_tuned(mapping, sources, opts, Tuning::default())
+}
+
+/// [`run`] with explicit batch and memory sizes (tests use tiny ones).
+pub fn run_tuned(
+    mapping: &Mapping,
+    sources: &[Source],
+    opts: &Options,
+    tuning: Tuning,
+) -> Result<Outcome> {
+    let mut writer = PartWriter::new(
+        &mapping.output,
+        opts.timestamp,
+        &opts.out_dir,
+        opts.force,
+        opts.dry_run,
+    )?;
+    let mut preview = Vec::new();
+    let (mut receipt, rejects) =
+        pipeline::run(mapping, sources, tuning, &opts.cancel, &mut |rendered| {
+            if preview.len() < PREVIEW_LINES {
+                let body =
+                    &rendered.body[..preview_len(&rendered.body, PREVIEW_LINES - preview.len())];
+                preview.extend(String::from_utf8_lossy(body).lines().map(str::to_owned));
+            }
+            if opts.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            writer.push(rendered)
+        })?;
+    let plan = writer.finish()?;
     let status = if receipt.reject_rate() > opts.max_reject_rate {
         Status::OverThreshold
     } else if plan.parts.is_empty() {
@@ -68,9 +88,10 @@ pub fn run(mapping: &Mapping, sources: &[Source], opts: &Options) -> Result<Outc
     } else if opts.dry_run {
         Status::DryRun
     } else {
-        receipt.parts = plan.write(&body, opts.force, &opts.cancel)?;
+        receipt.parts = writer.publish(&plan)?;
         Status::Written
     };
+    // Unless published, dropping the writer removed what it wrote.
     Ok(Outcome {
         status,
         receipt,
@@ -80,10 +101,134 @@ pub fn run(mapping: &Mapping, sources: &[Source], opts: &Options) -> Result<Outc
     })
 }
 
-fn preview_len(body: &[u8]) -> usize {
+/// Length of the first `lines` lines of `body`.
+fn preview_len(body: &[u8], lines: usize) -> usize {
     body.iter()
         .enumerate()
         .filter(|(_, &b)| b == b'\n')
-        .nth(PREVIEW_LINES - 1)
+        .nth(lines.saturating_sub(1))
         .map_or(body.len(), |(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source;
+    use std::fmt::Write as _;
+    use std::path::Path;
+
+    fn repo(path: &str) -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(path)
+            .display()
+            .to_string()
+    }
+
+    /// Converts into a fresh folder; returns (file name, bytes) of each output file, the
+    /// receipt and the rejects.
+    fn convert(
+        mapping: &Mapping,
+        inputs: &[String],
+        tuning: Tuning,
+    ) -> (Vec<(String, Vec<u8>)>, Receipt, Vec<Reject>) {
+        let out = tempfile::tempdir().unwrap();
+        let sources = source::resolve(inputs, None).unwrap();
+        let opts = Options {
+            out_dir: out.path().to_owned(),
+            timestamp: 1_700_000_000,
+            force: false,
+            dry_run: false,
+            max_reject_rate: 1.0,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        let outcome = run_tuned(mapping, &sources, &opts, tuning).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        (files, outcome.receipt, outcome.rejects)
+    }
+
+    const TINY: Tuning = Tuning {
+        batch_rows: 1,
+        batch_bytes: 1,
+        spill_budget: 1,
+    };
+
+    #[test]
+    fn output_does_not_depend_on_batches_or_spilling() {
+        // Two CSV files, one user's rows spread over both, quoted fields with commas and line
+        // breaks (a batch must never start inside one), and rows that get rejected.
+        let dir = tempfile::tempdir().unwrap();
+        let header = "customer_id,email_sha256,segment_id,optout_segment,tier,is_vip,city,interests,age,signup_date\n";
+        let mut files = vec![header.to_owned(), header.to_owned()];
+        for i in 0..400u32 {
+            let user = if i % 50 == 0 {
+                "C-shared".to_owned()
+            } else {
+                format!("C{:04}", i % 97)
+            };
+            let note = if i % 7 == 0 {
+                "\"2020-01-01\nsee, notes\""
+            } else {
+                "2020-01-01"
+            };
+            let segment = if i % 31 == 0 {
+                "12x".to_owned()
+            } else {
+                (1000 + i % 13).to_string()
+            };
+            let tier = ["gold", "silver", "", "bronze"][i as usize % 4];
+            let city = ["Paris", "\"New York\"", "", "Lyon"][i as usize % 4];
+            let _ = writeln!(
+                files[(i % 2) as usize],
+                "{user},x,{segment},{},{tier},{},{city},a|b|c{},{},{note}",
+                if i % 5 == 0 { "1003" } else { "" },
+                i % 3 == 0,
+                i % 6,
+                20 + i % 50,
+            );
+        }
+        let inputs: Vec<String> = files
+            .iter()
+            .enumerate()
+            .map(|(n, text)| {
+                let path = dir.path().join(format!("part{n}.csv"));
+                std::fs::write(&path, text).unwrap();
+                path.display().to_string()
+            })
+            .collect();
+        let mapping = Mapping::load(Path::new(&repo("mappings/bench.toml"))).unwrap();
+        let whole = convert(&mapping, &inputs, Tuning::default());
+        assert_eq!(whole.1.rows_read, 400);
+        assert!(whole.1.rows_rejected > 0 && whole.1.users_written > 90);
+        let tiny = convert(&mapping, &inputs, TINY);
+        assert_eq!(whole.0, tiny.0);
+        assert_eq!(whole.1, tiny.1);
+        assert_eq!(whole.2, tiny.2);
+        let some = Tuning {
+            batch_rows: 3,
+            batch_bytes: 700,
+            spill_budget: 2000,
+        };
+        assert_eq!(whole.0, convert(&mapping, &inputs, some).0);
+    }
+
+    #[test]
+    fn parquet_and_ndjson_batches_give_the_same_output() {
+        let mapping = Mapping::load(Path::new(&repo("mappings/crm.toml"))).unwrap();
+        for example in ["examples/crm.parquet", "examples/crm.ndjson"] {
+            let inputs = [repo(example)];
+            let whole = convert(&mapping, &inputs, Tuning::default());
+            assert!(!whole.0.is_empty());
+            assert_eq!(whole, convert(&mapping, &inputs, TINY), "{example}");
+        }
+    }
 }

@@ -20,12 +20,14 @@
 
 pub mod convert;
 pub mod error;
+pub mod gzip;
 pub mod inbound;
 pub mod mapping;
 pub mod pipeline;
 pub mod reject;
 pub mod report;
 pub mod source;
+pub mod spill;
 pub mod validate;
 pub mod writer;
 

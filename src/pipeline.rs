@@ -1,9 +1,13 @@
 //! Sources + mapping -> every user's de-duplicated traits, rendered as lines, plus rejects.
 //!
-//! Polars reads each source and projects only the columns the mapping uses (conditions and
-//! filters are Polars SQL expressions evaluated there). Rows are then turned into traits
-//! encoded as integers, grouped per user, and each user's lines are rendered once, in a
-//! deterministic order: users by ID (bytewise), traits by form then ID or text.
+//! Two phases, so that memory stays flat however large the export:
+//! 1. Each source is read in batches (Polars projects the mapping's columns and evaluates its
+//!    SQL conditions and filters; a second thread reads the next batch while this one is
+//!    converted). Each row becomes (user ID, trait codes): traits are interned as integers.
+//!    Rows are sorted by user ID, in runs spilled to disk past a budget (`spill`).
+//! 2. The runs are merged; each user's rows come out together and the user's lines are
+//!    rendered once, on one thread while the writer compresses on the others. Users are in
+//!    bytewise ID order; traits by form then ID or text.
 
 use crate::error::{Error, Problem, Result};
 use crate::inbound::{self, IdType, Trait, MAX_LINES_PER_USER, MAX_LINE_BYTES};
@@ -11,30 +15,36 @@ use crate::mapping::{Format, Input, Mapping, RuleKind};
 use crate::reject::{mask_pii, Reject};
 use crate::report::Receipt;
 use crate::source::Source;
+use crate::spill::{Sorter, UserRows};
+use crate::writer::{Rendered, UserBlock};
 use polars::prelude::*;
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::mpsc::sync_channel;
 
 /// Hash maps on the hot path use foldhash (hashbrown's default); nothing iterates them unsorted.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the pipeline produced: the text of every line, grouped by user, ready to be cut
-/// into parts.
-#[derive(Debug, Default)]
-pub struct Conversion {
-    pub receipt: Receipt,
-    pub rejects: Vec<Reject>,
-    /// Every written user's lines, users in output order.
-    pub body: Vec<u8>,
-    /// Per written user: the end offset of its lines in `body` and how many lines it has.
-    pub users: Vec<UserBlock>,
+/// How big the pieces are. The output does not depend on these, only memory and speed do.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Rows per batch for Parquet and IPC.
+    pub batch_rows: u64,
+    /// Bytes per batch for CSV and NDJSON.
+    pub batch_bytes: u64,
+    /// Bytes of converted rows held in memory before they are spilled to TMPDIR.
+    pub spill_budget: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserBlock {
-    pub end: usize,
-    pub lines: u32,
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            batch_rows: 1 << 20,
+            batch_bytes: 64 << 20,
+            spill_budget: 256 << 20,
+        }
+    }
 }
 
 /// A row-level problem: the row is left out, counted and reported.
@@ -52,19 +62,43 @@ impl RowReject {
     }
 }
 
-/// Runs the mapping over all sources (one logical export) and renders every user's lines.
-/// `cancel` is checked between files and every few thousand rows (Ctrl-C).
-pub fn run(mapping: &Mapping, sources: &[Source], cancel: &AtomicBool) -> Result<Conversion> {
-    let mut acc = Accumulator::new(mapping);
-    for (file_index, source) in sources.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
+/// Runs the mapping over all sources (one logical export) and hands every user's lines to
+/// `sink`, in output order, a partition at a time. `cancel` is checked between batches and
+/// every few thousand rows (Ctrl-C).
+pub fn run(
+    mapping: &Mapping,
+    sources: &[Source],
+    tuning: Tuning,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+) -> Result<(Receipt, Vec<Reject>)> {
+    let mut acc = Accumulator::new(mapping, tuning.spill_budget);
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = sync_channel(1);
+        let reader = std::thread::Builder::new().name("read".into());
+        reader
+            .spawn_scoped(s, move || {
+                for (file, source) in sources.iter().enumerate() {
+                    let read =
+                        read_source(mapping, source, tuning, cancel, &mut |first_row, df| {
+                            // A closed channel: the converting side stopped (and reports why).
+                            tx.send(Ok((file, first_row, df))).is_ok()
+                        });
+                    if let Err(e) = read {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            })
+            .expect("a thread can be started");
+        for batch in rx {
+            let (file, first_row, df) = batch?;
+            acc.add_frame(&df, file, first_row, &sources[file], cancel)?;
         }
-        let df = load(mapping, source)?;
-        acc.receipt.files_read += 1;
-        acc.add_frame(&df, file_index, source, cancel)?;
-    }
-    Ok(acc.finish(mapping, sources))
+        Ok(())
+    })?;
+    acc.receipt.files_read = sources.len() as u64;
+    acc.finish(mapping, sources, cancel, sink)
 }
 
 const UID: &str = "__aam_uid";
@@ -77,9 +111,16 @@ fn filter_col(i: usize) -> String {
     format!("__aam_f{i}")
 }
 
-/// Reads one source and selects the user ID, each rule's values and each rule's filter.
-fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
-    let opened = source.open(&mapping.input)?;
+/// Reads one source batch by batch, selecting the user ID, each rule's values and each
+/// rule's filter; `emit(first_row, batch)` returns false to stop.
+fn read_source(
+    mapping: &Mapping,
+    source: &Source,
+    tuning: Tuning,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(u64, DataFrame) -> bool,
+) -> Result<()> {
+    let opened = source.open(&mapping.input, tuning.batch_bytes)?;
     let mut lf = opened.scan(&[])?;
     let names = source.column_names(&mut lf, &mapping.input)?;
     mapping
@@ -88,17 +129,20 @@ fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
             path: source.path.clone(),
             problems,
         })?;
-    if source.format == Format::Csv {
-        // Columns the mapping reads are text in CSV (IDs keep leading zeros, bad cells become
-        // counted rejects rather than parse failures); other columns keep inferred types for
-        // conditions and filters.
+    // Columns the mapping reads are text in CSV (IDs keep leading zeros, bad cells become
+    // counted rejects rather than parse failures); other columns keep inferred types for
+    // conditions and filters.
+    let text: Vec<String> = if source.format == Format::Csv {
         let text: Vec<String> = mapping
             .columns()
             .into_iter()
             .map(|(_, c)| c.to_owned())
             .collect();
         lf = opened.scan(&text)?;
-    }
+        text
+    } else {
+        Vec::new()
+    };
     let mut exprs = vec![column(&mapping.user_id.column, &names)
         .cast(DataType::String)
         .alias(UID)];
@@ -126,12 +170,23 @@ fn load(mapping: &Mapping, source: &Source) -> Result<DataFrame> {
             problems,
         });
     }
-    let mut df = lf
-        .select(exprs)
-        .collect()
-        .map_err(|e| source.polars_error(e, &mapping.input))?;
-    df.rechunk_mut();
-    Ok(df)
+    let mut first_row = 0u64;
+    for batch in opened.batches(&text, tuning.batch_rows)? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let mut df = batch?
+            .select(exprs.clone())
+            .collect()
+            .map_err(|e| source.polars_error(e, &mapping.input))?;
+        df.rechunk_mut();
+        let rows = df.height() as u64;
+        if !emit(first_row, df) {
+            return Ok(());
+        }
+        first_row += rows;
+    }
+    Ok(())
 }
 
 /// A column by name, or a field inside a struct column for a dotted path (`profile.tier`).
@@ -151,6 +206,14 @@ fn column(name: &str, names: &[String]) -> Expr {
 fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> {
     let expr = polars::sql::sql_expr(sql)
         .map_err(|e| Problem::new(key, format!("`{sql}` is not a valid SQL expression: {e}")))?;
+    if let Some(agg) = whole_column_function(&expr) {
+        return Err(Problem::new(
+            key,
+            format!(
+                "`{sql}` uses {agg}, which looks at the whole column; conditions are evaluated one row at a time (sources are read in batches), so compute it before the export"
+            ),
+        ));
+    }
     let expr = expr.cast(DataType::Boolean);
     lf.clone()
         .select([expr.clone().alias("check")])
@@ -165,6 +228,35 @@ fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> 
             )
         })?;
     Ok(expr)
+}
+
+/// An aggregate or window function in a condition, if any. Sources are read in batches,
+/// so such a function would see one batch, not the column; it is refused rather than
+/// allowed to give results that change with the batch size.
+fn whole_column_function(expr: &Expr) -> Option<&'static str> {
+    const FUNCTIONS: [(&str, &str); 16] = [
+        (".mean()", "an average"),
+        (".sum()", "a sum"),
+        (".min()", "a minimum"),
+        (".max()", "a maximum"),
+        (".count()", "a count"),
+        (".len()", "a count"),
+        ("(len())", "a count"),
+        (".first()", "first()"),
+        (".last()", "last()"),
+        (".median()", "a median"),
+        (".std(", "a standard deviation"),
+        (".var(", "a variance"),
+        (".n_unique()", "a distinct count"),
+        (".quantile(", "a quantile"),
+        (".over(", "a window function"),
+        (".rank(", "a rank"),
+    ];
+    let shown = format!("{expr:?}");
+    FUNCTIONS
+        .iter()
+        .find(|(f, _)| shown.contains(f))
+        .map(|&(_, what)| what)
 }
 
 /// One cell value, as the rules see it.
@@ -253,11 +345,19 @@ impl Cells {
                 if let Some(s) = c.get(row) {
                     match split {
                         Some(sep) => {
-                            for piece in s.split(sep) {
+                            let mut each = |piece: &str| {
                                 let piece = piece.trim();
-                                if !piece.is_empty() {
-                                    f(Cell::Str(piece))?;
+                                if piece.is_empty() {
+                                    Ok(())
+                                } else {
+                                    f(Cell::Str(piece))
                                 }
+                            };
+                            // A one-character separator (the usual `|`) splits faster as a char.
+                            let mut chars = sep.chars();
+                            match (chars.next(), chars.next()) {
+                                (Some(c), None) => s.split(c).try_for_each(&mut each)?,
+                                _ => s.split(sep).try_for_each(&mut each)?,
                             }
                         }
                         None => {
@@ -327,35 +427,6 @@ fn flag(cell: Cell) -> Option<bool> {
     }
 }
 
-/// Sorts users bytewise by ID. The first 8 bytes, compared as one big-endian integer, decide
-/// most comparisons without touching the strings.
-fn sort_by_id<T>(users: &mut Vec<(String, T)>) {
-    let prefix = |id: &str| {
-        let mut b = [0u8; 8];
-        let n = id.len().min(8);
-        b[..n].copy_from_slice(&id.as_bytes()[..n]);
-        u64::from_be_bytes(b)
-    };
-    let mut keys: Vec<(u64, u32)> = users
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (prefix(id), i as u32))
-        .collect();
-    keys.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            users[a.1 as usize]
-                .0
-                .as_bytes()
-                .cmp(users[b.1 as usize].0.as_bytes())
-        })
-    });
-    let mut slots: Vec<Option<(String, T)>> = std::mem::take(users).into_iter().map(Some).collect();
-    users.extend(
-        keys.iter()
-            .map(|&(_, i)| slots[i as usize].take().expect("each index once")),
-    );
-}
-
 /// A rule with its values and filter column for the frame at hand.
 struct Bound<'m> {
     /// `traits[0] (column "segments")`, for messages.
@@ -385,20 +456,13 @@ impl Interner {
     }
 }
 
-struct UserState {
-    traits: Vec<u32>,
-    rows: u64,
-    first_file: usize,
-    first_row: u64,
-}
-
 struct Accumulator<'m> {
     mapping: &'m Mapping,
     receipt: Receipt,
     rejects: Vec<Reject>,
     interner: Interner,
-    user_index: HashMap<String, u32>,
-    users: Vec<(String, UserState)>,
+    /// Accepted rows, as (user ID, trait codes), sorted by ID on disk past a budget.
+    sorter: Sorter,
     /// Pre-interned codes of fixed traits (flags and value maps), per rule.
     flag_codes: Vec<(Option<u32>, Option<u32>)>,
     map_codes: Vec<HashMap<String, u32>>,
@@ -409,7 +473,7 @@ struct Accumulator<'m> {
 }
 
 impl<'m> Accumulator<'m> {
-    fn new(mapping: &'m Mapping) -> Accumulator<'m> {
+    fn new(mapping: &'m Mapping, spill_budget: usize) -> Accumulator<'m> {
         let mut interner = Interner::default();
         let mut flag_codes = Vec::new();
         let mut map_codes = Vec::new();
@@ -436,8 +500,7 @@ impl<'m> Accumulator<'m> {
             receipt: Receipt::default(),
             rejects: Vec::new(),
             interner,
-            user_index: HashMap::default(),
-            users: Vec::new(),
+            sorter: Sorter::new(spill_budget),
             flag_codes,
             map_codes,
             signal_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
@@ -449,6 +512,7 @@ impl<'m> Accumulator<'m> {
         &mut self,
         df: &DataFrame,
         file_index: usize,
+        first_row: u64,
         source: &Source,
         cancel: &AtomicBool,
     ) -> Result<()> {
@@ -489,7 +553,7 @@ impl<'m> Accumulator<'m> {
                 return Err(Error::Interrupted);
             }
             self.receipt.rows_read += 1;
-            let row_number = row as u64 + 1;
+            let row_number = first_row + row as u64 + 1;
             let raw_uid = uids.get(row).unwrap_or("");
             let result = self.user_id(raw_uid).and_then(|uid| {
                 scratch.clear();
@@ -497,7 +561,12 @@ impl<'m> Accumulator<'m> {
                 Ok(uid)
             });
             match result {
-                Ok(uid) => self.add_user_row(&uid, &scratch, file_index, row_number),
+                Ok(uid) => {
+                    let uid = uid.as_bytes();
+                    self.sorter
+                        .push(uid, file_index as u32, row_number, &scratch)
+                        .map_err(|e| Error::io(&std::env::temp_dir(), e))?;
+                }
                 Err(r) => {
                     self.receipt.reject(r.code, 1);
                     self.rejects.push(Reject {
@@ -640,31 +709,15 @@ impl<'m> Accumulator<'m> {
         Ok(())
     }
 
-    fn add_user_row(&mut self, uid: &str, codes: &[u32], file: usize, row: u64) {
-        let index = match self.user_index.get(uid) {
-            Some(&i) => i as usize,
-            None => {
-                let i = self.users.len();
-                self.user_index.insert(uid.to_owned(), i as u32);
-                self.users.push((
-                    uid.to_owned(),
-                    UserState {
-                        traits: Vec::new(),
-                        rows: 0,
-                        first_file: file,
-                        first_row: row,
-                    },
-                ));
-                i
-            }
-        };
-        let state = &mut self.users[index].1;
-        state.rows += 1;
-        state.traits.extend_from_slice(codes);
-    }
-
-    /// Orders users and traits, resolves add/remove conflicts and renders every user's lines.
-    fn finish(mut self, mapping: &Mapping, sources: &[Source]) -> Conversion {
+    /// Merges the sorted rows into users and renders their lines on a second thread, so
+    /// that rendering overlaps the sink's work; hands the sink about 4 MB at a time.
+    fn finish(
+        mut self,
+        mapping: &Mapping,
+        sources: &[Source],
+        cancel: &AtomicBool,
+        sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+    ) -> Result<(Receipt, Vec<Reject>)> {
         // Rank of each trait code in the line order (Trait's Ord), so sorting ranks sorts traits.
         let traits = &self.interner.traits;
         let mut by_order: Vec<u32> = (0..traits.len() as u32).collect();
@@ -673,98 +726,225 @@ impl<'m> Accumulator<'m> {
         for (r, &code) in by_order.iter().enumerate() {
             rank[code as usize] = r as u32;
         }
-        let mut users = std::mem::take(&mut self.users);
-        self.user_index = HashMap::default();
-        sort_by_id(&mut users);
-        self.receipt.users_read = users.len() as u64;
-
-        let max_part = mapping.output.max_part_bytes;
-        let mut body = Vec::new();
-        let mut blocks = Vec::new();
+        let ranked: Vec<&Trait> = by_order.iter().map(|&c| &traits[c as usize]).collect();
+        let texts: Vec<Vec<u8>> = ranked.iter().map(|t| t.render().into_bytes()).collect();
+        let ctx = RenderContext {
+            rank: &rank,
+            ranked: &ranked,
+            texts: &texts,
+            max_part: mapping.output.max_part_bytes,
+            sources,
+        };
+        let spill_error = |e| Error::io(&std::env::temp_dir(), e);
+        let mut merge = self.sorter.finish().map_err(spill_error)?;
         let mut kinds = [0u64; 5];
-        let mut line: Vec<&Trait> = Vec::new();
-        let mut added: Vec<u64> = Vec::new();
-        let mut removed: Vec<u64> = Vec::new();
-        for (uid, state) in &mut users {
-            let mut ranks: Vec<u32> = state.traits.iter().map(|&c| rank[c as usize]).collect();
-            ranks.sort_unstable();
-            ranks.dedup();
-            line.clear();
-            added.clear();
-            removed.clear();
-            for &r in &ranks {
-                let t = &traits[by_order[r as usize] as usize];
-                match t.target() {
-                    Some((id, true)) => added.push(id),
-                    // Additions sort before removals, so `added` is complete here.
-                    Some((id, false)) if added.binary_search(&id).is_ok() => {
-                        self.receipt.conflicts += 1;
-                        continue;
+        let receipt = &mut self.receipt;
+        let rejects = &mut self.rejects;
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = sync_channel(1);
+            let ctx = &ctx;
+            let renderer = std::thread::Builder::new().name("render".into());
+            renderer
+                .spawn_scoped(s, move || {
+                    let mut user = UserRows::default();
+                    let mut scratch = Scratch::default();
+                    loop {
+                        let mut out = Chunk::default();
+                        let mut more = Ok(true);
+                        while out.rendered.body.len() < CHUNK_BYTES {
+                            more = merge.next_user(&mut user);
+                            match more {
+                                Ok(true) => ctx.render_user(&user, &mut out, &mut scratch),
+                                _ => break,
+                            }
+                        }
+                        let (last, result) = match more {
+                            Ok(more) if cancel.load(Ordering::Relaxed) && more => {
+                                (true, Err(Error::Interrupted))
+                            }
+                            Ok(more) => (!more, Ok(out)),
+                            Err(e) => (true, Err(spill_error(e))),
+                        };
+                        if tx.send(result).is_err() || last {
+                            return;
+                        }
                     }
-                    // The same removal in two spellings is written once.
-                    Some((id, false)) if removed.contains(&id) => continue,
-                    Some((id, false)) => removed.push(id),
-                    None => {}
-                }
-                line.push(t);
-            }
-            if line.is_empty() {
-                self.receipt.users_without_traits += 1;
-                continue;
-            }
-            let start = body.len();
-            let result = inbound::wrap_user(
-                uid,
-                line.iter().copied(),
-                MAX_LINE_BYTES,
-                MAX_LINES_PER_USER,
-                &mut body,
-            )
-            .map_err(|e| (e.code(), e.to_string()))
-            .and_then(|n| {
-                let bytes = (body.len() - start) as u64;
-                if bytes > max_part {
-                    body.truncate(start);
-                    Err((
-                        "user-exceeds-part-size",
-                        format!("user's lines take {bytes} bytes, more than output.max_part_bytes = {max_part}"),
-                    ))
-                } else {
-                    Ok(n)
-                }
-            });
-            match result {
-                Ok(lines) => {
-                    blocks.push(UserBlock {
-                        end: body.len(),
-                        lines: lines as u32,
-                    });
-                    self.receipt.users_written += 1;
-                    self.receipt.lines += lines as u64;
-                    self.receipt.traits += line.len() as u64;
-                    for t in &line {
-                        kinds[t.kind_index()] += 1;
-                    }
-                }
-                Err((code, message)) => {
-                    self.receipt.users_rejected += 1;
-                    self.receipt.reject(code, state.rows);
-                    self.rejects.push(Reject {
-                        file: sources[state.first_file].path.display().to_string(),
-                        row: state.first_row,
-                        user_id: mask_pii(uid),
-                        reason: code,
-                        message: format!("{message} ({} rows of this user left out)", state.rows),
-                    });
+                })
+                .expect("a thread can be started");
+            for out in rx {
+                let out = out?;
+                out.tally.add_to(receipt, &mut kinds);
+                rejects.extend(out.rejects);
+                if !out.rendered.users.is_empty() {
+                    sink(&out.rendered)?;
                 }
             }
-        }
+            Ok(())
+        })?;
         self.receipt.traits_by_kind = crate::report::by_kind(&kinds);
-        Conversion {
-            receipt: self.receipt,
-            rejects: self.rejects,
+        Ok((self.receipt, self.rejects))
+    }
+}
+
+/// Rendered bytes handed to the sink at a time.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// What rendering needs to know besides a user's rows.
+struct RenderContext<'a> {
+    /// Trait code -> rank in line order.
+    rank: &'a [u32],
+    /// Rank -> trait.
+    ranked: &'a [&'a Trait],
+    /// Rank -> the trait's text, rendered once.
+    texts: &'a [Vec<u8>],
+    max_part: u64,
+    sources: &'a [Source],
+}
+
+/// Some users, rendered, with what happened to them.
+#[derive(Default)]
+struct Chunk {
+    rendered: Rendered,
+    tally: Tally,
+    rejects: Vec<Reject>,
+}
+
+/// Per-user counters of the receipt, summed per chunk.
+#[derive(Default)]
+struct Tally {
+    users_read: u64,
+    users_written: u64,
+    users_without_traits: u64,
+    users_rejected: u64,
+    lines: u64,
+    traits: u64,
+    conflicts: u64,
+    kinds: [u64; 5],
+    /// (reason, rows) of rejected users.
+    rejected: Vec<(&'static str, u64)>,
+}
+
+impl Tally {
+    fn add_to(&self, r: &mut Receipt, kinds: &mut [u64; 5]) {
+        r.users_read += self.users_read;
+        r.users_written += self.users_written;
+        r.users_without_traits += self.users_without_traits;
+        r.users_rejected += self.users_rejected;
+        r.lines += self.lines;
+        r.traits += self.traits;
+        r.conflicts += self.conflicts;
+        for (k, n) in kinds.iter_mut().zip(self.kinds) {
+            *k += n;
+        }
+        for &(code, rows) in &self.rejected {
+            r.reject(code, rows);
+        }
+    }
+}
+
+/// Buffers reused from user to user.
+#[derive(Default)]
+struct Scratch {
+    ranks: Vec<u32>,
+    added: Vec<u64>,
+    removed: Vec<u64>,
+    /// The ranks of the traits written.
+    line: Vec<u32>,
+}
+
+impl RenderContext<'_> {
+    /// Orders and de-duplicates a user's traits, resolves add/remove conflicts and renders
+    /// the user's lines into `out`.
+    fn render_user(&self, user: &UserRows, out: &mut Chunk, scratch: &mut Scratch) {
+        let Scratch {
+            ranks,
+            added,
+            removed,
+            line,
+        } = scratch;
+        out.tally.users_read += 1;
+        ranks.clear();
+        ranks.extend(user.codes.iter().map(|&c| self.rank[c as usize]));
+        ranks.sort_unstable();
+        ranks.dedup();
+        added.clear();
+        removed.clear();
+        line.clear();
+        for &r in ranks.iter() {
+            let t = self.ranked[r as usize];
+            match t.target() {
+                Some((id, true)) => added.push(id),
+                // Additions sort before removals, so `added` is complete here.
+                Some((id, false)) if added.binary_search(&id).is_ok() => {
+                    out.tally.conflicts += 1;
+                    continue;
+                }
+                // The same removal in two spellings is written once.
+                Some((id, false)) if removed.contains(&id) => continue,
+                Some((id, false)) => removed.push(id),
+                None => {}
+            }
+            line.push(r);
+        }
+        if line.is_empty() {
+            out.tally.users_without_traits += 1;
+            return;
+        }
+        // IDs were checked as UTF-8 text on the way in.
+        let uid = std::str::from_utf8(&user.id).unwrap_or_default();
+        let body = &mut out.rendered.body;
+        let start = body.len();
+        let result = inbound::wrap_user(
+            uid,
+            line.iter().map(|&r| &self.texts[r as usize][..]),
+            MAX_LINE_BYTES,
+            MAX_LINES_PER_USER,
             body,
-            users: blocks,
+        )
+        .map_err(|e| (e.code(), e.to_string()))
+        .and_then(|n| {
+            let bytes = (body.len() - start) as u64;
+            if bytes > self.max_part {
+                body.truncate(start);
+                Err((
+                    "user-exceeds-part-size",
+                    format!(
+                        "user's lines take {bytes} bytes, more than output.max_part_bytes = {}",
+                        self.max_part
+                    ),
+                ))
+            } else {
+                Ok(n)
+            }
+        });
+        let t = &mut out.tally;
+        match result {
+            Ok(lines) => {
+                out.rendered.users.push(UserBlock {
+                    end: body.len(),
+                    lines: lines as u32,
+                });
+                t.users_written += 1;
+                t.lines += lines as u64;
+                t.traits += line.len() as u64;
+                for &r in line.iter() {
+                    t.kinds[self.ranked[r as usize].kind_index()] += 1;
+                }
+            }
+            Err((code, message)) => {
+                t.users_rejected += 1;
+                t.rejected.push((code, user.rows));
+                out.rejects.push(Reject {
+                    file: self.sources[user.first_file as usize]
+                        .path
+                        .display()
+                        .to_string(),
+                    row: user.first_row,
+                    user_id: mask_pii(uid),
+                    reason: code,
+                    message: format!("{message} ({} rows of this user left out)", user.rows),
+                });
+            }
         }
     }
 }
@@ -787,27 +967,14 @@ mod tests {
     }
 
     #[test]
-    fn users_sort_bytewise_by_id() {
-        let ids = [
-            "b",
-            "a",
-            "abcdefghZ",
-            "abcdefgh",
-            "abcdefghA",
-            "",
-            "B",
-            "é",
-            "abcdefgh\u{0}",
-        ];
-        let mut users: Vec<(String, usize)> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.to_string(), i))
-            .collect();
-        let mut expected = users.clone();
-        expected.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        sort_by_id(&mut users);
-        assert_eq!(users, expected);
+    fn conditions_over_the_whole_column_are_refused() {
+        let parse = |sql| whole_column_function(&polars::sql::sql_expr(sql).unwrap());
+        assert_eq!(parse("age > AVG(age)"), Some("an average"));
+        assert_eq!(parse("spend >= MAX(spend) * 0.9"), Some("a maximum"));
+        assert_eq!(parse("COUNT(*) > 3"), Some("a count"));
+        assert_eq!(parse("age > 30 AND tier = 'gold'"), None);
+        assert_eq!(parse("city LIKE '%York' OR age IN (1, 2)"), None);
+        assert_eq!(parse("LENGTH(city) > 3"), None);
     }
 
     #[test]

@@ -106,47 +106,69 @@ impl Source {
     }
 
     /// Opens this source once: checks it is not empty, decodes compressed or non-UTF-8 text
-    /// into memory and checks CSV records. The result can be scanned more than once without
-    /// reading or checking the file again.
-    pub fn open<'s>(&'s self, opts: &'s InputOptions) -> Result<Opened<'s>> {
-        if std::fs::metadata(&self.path)
+    /// into memory and checks CSV records, noting where to cut it into batches of about
+    /// `batch_bytes`. The result can be scanned more than once without reading or checking
+    /// the file again.
+    pub fn open<'s>(&'s self, opts: &'s InputOptions, batch_bytes: u64) -> Result<Opened<'s>> {
+        let len = std::fs::metadata(&self.path)
             .map_err(|e| Error::io(&self.path, e))?
-            .len()
-            == 0
-        {
+            .len();
+        if len == 0 {
             return Err(Error::source(&self.path, "the file is empty"));
         }
-        // Compressed or non-UTF-8 text is decoded into memory; plain files are scanned by path.
-        let in_memory = self.gzip || opts.encoding != Encoding::Utf8;
+        // Compressed or non-UTF-8 text is decoded into memory; plain files are read by path.
+        // Polars has no lazy reader for a JSON array: it is read whole.
+        let in_memory = self.gzip || opts.encoding != Encoding::Utf8 || self.format == Format::Json;
         let text = if in_memory && self.format != Format::Parquet && self.format != Format::Ipc {
             Some(self.read_text(opts.encoding)?)
         } else {
             None
         };
-        if self.format == Format::Csv {
+        let len = text.as_ref().map_or(len, |t| t.len() as u64);
+        let cuts = match self.format {
             // Polars pads short rows with nulls; a row with a wrong field count is an error.
-            match &text {
-                Some(bytes) => self.check_csv(bytes.as_slice(), opts)?,
-                None => self.check_csv(self.open_file()?, opts)?,
-            }
-        }
-        let input = if self.format == Format::Json {
-            // Polars has no lazy reader for a JSON array: it is read whole.
-            OpenedInput::Json(match text {
-                Some(t) => t,
-                None => self.read_text(opts.encoding)?,
-            })
-        } else {
-            OpenedInput::Sources(match text {
-                Some(bytes) => ScanSources::Buffers(vec![bytes.into()].into()),
-                None => ScanSources::Paths(vec![self.pl_path()?].into()),
-            })
+            Format::Csv => Some(match &text {
+                Some(bytes) => self.check_csv(bytes.as_slice(), opts, batch_bytes)?,
+                None => self.check_csv(self.open_file()?, opts, batch_bytes)?,
+            }),
+            Format::Ndjson => Some(self.line_cuts(text.as_deref(), len, batch_bytes)?),
+            _ => None,
         };
         Ok(Opened {
             source: self,
             opts,
-            input,
+            text,
+            cuts,
         })
+    }
+
+    /// NDJSON batches: cut at the first line end after each multiple of `batch_bytes`.
+    fn line_cuts(&self, text: Option<&[u8]>, len: u64, batch_bytes: u64) -> Result<TextCuts> {
+        let mut file = match text {
+            None => Some(std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?),
+            Some(_) => None,
+        };
+        let mut cuts = vec![0];
+        let mut at = batch_bytes.max(1);
+        while at < len {
+            let next_line = match (text, &mut file) {
+                (Some(t), _) => t[at as usize..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|i| at + i as u64 + 1),
+                (None, Some(f)) => {
+                    next_line_in_file(f, at).map_err(|e| Error::io(&self.path, e))?
+                }
+                (None, None) => unreachable!("a file when there is no text"),
+            };
+            match next_line {
+                Some(cut) if cut < len => cuts.push(cut),
+                _ => break,
+            }
+            at = cuts[cuts.len() - 1] + batch_bytes.max(1);
+        }
+        cuts.push(len);
+        Ok(TextCuts { header: 0, cuts })
     }
 
     fn separator(&self, opts: &InputOptions) -> u8 {
@@ -162,20 +184,49 @@ impl Source {
 
     /// Checks that every CSV record is UTF-8 and has as many fields as the first one,
     /// naming the first offending line.
-    fn check_csv(&self, reader: impl Read, opts: &InputOptions) -> Result<()> {
+    /// Reads every record (field counts, UTF-8) and notes where batches of about
+    /// `batch_bytes` start: always at a record start, never inside a quoted field.
+    fn check_csv(
+        &self,
+        reader: impl Read,
+        opts: &InputOptions,
+        batch_bytes: u64,
+    ) -> Result<TextCuts> {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .delimiter(self.separator(opts))
             .quote(opts.quote.unwrap_or(b'"'))
             .from_reader(reader);
         let mut record = csv::StringRecord::new();
+        let mut header = 0;
+        let mut cuts = Vec::new();
+        let mut index = 0u64;
         loop {
             match csv.read_record(&mut record) {
                 Ok(true) => {}
-                Ok(false) => return Ok(()),
+                Ok(false) => break,
                 Err(e) => return Err(self.csv_error(e, opts)),
             }
+            let start = record.position().map_or(0, |p| p.byte());
+            if index == 0 && opts.has_header {
+                index += 1;
+                continue;
+            }
+            if cuts.is_empty() {
+                header = start;
+                cuts.push(start);
+            } else if start >= cuts[cuts.len() - 1] + batch_bytes.max(1) {
+                cuts.push(start);
+            }
+            index += 1;
         }
+        let end = csv.position().byte();
+        if cuts.is_empty() {
+            header = end;
+            cuts.push(end);
+        }
+        cuts.push(end);
+        Ok(TextCuts { header, cuts })
     }
 
     fn csv_error(&self, e: csv::Error, opts: &InputOptions) -> Error {
@@ -281,37 +332,99 @@ fn strip_position(msg: &str) -> &str {
 pub struct Opened<'s> {
     source: &'s Source,
     opts: &'s InputOptions,
-    input: OpenedInput,
+    /// The decoded text, when it could not be read from the file as it is.
+    text: Option<Vec<u8>>,
+    /// For CSV and NDJSON: where batches start.
+    cuts: Option<TextCuts>,
 }
 
-enum OpenedInput {
-    Sources(ScanSources),
-    Json(Vec<u8>),
+/// Byte offsets in a text source: `header` ends the header line (0 without one); each pair
+/// of neighbouring `cuts` is one batch of whole records.
+#[derive(Debug, Clone, PartialEq)]
+struct TextCuts {
+    header: u64,
+    cuts: Vec<u64>,
+}
+
+/// The first line end at or after `at`, as the offset just past it.
+fn next_line_in_file(file: &mut std::fs::File, at: u64) -> std::io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(at))?;
+    let mut buf = [0u8; 64 << 10];
+    let mut pos = at;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return Ok(Some(pos + i as u64 + 1));
+        }
+        pos += n as u64;
+    }
 }
 
 impl Opened<'_> {
-    /// A lazy scan with the mapping's input options applied. In CSV files the
-    /// `text_columns` are read as text whatever they look like.
+    /// A lazy scan of the whole source with the mapping's input options applied. In CSV
+    /// files the `text_columns` are read as text whatever they look like.
     pub fn scan(&self, text_columns: &[String]) -> Result<LazyFrame> {
+        let sources = match &self.text {
+            Some(bytes) => ScanSources::Buffers(vec![bytes.clone().into()].into()),
+            None => ScanSources::Paths(vec![self.source.pl_path()?].into()),
+        };
+        self.scan_sources(sources, text_columns, None)
+    }
+
+    /// The source as lazy frames of whole records, in order, each about `batch_rows` rows
+    /// (Parquet, IPC) or the `batch_bytes` given to `open` (CSV, NDJSON), all with the
+    /// schema of the whole-source scan. Only one batch needs to be in memory at a time.
+    pub fn batches(&self, text_columns: &[String], batch_rows: u64) -> Result<Batches<'_>> {
         let (source, opts) = (self.source, self.opts);
         let err = |e: PolarsError| source.polars_error(e, opts);
-        let sources = match &self.input {
-            OpenedInput::Json(text) => {
-                return JsonReader::new(std::io::Cursor::new(text.clone()))
-                    .with_json_format(JsonFormat::Json)
-                    .finish()
-                    .map(IntoLazy::lazy)
-                    .map_err(err)
+        let mut whole = self.scan(text_columns)?;
+        let schema = whole.collect_schema().map_err(err)?;
+        let plan = match (&self.cuts, source.format) {
+            (Some(cuts), _) => BatchPlan::Text(cuts.clone()),
+            (None, Format::Parquet | Format::Ipc) => {
+                let n = whole
+                    .clone()
+                    .select([len()])
+                    .collect()
+                    .map_err(err)?
+                    .column("len")
+                    .and_then(|c| c.get(0).map(|v| v.extract::<u64>().unwrap_or(0)))
+                    .map_err(err)?;
+                BatchPlan::Rows {
+                    total: n,
+                    step: batch_rows.max(1),
+                }
             }
-            OpenedInput::Sources(s) => s.clone(),
+            (None, _) => BatchPlan::Whole,
         };
+        Ok(Batches {
+            opened: self,
+            whole,
+            schema,
+            text_columns: text_columns.to_vec(),
+            plan,
+            next: 0,
+        })
+    }
+
+    fn scan_sources(
+        &self,
+        sources: ScanSources,
+        text_columns: &[String],
+        schema: Option<SchemaRef>,
+    ) -> Result<LazyFrame> {
+        let (source, opts) = (self.source, self.opts);
+        let err = |e: PolarsError| source.polars_error(e, opts);
         match source.format {
             Format::Csv => {
                 let nulls = (!opts.null_values.is_empty()).then(|| {
                     NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect())
                 });
-                // A CRM ID like `00123` must never become the number 123.
-                let overwrite = (!text_columns.is_empty()).then(|| {
+                let overwrite = (!text_columns.is_empty() && schema.is_none()).then(|| {
                     Arc::new(Schema::from_iter(
                         text_columns
                             .iter()
@@ -324,13 +437,22 @@ impl Opened<'_> {
                     .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
                     .with_null_values(nulls)
                     .with_dtype_overwrite(overwrite)
+                    .with_schema(schema)
                     .finish()
                     .map_err(err)
             }
             Format::Ndjson => LazyJsonLineReader::new_with_sources(sources)
+                .with_schema(schema)
                 .finish()
                 .map_err(err),
-            Format::Json => unreachable!("opened as OpenedInput::Json"),
+            Format::Json => {
+                let text = self.text.as_deref().unwrap_or_default();
+                JsonReader::new(std::io::Cursor::new(text))
+                    .with_json_format(JsonFormat::Json)
+                    .finish()
+                    .map(IntoLazy::lazy)
+                    .map_err(err)
+            }
             Format::Parquet => LazyFrame::scan_parquet_sources(
                 sources,
                 ScanArgsParquet {
@@ -342,6 +464,82 @@ impl Opened<'_> {
             Format::Ipc => {
                 LazyFrame::scan_ipc_sources(sources, Default::default(), Default::default())
                     .map_err(err)
+            }
+        }
+    }
+
+    /// Bytes `range` of the (decoded) source.
+    fn bytes(&self, range: std::ops::Range<u64>, out: &mut Vec<u8>) -> Result<()> {
+        match &self.text {
+            Some(t) => out.extend_from_slice(&t[range.start as usize..range.end as usize]),
+            None => {
+                use std::io::{Seek, SeekFrom};
+                let path = &self.source.path;
+                let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                f.seek(SeekFrom::Start(range.start))
+                    .and_then(|_| f.take(range.end - range.start).read_to_end(out))
+                    .map_err(|e| Error::io(path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+enum BatchPlan {
+    /// Read whole (JSON arrays).
+    Whole,
+    /// Row slices (Parquet, IPC: the readers skip to a row cheaply).
+    Rows { total: u64, step: u64 },
+    /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own.
+    Text(TextCuts),
+}
+
+/// See [`Opened::batches`].
+pub struct Batches<'o> {
+    opened: &'o Opened<'o>,
+    whole: LazyFrame,
+    schema: SchemaRef,
+    text_columns: Vec<String>,
+    plan: BatchPlan,
+    next: usize,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<LazyFrame>;
+
+    fn next(&mut self) -> Option<Result<LazyFrame>> {
+        let i = self.next;
+        self.next += 1;
+        match &self.plan {
+            BatchPlan::Whole => (i == 0).then(|| Ok(self.whole.clone())),
+            BatchPlan::Rows { total, step } => {
+                let offset = i as u64 * step;
+                // An empty file still yields one (empty) batch: its columns get checked.
+                (offset < *total || i == 0).then(|| {
+                    Ok(self
+                        .whole
+                        .clone()
+                        .slice(offset as i64, (*step).min(IdxSize::MAX as u64) as IdxSize))
+                })
+            }
+            BatchPlan::Text(TextCuts { header, cuts }) => {
+                let range = cuts[i.min(cuts.len() - 1)]..*cuts.get(i + 1)?;
+                if range.is_empty() && i > 0 {
+                    return None;
+                }
+                let mut bytes = Vec::with_capacity((header + range.end - range.start) as usize);
+                Some(
+                    self.opened
+                        .bytes(0..*header, &mut bytes)
+                        .and_then(|()| self.opened.bytes(range, &mut bytes))
+                        .and_then(|()| {
+                            self.opened.scan_sources(
+                                ScanSources::Buffers(vec![bytes.into()].into()),
+                                &self.text_columns,
+                                Some(self.schema.clone()),
+                            )
+                        }),
+                )
             }
         }
     }

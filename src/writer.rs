@@ -1,195 +1,312 @@
-//! Cuts the rendered lines into parts, names them (SPEC: File names), gzips them in
-//! parallel and publishes them only complete: every part is written under a temporary name
-//! and all are renamed at the end; on any failure the temporaries are removed.
+//! Cuts rendered lines into parts as they arrive, names them (SPEC: File names), gzips them on
+//! all cores and publishes them only complete: every part is written under a temporary name
+//! and all are renamed at the end. If the run fails or is abandoned, dropping the writer
+//! removes the temporaries and the folders it created.
 
 use crate::error::{Error, Result};
+use crate::gzip::Member;
 use crate::inbound::{date_folder, FileName, MAX_COMPRESSED_BYTES};
 use crate::mapping::OutputOptions;
-use crate::pipeline::UserBlock;
 use crate::report::PartReport;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-/// One output file to be written: a contiguous run of users.
+/// Some users' lines, rendered back to back: what the pipeline hands the writer.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub body: Vec<u8>,
+    /// Per user: the end offset of its lines in `body` and how many lines it has.
+    pub users: Vec<UserBlock>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserBlock {
+    pub end: usize,
+    pub lines: u32,
+}
+
+/// One output file: a run of users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     pub name: FileName,
-    /// Byte range of its lines in the conversion's body.
-    pub bytes: Range<usize>,
+    pub uncompressed_bytes: u64,
+    /// Size on disk (compressed when gzip is on); 0 in a dry run.
+    pub bytes: u64,
     pub users: u64,
     pub lines: u64,
 }
 
-/// Where and what a run will write.
+/// Where and what a run writes (or, in a dry run, would write).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub dir: PathBuf,
-    pub gzip: bool,
     pub parts: Vec<Part>,
 }
 
 impl Plan {
-    /// Groups users into parts of at most `max_part_bytes` uncompressed, in user order, a
-    /// user's lines never split across parts. Split numbers only when there is more than one.
-    pub fn new(users: &[UserBlock], opts: &OutputOptions, timestamp: u64, out_dir: &Path) -> Plan {
-        let ranges = split(users, opts.max_part_bytes);
-        let many = ranges.len() > 1;
-        let parts = ranges
-            .into_iter()
-            .enumerate()
-            .map(|(i, (bytes, users, lines))| Part {
-                name: FileName {
-                    dpid: opts.dpid,
-                    target_dpid: opts.target_dpid,
-                    timestamp,
-                    mode: opts.mode,
-                    split: many.then_some(i as u32 + 1),
-                    gzip: opts.gzip,
-                },
-                bytes,
-                users,
-                lines,
-            })
-            .collect();
-        let dir = if opts.date_folder {
-            out_dir.join(date_folder(timestamp))
-        } else {
-            out_dir.to_owned()
-        };
-        Plan {
-            dir,
-            gzip: opts.gzip,
-            parts,
-        }
-    }
-
     pub fn paths(&self) -> Vec<PathBuf> {
         self.parts
             .iter()
             .map(|p| self.dir.join(p.name.render()))
             .collect()
     }
+}
 
-    /// Writes every part, all or nothing. Existing files are an error unless `force`.
-    pub fn write(&self, body: &[u8], force: bool, cancel: &AtomicBool) -> Result<Vec<PartReport>> {
-        let finals = self.paths();
-        if !force {
-            if let Some(existing) = finals.iter().find(|p| p.exists()) {
-                return Err(Error::OutputExists {
-                    path: existing.clone(),
-                });
+pub struct PartWriter<'o> {
+    opts: &'o OutputOptions,
+    timestamp: u64,
+    dir: PathBuf,
+    force: bool,
+    /// Count and cut, write nothing.
+    dry_run: bool,
+    threads: usize,
+    /// Folders this run created, outermost first.
+    created: Vec<PathBuf>,
+    /// Closed parts, with their temporary files.
+    closed: Vec<(Part, PathBuf)>,
+    open: Option<OpenPart>,
+    published: bool,
+}
+
+struct OpenPart {
+    part: Part,
+    temp: PathBuf,
+    sink: Sink,
+}
+
+enum Sink {
+    Plain(BufWriter<File>),
+    Gzip(Member<BufWriter<File>>),
+    Nothing,
+}
+
+impl<'o> PartWriter<'o> {
+    /// Fails early if the delivery's first file already exists (unless `force`).
+    pub fn new(
+        opts: &'o OutputOptions,
+        timestamp: u64,
+        out_dir: &Path,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<PartWriter<'o>> {
+        let dir = if opts.date_folder {
+            out_dir.join(date_folder(timestamp))
+        } else {
+            out_dir.to_owned()
+        };
+        let w = PartWriter {
+            opts,
+            timestamp,
+            dir,
+            force,
+            dry_run,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            created: Vec::new(),
+            closed: Vec::new(),
+            open: None,
+            published: false,
+        };
+        if !force && !dry_run {
+            for split in [None, Some(1)] {
+                w.check_free(&w.dir.join(w.name(split).render()))?;
             }
         }
-        let created = create_dirs(&self.dir)?;
-        let temps: Vec<PathBuf> = finals.iter().map(|p| temp_name(p)).collect();
-        let result = self
-            .write_temps(body, &temps, cancel)
-            .and_then(|sizes| publish(&temps, &finals).map(|()| sizes));
-        match result {
-            Ok(sizes) => Ok(self
-                .parts
-                .iter()
-                .zip(sizes)
-                .map(|(p, bytes)| PartReport {
-                    file: p.name.render(),
-                    bytes,
-                    uncompressed_bytes: p.bytes.len() as u64,
-                    users: p.users,
-                    lines: p.lines,
-                })
-                .collect()),
-            Err(e) => {
-                for t in &temps {
-                    let _ = std::fs::remove_file(t);
-                }
-                // Leave the output folder as it was: remove the folders this run created.
-                for dir in created.iter().rev() {
-                    let _ = std::fs::remove_dir(dir);
-                }
-                Err(e)
-            }
+        Ok(w)
+    }
+
+    fn name(&self, split: Option<u32>) -> FileName {
+        FileName {
+            dpid: self.opts.dpid,
+            target_dpid: self.opts.target_dpid,
+            timestamp: self.timestamp,
+            mode: self.opts.mode,
+            split,
+            gzip: self.opts.gzip,
         }
     }
 
-    /// Writes parts to their temporary names, compressing on all cores; returns file sizes.
-    fn write_temps(&self, body: &[u8], temps: &[PathBuf], cancel: &AtomicBool) -> Result<Vec<u64>> {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<u64>>>> =
-            Mutex::new((0..self.parts.len()).map(|_| None).collect());
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(self.parts.len())
-            .max(1);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(part) = self.parts.get(i) else { break };
-                    let r = write_file(&temps[i], &body[part.bytes.clone()], self.gzip, cancel);
-                    let failed = r.is_err();
-                    results.lock().expect("no panics while holding the lock")[i] = Some(r);
-                    if failed {
-                        // Stop handing out work; the run fails anyway.
-                        next.store(usize::MAX / 2, Ordering::Relaxed);
-                    }
-                });
+    fn check_free(&self, path: &Path) -> Result<()> {
+        if !self.force && path.exists() {
+            return Err(Error::OutputExists {
+                path: path.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds users' lines: a part is closed when the next user would take it over
+    /// `max_part_bytes`; a user's lines never straddle two parts.
+    pub fn push(&mut self, r: &Rendered) -> Result<()> {
+        let max = self.opts.max_part_bytes;
+        let mut start = 0usize;
+        let mut run_start = 0usize;
+        for u in &r.users {
+            let len = (u.end - start) as u64;
+            if let Some(open) = &self.open {
+                let part = &open.part;
+                if part.users > 0 && part.uncompressed_bytes + len > max {
+                    self.write(&r.body[run_start..start])?;
+                    run_start = start;
+                    self.close()?;
+                }
             }
+            let part = &mut self.ensure_open()?.part;
+            part.users += 1;
+            part.lines += u64::from(u.lines);
+            part.uncompressed_bytes += len;
+            start = u.end;
+        }
+        self.write(&r.body[run_start..start])
+    }
+
+    fn ensure_open(&mut self) -> Result<&mut OpenPart> {
+        if self.open.is_none() {
+            let index = self.closed.len() as u32 + 1;
+            let name = self.name(Some(index));
+            // `.ftp_dpm_21_1700000000.sync.1.gz.4242.tmp`: hidden, and never a valid name.
+            let temp = self
+                .dir
+                .join(format!(".{}.{}.tmp", name.render(), std::process::id()));
+            let sink = if self.dry_run {
+                Sink::Nothing
+            } else {
+                if self.closed.is_empty() {
+                    self.created = create_dirs(&self.dir)?;
+                }
+                let file = File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+                let out = BufWriter::with_capacity(1 << 20, file);
+                if self.opts.gzip {
+                    Sink::Gzip(Member::new(out, self.threads).map_err(|e| Error::io(&temp, e))?)
+                } else {
+                    Sink::Plain(out)
+                }
+            };
+            self.open = Some(OpenPart {
+                part: Part {
+                    name,
+                    uncompressed_bytes: 0,
+                    bytes: 0,
+                    users: 0,
+                    lines: 0,
+                },
+                temp,
+                sink,
+            });
+        }
+        Ok(self.open.as_mut().expect("opened above"))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(open) = &mut self.open else {
+            return Ok(());
+        };
+        let r = match &mut open.sink {
+            Sink::Plain(w) => w.write_all(bytes),
+            Sink::Gzip(m) => m.write(bytes),
+            Sink::Nothing => Ok(()),
+        };
+        r.map_err(|e| Error::io(&open.temp, e))
+    }
+
+    /// Finishes the open part: flushed, synced (a full disk fails here, not later) and
+    /// checked against AAM's size limit.
+    fn close(&mut self) -> Result<()> {
+        let Some(OpenPart {
+            mut part,
+            temp,
+            sink,
+        }) = self.open.take()
+        else {
+            return Ok(());
+        };
+        let io = |e| Error::io(&temp, e);
+        let file = match sink {
+            Sink::Plain(w) => Some(w.into_inner().map_err(|e| io(e.into_error()))?),
+            Sink::Gzip(m) => {
+                let (w, _) = m.finish().map_err(io)?;
+                Some(w.into_inner().map_err(|e| io(e.into_error()))?)
+            }
+            Sink::Nothing => None,
+        };
+        // Registered before any check below, so that a failure still removes the file.
+        let file_ok = file.map(|f| {
+            let r = f.sync_all().and_then(|()| f.metadata()).map(|m| m.len());
+            r.map_err(io)
         });
-        let results = results
-            .into_inner()
-            .expect("no panics while holding the lock");
-        let mut sizes = Vec::with_capacity(results.len());
-        for (r, temp) in results.into_iter().zip(temps) {
-            match r {
-                Some(Ok(size)) => sizes.push(size),
-                Some(Err(e)) => return Err(e),
-                None => {
-                    return Err(Error::io(
-                        temp,
-                        std::io::Error::other("not written: another part failed"),
-                    ))
-                }
+        self.closed.push((part.clone(), temp.clone()));
+        if let Some(size) = file_ok {
+            part.bytes = size?;
+            if self.opts.gzip && part.bytes > MAX_COMPRESSED_BYTES {
+                return Err(Error::io(
+                    &temp,
+                    std::io::Error::other(format!(
+                        "compressed part is {} bytes, over AAM's 1 GB limit for gzip files; lower output.max_part_bytes",
+                        part.bytes
+                    )),
+                ));
+            }
+            self.closed.last_mut().expect("pushed above").0 = part;
+        }
+        Ok(())
+    }
+
+    /// Closes the last part and names the parts: split numbers only when there are several.
+    pub fn finish(&mut self) -> Result<Plan> {
+        self.close()?;
+        let many = self.closed.len() > 1;
+        for (part, _) in &mut self.closed {
+            if !many {
+                part.name.split = None;
             }
         }
-        Ok(sizes)
+        Ok(Plan {
+            dir: self.dir.clone(),
+            parts: self.closed.iter().map(|(p, _)| p.clone()).collect(),
+        })
     }
-}
 
-/// Greedy cut: (byte range, users, lines) per part.
-fn split(users: &[UserBlock], max_part_bytes: u64) -> Vec<(Range<usize>, u64, u64)> {
-    let mut parts = Vec::new();
-    let mut start = 0usize;
-    let mut prev_end = 0usize;
-    let (mut n_users, mut n_lines) = (0u64, 0u64);
-    for u in users {
-        if n_users > 0 && (u.end - start) as u64 > max_part_bytes {
-            parts.push((start..prev_end, n_users, n_lines));
-            start = prev_end;
-            n_users = 0;
-            n_lines = 0;
+    /// Renames every finished part to its final name.
+    pub fn publish(mut self, plan: &Plan) -> Result<Vec<PartReport>> {
+        let finals = plan.paths();
+        for f in &finals {
+            self.check_free(f)?;
         }
-        n_users += 1;
-        n_lines += u64::from(u.lines);
-        prev_end = u.end;
+        for ((_, temp), f) in self.closed.iter().zip(&finals) {
+            std::fs::rename(temp, f).map_err(|e| Error::io(f, e))?;
+        }
+        self.published = true;
+        Ok(plan
+            .parts
+            .iter()
+            .map(|p| PartReport {
+                file: p.name.render(),
+                bytes: p.bytes,
+                uncompressed_bytes: p.uncompressed_bytes,
+                users: p.users,
+                lines: p.lines,
+            })
+            .collect())
     }
-    if n_users > 0 {
-        parts.push((start..prev_end, n_users, n_lines));
-    }
-    parts
 }
 
-fn temp_name(final_path: &Path) -> PathBuf {
-    let name = final_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    final_path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+impl Drop for PartWriter<'_> {
+    fn drop(&mut self) {
+        if self.published {
+            return;
+        }
+        if let Some(open) = self.open.take() {
+            drop(open.sink);
+            let _ = std::fs::remove_file(&open.temp);
+        }
+        for (_, temp) in &self.closed {
+            let _ = std::fs::remove_file(temp);
+        }
+        // Leave the output folder as it was: remove the folders this run created.
+        for dir in self.created.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// Creates `dir` and its missing parents; returns the ones it created, outermost first.
@@ -210,48 +327,13 @@ fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(missing)
 }
 
-/// Writes in slices so that a Ctrl-C is noticed within a few megabytes.
-const WRITE_SLICE: usize = 4 << 20;
-
-fn write_file(path: &Path, data: &[u8], gzip: bool, cancel: &AtomicBool) -> Result<u64> {
-    let io = |e| Error::io(path, e);
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let write_all = |w: &mut dyn Write| -> Result<()> {
-        for slice in data.chunks(WRITE_SLICE) {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            w.write_all(slice).map_err(io)?;
-        }
-        Ok(())
-    };
-    if gzip {
-        // flate2's zlib-rs backend; level 6 is gzip's and pigz's default.
-        let mut gz = GzEncoder::new(&mut out, Compression::new(6));
-        write_all(&mut gz)?;
-        gz.finish().map_err(io)?;
-    } else {
-        write_all(&mut out)?;
-    }
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    // A full disk must fail here, not leave a short file behind.
-    file.sync_all().map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if gzip && size > MAX_COMPRESSED_BYTES {
-        return Err(Error::io(
-            path,
-            std::io::Error::other(format!(
-                "compressed part is {size} bytes, over AAM's 1 GB limit for gzip files; lower output.max_part_bytes"
-            )),
-        ));
-    }
-    Ok(size)
-}
-
 /// Writes a small file (report, rejects) so that it appears only complete.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let temp = temp_name(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::write(&temp, contents)
         .and_then(|()| std::fs::rename(&temp, path))
         .map_err(|e| Error::io(path, e));
@@ -261,41 +343,98 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     result
 }
 
-fn publish(temps: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
-    for (t, f) in temps.iter().zip(finals) {
-        std::fs::rename(t, f).map_err(|e| Error::io(f, e))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inbound::Mode;
 
-    fn blocks(sizes: &[usize]) -> Vec<UserBlock> {
-        let mut end = 0;
-        sizes
+    fn rendered(sizes: &[usize]) -> Rendered {
+        let mut r = Rendered::default();
+        for (i, &s) in sizes.iter().enumerate() {
+            let line = format!("{i}\t{}\n", "x".repeat(s - 3 - i.to_string().len() + 1));
+            let line = &line[..s];
+            r.body.extend_from_slice(line.as_bytes());
+            r.users.push(UserBlock {
+                end: r.body.len(),
+                lines: 1,
+            });
+        }
+        r
+    }
+
+    fn opts(max_part_bytes: u64, gzip: bool) -> OutputOptions {
+        OutputOptions {
+            dpid: 21,
+            target_dpid: None,
+            mode: Mode::Sync,
+            gzip,
+            date_folder: false,
+            max_part_bytes,
+        }
+    }
+
+    fn part_sizes(plan: &Plan) -> Vec<(u64, u64)> {
+        plan.parts
             .iter()
-            .map(|s| {
-                end += s;
-                UserBlock { end, lines: 1 }
-            })
+            .map(|p| (p.uncompressed_bytes, p.users))
             .collect()
     }
 
     #[test]
-    fn split_keeps_users_whole_and_parts_under_the_limit() {
-        let b = blocks(&[40, 40, 30, 50, 10]);
-        let parts = split(&b, 100);
-        assert_eq!(
-            parts,
-            vec![(0..80, 2, 2), (80..170, 3, 3)]
-                .into_iter()
-                .map(|(r, u, l)| (r, u as u64, l as u64))
-                .collect::<Vec<_>>()
-        );
-        assert!(parts.iter().all(|(r, _, _)| r.len() <= 100));
-        assert_eq!(split(&b, 1000).len(), 1);
-        assert_eq!(split(&[], 1000).len(), 0);
+    fn parts_keep_users_whole_and_stay_under_the_limit() {
+        let o = opts(100, false);
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), false, true).unwrap();
+        // Pushed in two pieces: the cut does not depend on how users arrive.
+        let r = rendered(&[40, 40, 30]);
+        w.push(&r).unwrap();
+        w.push(&rendered(&[50, 10])).unwrap();
+        let plan = w.finish().unwrap();
+        assert_eq!(part_sizes(&plan), vec![(80, 2), (90, 3)]);
+        assert_eq!(plan.parts[0].name.split, Some(1));
+        assert_eq!(plan.parts[1].name.split, Some(2));
+        // Dry run: nothing on disk.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn one_part_has_no_split_number_and_files_appear_only_when_published() {
+        let o = opts(1000, true);
+        let dir = tempfile::tempdir().unwrap();
+        let r = rendered(&[40, 40, 30]);
+        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), false, false).unwrap();
+        w.push(&r).unwrap();
+        let plan = w.finish().unwrap();
+        assert_eq!(part_sizes(&plan), vec![(110, 3)]);
+        let visible = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| !n.starts_with('.'))
+                .count()
+        };
+        assert_eq!(visible(), 0);
+        w.publish(&plan).unwrap();
+        let path = dir.path().join("ftp_dpm_21_1700000000.sync.gz");
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(File::open(path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        assert_eq!(text, r.body);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_dropped_writer_leaves_nothing_behind() {
+        let o = opts(50, false);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("new/deeper");
+        let mut w = PartWriter::new(&o, 1_700_000_000, &out, false, false).unwrap();
+        w.push(&rendered(&[40, 40, 30])).unwrap();
+        assert!(out.exists());
+        drop(w);
+        assert!(!dir.path().join("new").exists());
     }
 }

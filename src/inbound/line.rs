@@ -36,12 +36,31 @@ impl fmt::Display for WrapError {
     }
 }
 
+/// A trait as [`wrap_user`] takes it: a [`Trait`], or its text rendered once beforehand (the
+/// writer renders each distinct trait once, not once per user).
+pub trait RenderTrait {
+    fn render_into(&self, out: &mut Vec<u8>);
+}
+
+impl RenderTrait for &Trait {
+    fn render_into(&self, out: &mut Vec<u8>) {
+        Trait::render_into(self, out);
+    }
+}
+
+/// Text from [`Trait::render`].
+impl RenderTrait for &[u8] {
+    fn render_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+}
+
 /// Appends one user's lines to `out`: as many traits per line as fit in `max_line_bytes`
 /// (counting the `\n`), at most `max_lines` lines. On error `out` is left as it was.
 /// Returns the number of lines written.
-pub fn wrap_user<'a>(
+pub fn wrap_user<T: RenderTrait>(
     user_id: &str,
-    traits: impl IntoIterator<Item = &'a Trait>,
+    traits: impl IntoIterator<Item = T>,
     max_line_bytes: usize,
     max_lines: usize,
     out: &mut Vec<u8>,
@@ -146,11 +165,47 @@ impl fmt::Display for LineError {
     }
 }
 
-/// A line split into its user ID and trait elements, each parsed on its own.
+/// A line split into its user ID and its trait list; the elements are parsed on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedLine<'a> {
     pub user_id: &'a str,
-    pub traits: Vec<Result<ParsedTrait, TraitError>>,
+    /// The trait list, as written.
+    pub list: &'a str,
+}
+
+impl<'a> ParsedLine<'a> {
+    /// The elements of the trait list, split at commas outside double quotes
+    /// (`city="a,b"` is one element).
+    pub fn elements(&self) -> impl Iterator<Item = &'a str> {
+        let s = self.list;
+        let mut in_quotes = false;
+        let mut start = 0;
+        let mut bytes = s.bytes().enumerate();
+        std::iter::from_fn(move || {
+            if start > s.len() {
+                return None;
+            }
+            for (i, b) in bytes.by_ref() {
+                match b {
+                    b'"' => in_quotes = !in_quotes,
+                    b',' if !in_quotes => {
+                        let e = &s[start..i];
+                        start = i + 1;
+                        return Some(e);
+                    }
+                    _ => {}
+                }
+            }
+            let e = &s[start..];
+            start = s.len() + 1;
+            Some(e)
+        })
+    }
+
+    /// Each element, parsed on its own.
+    pub fn traits(&self) -> impl Iterator<Item = Result<ParsedTrait, TraitError>> + 'a {
+        self.elements().map(parse_trait)
+    }
 }
 
 /// Parses a line without its line terminator.
@@ -168,27 +223,10 @@ pub fn parse_line(line: &str) -> Result<ParsedLine<'_>, LineError> {
     if line.ends_with(' ') {
         return Err(LineError::TrailingWhitespace);
     }
-    let traits = split_elements(rest).into_iter().map(parse_trait).collect();
-    Ok(ParsedLine { user_id, traits })
-}
-
-/// Splits a trait list at commas outside double quotes (`city="a,b"` is one element).
-fn split_elements(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut in_quotes = false;
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b',' if !in_quotes => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
+    Ok(ParsedLine {
+        user_id,
+        list: rest,
+    })
 }
 
 #[cfg(test)]
@@ -198,11 +236,7 @@ mod tests {
 
     fn traits_of(line: &str) -> Vec<Trait> {
         let parsed = parse_line(line).unwrap();
-        parsed
-            .traits
-            .into_iter()
-            .map(|t| t.unwrap().value)
-            .collect()
+        parsed.traits().map(|t| t.unwrap().value).collect()
     }
 
     #[test]
@@ -270,9 +304,14 @@ mod tests {
             Err(LineError::TrailingWhitespace)
         );
         let p = parse_line("a\td_sid=1,,d_sid=2").unwrap();
-        assert_eq!(p.traits[1], Err(TraitError::Empty));
+        assert_eq!(p.traits().nth(1), Some(Err(TraitError::Empty)));
         let p = parse_line("a\tcity=\"x,y\",d_sid=2").unwrap();
-        assert_eq!(p.traits.len(), 2);
+        assert_eq!(
+            p.elements().collect::<Vec<_>>(),
+            ["city=\"x,y\"", "d_sid=2"]
+        );
+        let p = parse_line("a\td_sid=1,").unwrap();
+        assert_eq!(p.elements().collect::<Vec<_>>(), ["d_sid=1", ""]);
     }
 
     fn wrap(
@@ -405,7 +444,7 @@ mod tests {
                 let parsed =
                     parse_line(line).unwrap_or_else(|e| panic!("case {case}: {e}: {line}"));
                 assert_eq!(parsed.user_id, uid);
-                for t in parsed.traits {
+                for t in parsed.traits() {
                     let t = t.unwrap_or_else(|e| panic!("case {case}: {e}: {line}"));
                     assert!(!t.spaced, "case {case}: the writer is compact");
                     back.push(t.value);

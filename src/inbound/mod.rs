@@ -10,8 +10,11 @@ mod traits;
 
 pub use filename::{date_folder, FileName, FileNameError, Mode, TIMESTAMP_RANGE};
 pub use ids::{email_sha256, is_uuid_shape, looks_like_email, looks_like_phone, IdProblem, IdType};
-pub use line::{parse_line, wrap_user, LineError, ParsedLine, WrapError};
-pub use traits::{parse_trait, ParsedTrait, Removal, Trait, TraitError, KINDS};
+pub use line::{parse_line, wrap_user, LineError, ParsedLine, RenderTrait, WrapError};
+pub use traits::{
+    parse_element, parse_trait, Element, ElementValue, IdTrait, ParsedTrait, Removal, Trait,
+    TraitError, KINDS,
+};
 
 /// SPEC: File contents. A line may be at most 102,400 bytes; longer lines are dropped whole.
 /// We count the terminating `\n` too, so a written line is never even one byte over.

@@ -196,9 +196,69 @@ pub struct ParsedTrait {
     pub spaced: bool,
 }
 
+/// A trait element parsed without copying its text: what the validator reads millions of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Element<'a> {
+    pub value: ElementValue<'a>,
+    pub spaced: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementValue<'a> {
+    /// Any form but a signal (none of them holds text).
+    Id(IdTrait),
+    /// `key=value`, unquoted.
+    Signal { key: &'a str, value: &'a str },
+}
+
+/// The trait forms that are a number: [`Trait`] without its text variant, so `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTrait {
+    Sid(u64),
+    Ic(u64),
+    IcPrefixed(u64),
+    Unsid(u64),
+    Remove(u64, Removal),
+}
+
+impl ElementValue<'_> {
+    pub fn to_trait(self) -> Trait {
+        match self {
+            ElementValue::Id(IdTrait::Sid(id)) => Trait::Sid(id),
+            ElementValue::Id(IdTrait::Ic(id)) => Trait::Ic(id),
+            ElementValue::Id(IdTrait::IcPrefixed(id)) => Trait::IcPrefixed(id),
+            ElementValue::Id(IdTrait::Unsid(id)) => Trait::Unsid(id),
+            ElementValue::Id(IdTrait::Remove(id, r)) => Trait::Remove(id, r),
+            ElementValue::Signal { key, value } => Trait::Signal {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            },
+        }
+    }
+
+    /// See [`Trait::kind_index`].
+    pub fn kind_index(self) -> usize {
+        match self {
+            ElementValue::Id(IdTrait::Sid(_)) => 0,
+            ElementValue::Id(IdTrait::Unsid(_)) => 1,
+            ElementValue::Id(IdTrait::Ic(_) | IdTrait::IcPrefixed(_)) => 2,
+            ElementValue::Signal { .. } => 3,
+            ElementValue::Id(IdTrait::Remove(..)) => 4,
+        }
+    }
+}
+
 /// Parses one comma-separated trait element, accepting every form in SPEC's table and the
 /// spaced style of Adobe's examples (`product = tablet`).
 pub fn parse_trait(element: &str) -> Result<ParsedTrait, TraitError> {
+    parse_element(element).map(|e| ParsedTrait {
+        value: e.value.to_trait(),
+        spaced: e.spaced,
+    })
+}
+
+/// [`parse_trait`] without copying: the one parser of trait syntax.
+pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
     let trimmed = element.trim_matches(' ');
     let mut spaced = trimmed.len() != element.len();
     if trimmed.is_empty() {
@@ -207,37 +267,38 @@ pub fn parse_trait(element: &str) -> Result<ParsedTrait, TraitError> {
     if trimmed.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
         return Err(TraitError::ControlChar);
     }
+    let id = |t| Ok(ElementValue::Id(t));
     let value = if let Some((key, rest)) = split_key_value(trimmed)? {
         let key_raw = key;
         let key = key_raw.trim_end_matches(' ');
         let rest_trimmed = rest.trim_start_matches(' ');
         spaced |= key.len() != key_raw.len() || rest_trimmed.len() != rest.len();
         match key {
-            "d_sid" => Trait::Sid(parse_id(rest_trimmed)?),
-            "d_unsid" => Trait::Unsid(parse_id(rest_trimmed)?),
-            "ic" => Trait::IcPrefixed(parse_id(rest_trimmed)?),
+            "d_sid" => id(IdTrait::Sid(parse_id(rest_trimmed)?)),
+            "d_unsid" => id(IdTrait::Unsid(parse_id(rest_trimmed)?)),
+            "ic" => id(IdTrait::IcPrefixed(parse_id(rest_trimmed)?)),
             _ => {
                 let key = unquote(key)?;
                 let value = unquote(rest_trimmed)?;
                 if key.is_empty() {
                     return Err(TraitError::EmptyKey);
                 }
-                Trait::Signal {
-                    key: key.to_owned(),
-                    value: value.to_owned(),
-                }
+                Ok(ElementValue::Signal { key, value })
             }
         }
-    } else if let Some(id) = trimmed.strip_suffix(":0") {
-        Trait::Remove(parse_id(id)?, Removal::Zero)
-    } else if let Some(id) = trimmed.strip_suffix(":-1") {
-        Trait::Remove(parse_id(id)?, Removal::MinusOne)
+    } else if let Some(n) = trimmed.strip_suffix(":0") {
+        id(IdTrait::Remove(parse_id(n)?, Removal::Zero))
+    } else if let Some(n) = trimmed.strip_suffix(":-1") {
+        id(IdTrait::Remove(parse_id(n)?, Removal::MinusOne))
     } else if trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        Trait::Ic(parse_id(trimmed)?)
+        id(IdTrait::Ic(parse_id(trimmed)?))
     } else {
-        return Err(TraitError::UnknownForm(trimmed.to_owned()));
+        Err(TraitError::UnknownForm(trimmed.to_owned()))
     };
-    Ok(ParsedTrait { value, spaced })
+    Ok(Element {
+        value: value?,
+        spaced,
+    })
 }
 
 /// Splits at the first `=` outside quotes.

@@ -9,15 +9,15 @@ pub use rules::{Rule, Severity, RULES};
 
 use crate::error::{Error, Result};
 use crate::inbound::{
-    is_uuid_shape, parse_line, FileName, FileNameError, IdProblem, IdType, LineError, Mode, Trait,
-    TraitError, MAX_COMPRESSED_BYTES, MAX_LINES_PER_USER, MAX_LINE_BYTES, MAX_UNCOMPRESSED_BYTES,
-    OPTIMAL_PART_BYTES,
+    is_uuid_shape, parse_element, parse_line, ElementValue, FileName, FileNameError, IdProblem,
+    IdTrait, IdType, LineError, Mode, TraitError, MAX_COMPRESSED_BYTES, MAX_LINES_PER_USER,
+    MAX_LINE_BYTES, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES,
 };
 use crate::report::FileReceipt;
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -224,7 +224,8 @@ struct Checker<'o> {
     per_rule: HashMap<Rule, u64>,
     receipt: FileReceipt,
     /// Lines per user, keyed by a 64-bit hash of the ID: bounded memory for the 200-line rule.
-    lines_per_user: HashMap<u64, u32>,
+    lines_per_user: HashMap<u64, u32, foldhash::fast::RandomState>,
+    id_hasher: foldhash::quality::RandomState,
     /// ID shapes seen (for files whose type is not known), with the first line of each.
     shapes: BTreeMap<&'static str, u64>,
     /// Whether the current line has an error already.
@@ -245,7 +246,8 @@ impl<'o> Checker<'o> {
             diagnostics: Vec::new(),
             per_rule: HashMap::new(),
             receipt: FileReceipt::default(),
-            lines_per_user: HashMap::new(),
+            lines_per_user: HashMap::default(),
+            id_hasher: Default::default(),
             shapes: BTreeMap::new(),
             line_failed: false,
             kinds: [0; 5],
@@ -420,8 +422,8 @@ impl<'o> Checker<'o> {
             }
         };
         let id_ok = self.check_user_id(n, parsed.user_id);
-        for t in &parsed.traits {
-            match t {
+        for element in parsed.elements() {
+            match parse_element(element) {
                 Ok(p) => {
                     self.receipt.signals += 1;
                     self.kinds[p.value.kind_index()] += 1;
@@ -431,18 +433,22 @@ impl<'o> Checker<'o> {
                             Rule::SpacedStyle,
                             format!(
                                 "`{}` has spaces; the compact form is `{}`",
-                                trait_text(text, p),
-                                p.value
+                                element,
+                                p.value.to_trait()
                             ),
                         );
                     }
-                    match &p.value {
-                        Trait::Unsid(id) if self.mode == Some(Mode::Overwrite) => self.report(
-                            n,
-                            Rule::UnsidInOverwrite,
-                            format!("d_unsid={id} in an .overwrite file is ignored by AAM"),
-                        ),
-                        Trait::Signal { key, .. } if key.starts_with('-') => self.report(
+                    match p.value {
+                        ElementValue::Id(IdTrait::Unsid(id))
+                            if self.mode == Some(Mode::Overwrite) =>
+                        {
+                            self.report(
+                                n,
+                                Rule::UnsidInOverwrite,
+                                format!("d_unsid={id} in an .overwrite file is ignored by AAM"),
+                            )
+                        }
+                        ElementValue::Signal { key, .. } if key.starts_with('-') => self.report(
                             n,
                             Rule::DashKey,
                             format!("key `{key}` starts with `-`, which AAM strips"),
@@ -464,7 +470,7 @@ impl<'o> Checker<'o> {
             }
         }
         if id_ok {
-            let key = BuildHasherDefault::<DefaultHasher>::default().hash_one(parsed.user_id);
+            let key = self.id_hasher.hash_one(parsed.user_id);
             let count = self.lines_per_user.entry(key).or_default();
             *count += 1;
             let count = *count;
@@ -609,15 +615,6 @@ impl<'o> Checker<'o> {
             receipt: self.receipt,
         }
     }
-}
-
-/// The element's text as written, for messages (the element that parsed to `p`).
-fn trait_text<'a>(line: &'a str, p: &crate::inbound::ParsedTrait) -> &'a str {
-    let traits = line.split_once('\t').map_or("", |(_, t)| t);
-    traits
-        .split(',')
-        .find(|e| crate::inbound::parse_trait(e).is_ok_and(|q| q == *p))
-        .unwrap_or(traits)
 }
 
 fn shape_of(id: &str) -> &'static str {

@@ -74,7 +74,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
                     out,
                     "  {}  ({} bytes uncompressed, {} users, {} lines)",
                     path.display(),
-                    part.bytes.len(),
+                    part.uncompressed_bytes,
                     part.users,
                     part.lines
                 )?;
