@@ -264,12 +264,26 @@ pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
     if trimmed.is_empty() {
         return Err(TraitError::Empty);
     }
-    if trimmed.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+    // One pass over the element: control characters, quotes, the first `=` outside quotes.
+    let mut eq = None;
+    let mut quotes = 0u32;
+    let mut control = false;
+    for (i, &b) in trimmed.as_bytes().iter().enumerate() {
+        match b {
+            b'"' => quotes += 1,
+            b'=' if eq.is_none() && quotes % 2 == 0 => eq = Some(i),
+            b'\t' | b'\r' | b'\n' => control = true,
+            _ => {}
+        }
+    }
+    if control {
         return Err(TraitError::ControlChar);
     }
+    // Most elements have no quotes: nothing to strip.
+    let unquoted = |s| if quotes == 0 { Ok(s) } else { unquote(s) };
     let id = |t| Ok(ElementValue::Id(t));
-    let value = if let Some((key, rest)) = split_key_value(trimmed)? {
-        let key_raw = key;
+    let value = if let Some(i) = eq {
+        let (key_raw, rest) = (&trimmed[..i], &trimmed[i + 1..]);
         let key = key_raw.trim_end_matches(' ');
         let rest_trimmed = rest.trim_start_matches(' ');
         spaced |= key.len() != key_raw.len() || rest_trimmed.len() != rest.len();
@@ -278,14 +292,16 @@ pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
             "d_unsid" => id(IdTrait::Unsid(parse_id(rest_trimmed)?)),
             "ic" => id(IdTrait::IcPrefixed(parse_id(rest_trimmed)?)),
             _ => {
-                let key = unquote(key)?;
-                let value = unquote(rest_trimmed)?;
+                let key = unquoted(key)?;
+                let value = unquoted(rest_trimmed)?;
                 if key.is_empty() {
                     return Err(TraitError::EmptyKey);
                 }
                 Ok(ElementValue::Signal { key, value })
             }
         }
+    } else if quotes % 2 == 1 {
+        return Err(TraitError::BadQuoting(trimmed.to_owned()));
     } else if let Some(n) = trimmed.strip_suffix(":0") {
         id(IdTrait::Remove(parse_id(n)?, Removal::Zero))
     } else if let Some(n) = trimmed.strip_suffix(":-1") {
@@ -301,22 +317,6 @@ pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
     })
 }
 
-/// Splits at the first `=` outside quotes.
-fn split_key_value(s: &str) -> Result<Option<(&str, &str)>, TraitError> {
-    let mut in_quotes = false;
-    for (i, b) in s.bytes().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'=' if !in_quotes => return Ok(Some((&s[..i], &s[i + 1..]))),
-            _ => {}
-        }
-    }
-    if in_quotes {
-        return Err(TraitError::BadQuoting(s.to_owned()));
-    }
-    Ok(None)
-}
-
 fn unquote(s: &str) -> Result<&str, TraitError> {
     let quotes = s.bytes().filter(|&b| b == b'"').count();
     match quotes {
@@ -326,11 +326,21 @@ fn unquote(s: &str) -> Result<&str, TraitError> {
     }
 }
 
+/// Digits only (no sign, unlike `str::parse`), at most `u64::MAX`.
 fn parse_id(s: &str) -> Result<u64, TraitError> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(TraitError::NotDigits(s.to_owned()));
+    let not_digits = || TraitError::NotDigits(s.to_owned());
+    if s.is_empty() {
+        return Err(not_digits());
     }
-    s.parse().map_err(|_| TraitError::NotDigits(s.to_owned()))
+    s.bytes().try_fold(0u64, |n, b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .ok_or_else(not_digits)
+        } else {
+            Err(not_digits())
+        }
+    })
 }
 
 #[cfg(test)]

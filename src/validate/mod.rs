@@ -213,6 +213,20 @@ impl Read for ChannelReader {
     }
 }
 
+/// A line whose user count is still to be applied. The count table holds every user of the
+/// file, so each lookup is a cache miss; looked up a few thousand at a time in a tight loop,
+/// the misses overlap instead of stalling the parse of every line.
+struct PendingLine {
+    n: u64,
+    key: u64,
+    /// Whether the line had failed already.
+    failed: bool,
+    /// The user ID, in `Checker::pending_ids`.
+    id: std::ops::Range<usize>,
+}
+
+const PENDING_LINES: usize = 4096;
+
 struct Checker<'o> {
     path: PathBuf,
     display: String,
@@ -230,6 +244,9 @@ struct Checker<'o> {
     shapes: BTreeMap<&'static str, u64>,
     /// Whether the current line has an error already.
     line_failed: bool,
+    /// Lines waiting for their user count, and their user IDs back to back.
+    pending: Vec<PendingLine>,
+    pending_ids: String,
     /// Valid traits by kind (see `inbound::KINDS`).
     kinds: [u64; 5],
 }
@@ -250,6 +267,8 @@ impl<'o> Checker<'o> {
             id_hasher: Default::default(),
             shapes: BTreeMap::new(),
             line_failed: false,
+            pending: Vec::with_capacity(PENDING_LINES),
+            pending_ids: String::new(),
             kinds: [0; 5],
         }
     }
@@ -334,6 +353,7 @@ impl<'o> Checker<'o> {
 
     /// Streams the lines; returns the uncompressed size.
     fn check_lines(&mut self, mut reader: impl BufRead) -> Result<u64> {
+        let first = self.diagnostics.len();
         let mut buf = Vec::with_capacity(1 << 16);
         let mut line_no = 0u64;
         let mut total = 0u64;
@@ -371,6 +391,9 @@ impl<'o> Checker<'o> {
             }
             self.check_line(line_no, line);
         }
+        self.count_users();
+        // Counting in batches reports the 200-lines rule a little late: back in line order.
+        self.diagnostics[first..].sort_by_key(|d| d.line);
         if self.receipt.records_received == 0 {
             self.report(
                 0,
@@ -470,29 +493,54 @@ impl<'o> Checker<'o> {
             }
         }
         if id_ok {
+            // Counted in batches (see `PendingLine`).
             let key = self.id_hasher.hash_one(parsed.user_id);
-            let count = self.lines_per_user.entry(key).or_default();
+            let start = self.pending_ids.len();
+            self.pending_ids.push_str(parsed.user_id);
+            self.pending.push(PendingLine {
+                n,
+                key,
+                failed: self.line_failed,
+                id: start..self.pending_ids.len(),
+            });
+            if self.pending.len() == PENDING_LINES {
+                self.count_users();
+            }
+        } else {
+            self.end_line();
+        }
+    }
+
+    /// Applies the pending lines' user counts (the 200-lines rule), in line order.
+    fn count_users(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for p in &pending {
+            let count = self.lines_per_user.entry(p.key).or_default();
             *count += 1;
             let count = *count;
+            self.line_failed = p.failed;
             if count == 1 {
                 self.receipt.users += 1;
             }
             if count as usize > MAX_LINES_PER_USER {
                 if count as usize == MAX_LINES_PER_USER + 1 {
                     self.report(
-                        n,
+                        p.n,
                         Rule::TooManyLines,
                         format!(
                             "user `{}` has more than {MAX_LINES_PER_USER} lines; AAM keeps the first {MAX_LINES_PER_USER} and drops this and later ones",
-                            parsed.user_id
+                            &self.pending_ids[p.id.clone()]
                         ),
                     );
                 } else {
                     self.line_failed = true;
                 }
             }
+            self.end_line();
         }
-        self.end_line();
+        self.pending = pending;
+        self.pending.clear();
+        self.pending_ids.clear();
     }
 
     fn end_line(&mut self) {

@@ -80,6 +80,8 @@ fn generated_long_lines_too_many_lines_and_aam_uuids() {
     for i in 0..202 {
         many.push_str(&format!("u2\td_sid={i}\n"));
     }
+    // An error on a later line: reports stay in line order (users are counted in batches).
+    many.push_str("u3\td_sid=x1\n");
     w.write("a/ftp_dpm_21_1700000000.sync", format!("{long}{many}"));
     let r = w.run(&["validate", "a"]);
     assert_eq!(r.code, 1);
@@ -93,11 +95,12 @@ fn generated_long_lines_too_many_lines_and_aam_uuids() {
         [
             "a/ftp_dpm_21_1700000000.sync:1: error L003 line is 102414 bytes, over the 102400-byte limit; AAM drops it",
             "a/ftp_dpm_21_1700000000.sync:202: error U007 user `u2` has more than 200 lines; AAM keeps the first 200 and drops this and later ones",
+            "a/ftp_dpm_21_1700000000.sync:204: error T002 trait ID `x1` is not digits only",
         ]
     );
     assert!(
         r.stdout
-            .contains("  records received        203\n  format errors           3\n"),
+            .contains("  records received        204\n  format errors           4\n"),
         "{}",
         r.stdout
     );
