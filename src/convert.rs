@@ -124,13 +124,11 @@ mod tests {
             .to_string()
     }
 
-    /// Converts into a fresh folder; returns (file name, bytes) of each output file, the
-    /// receipt and the rejects.
-    fn convert(
-        mapping: &Mapping,
-        inputs: &[String],
-        tuning: Tuning,
-    ) -> (Vec<(String, Vec<u8>)>, Receipt, Vec<Reject>) {
+    /// What a run produced: (file name, bytes) of each output file, the receipt, the rejects.
+    type Produced = (Vec<(String, Vec<u8>)>, Receipt, Vec<Reject>);
+
+    /// Converts into a fresh folder.
+    fn convert(mapping: &Mapping, inputs: &[String], tuning: Tuning) -> Produced {
         let out = tempfile::tempdir().unwrap();
         let sources = source::resolve(inputs, None).unwrap();
         let opts = Options {
@@ -168,7 +166,7 @@ mod tests {
         // breaks (a batch must never start inside one), and rows that get rejected.
         let dir = tempfile::tempdir().unwrap();
         let header = "customer_id,email_sha256,segment_id,optout_segment,tier,is_vip,city,interests,age,signup_date\n";
-        let mut files = vec![header.to_owned(), header.to_owned()];
+        let mut files = [header.to_owned(), header.to_owned()];
         for i in 0..400u32 {
             let user = if i % 50 == 0 {
                 "C-shared".to_owned()

@@ -565,7 +565,7 @@ impl<'m> Accumulator<'m> {
                     let uid = uid.as_bytes();
                     self.sorter
                         .push(uid, file_index as u32, row_number, &scratch)
-                        .map_err(|e| Error::io(&std::env::temp_dir(), e))?;
+                        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
                 }
                 Err(r) => {
                     self.receipt.reject(r.code, 1);
@@ -735,7 +735,7 @@ impl<'m> Accumulator<'m> {
             max_part: mapping.output.max_part_bytes,
             sources,
         };
-        let spill_error = |e| Error::io(&std::env::temp_dir(), e);
+        let spill_error = |e| Error::io(std::env::temp_dir(), e);
         let mut merge = self.sorter.finish().map_err(spill_error)?;
         let mut kinds = [0u64; 5];
         let receipt = &mut self.receipt;

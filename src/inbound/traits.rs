@@ -271,7 +271,7 @@ pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
     for (i, &b) in trimmed.as_bytes().iter().enumerate() {
         match b {
             b'"' => quotes += 1,
-            b'=' if eq.is_none() && quotes % 2 == 0 => eq = Some(i),
+            b'=' if eq.is_none() && quotes.is_multiple_of(2) => eq = Some(i),
             b'\t' | b'\r' | b'\n' => control = true,
             _ => {}
         }
