@@ -220,9 +220,17 @@ mod tests {
     }
 
     #[test]
-    fn parquet_and_ndjson_batches_give_the_same_output() {
+    fn parquet_ndjson_and_gzip_batches_give_the_same_output() {
         let mapping = Mapping::load(Path::new(&repo("mappings/crm.toml"))).unwrap();
-        for example in ["examples/crm.parquet", "examples/crm.ndjson"] {
+        // A gzipped CSV is decoded into memory and cut there.
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("crm.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &std::fs::read(repo("examples/crm.csv")).unwrap())
+            .unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let gz = gz.display().to_string();
+        for example in ["examples/crm.parquet", "examples/crm.ndjson", &gz] {
             let inputs = [repo(example)];
             let whole = convert(&mapping, &inputs, Tuning::default());
             assert!(!whole.0.is_empty());

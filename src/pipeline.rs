@@ -712,7 +712,7 @@ impl<'m> Accumulator<'m> {
     /// Merges the sorted rows into users and renders their lines on a second thread, so
     /// that rendering overlaps the sink's work; hands the sink about 4 MB at a time.
     fn finish(
-        mut self,
+        self,
         mapping: &Mapping,
         sources: &[Source],
         cancel: &AtomicBool,
@@ -737,52 +737,47 @@ impl<'m> Accumulator<'m> {
         };
         let spill_error = |e| Error::io(std::env::temp_dir(), e);
         let mut merge = self.sorter.finish().map_err(spill_error)?;
-        let mut kinds = [0u64; 5];
-        let receipt = &mut self.receipt;
-        let rejects = &mut self.rejects;
-        std::thread::scope(|s| -> Result<()> {
-            let (tx, rx) = sync_channel(1);
+        // The render thread takes the receipt and rejects over for the per-user counts.
+        let mut tally = Tally {
+            receipt: self.receipt,
+            rejects: self.rejects,
+            kinds: [0; 5],
+        };
+        let mut tally = std::thread::scope(|s| -> Result<Tally> {
+            let (tx, rx) = sync_channel::<Rendered>(1);
             let ctx = &ctx;
             let renderer = std::thread::Builder::new().name("render".into());
-            renderer
-                .spawn_scoped(s, move || {
+            let rendering = renderer
+                .spawn_scoped(s, move || -> Result<Tally> {
                     let mut user = UserRows::default();
                     let mut scratch = Scratch::default();
                     loop {
-                        let mut out = Chunk::default();
-                        let mut more = Ok(true);
-                        while out.rendered.body.len() < CHUNK_BYTES {
-                            more = merge.next_user(&mut user);
-                            match more {
-                                Ok(true) => ctx.render_user(&user, &mut out, &mut scratch),
-                                _ => break,
+                        let mut chunk = Rendered::default();
+                        let mut more = true;
+                        while more && chunk.body.len() < CHUNK_BYTES {
+                            more = merge.next_user(&mut user).map_err(spill_error)?;
+                            if more {
+                                ctx.render_user(&user, &mut chunk, &mut tally, &mut scratch);
                             }
                         }
-                        let (last, result) = match more {
-                            Ok(more) if cancel.load(Ordering::Relaxed) && more => {
-                                (true, Err(Error::Interrupted))
-                            }
-                            Ok(more) => (!more, Ok(out)),
-                            Err(e) => (true, Err(spill_error(e))),
-                        };
-                        if tx.send(result).is_err() || last {
-                            return;
+                        if cancel.load(Ordering::Relaxed) {
+                            return Err(Error::Interrupted);
+                        }
+                        // A closed channel: the sink failed, and that error is reported.
+                        let sent = chunk.users.is_empty() || tx.send(chunk).is_ok();
+                        if !sent || !more {
+                            return Ok(tally);
                         }
                     }
                 })
                 .expect("a thread can be started");
-            for out in rx {
-                let out = out?;
-                out.tally.add_to(receipt, &mut kinds);
-                rejects.extend(out.rejects);
-                if !out.rendered.users.is_empty() {
-                    sink(&out.rendered)?;
-                }
+            for chunk in rx {
+                sink(&chunk)?;
             }
-            Ok(())
+            rendering.join().expect("the render thread does not panic")
         })?;
-        self.receipt.traits_by_kind = crate::report::by_kind(&kinds);
-        Ok((self.receipt, self.rejects))
+        tally.receipt.traits_by_kind = crate::report::by_kind(&tally.kinds);
+        Ok((tally.receipt, tally.rejects))
     }
 }
 
@@ -801,45 +796,12 @@ struct RenderContext<'a> {
     sources: &'a [Source],
 }
 
-/// Some users, rendered, with what happened to them.
-#[derive(Default)]
-struct Chunk {
-    rendered: Rendered,
-    tally: Tally,
-    rejects: Vec<Reject>,
-}
-
-/// Per-user counters of the receipt, summed per chunk.
-#[derive(Default)]
+/// What happened to the users: the receipt's counters, the rejected users, and traits
+/// written by kind.
 struct Tally {
-    users_read: u64,
-    users_written: u64,
-    users_without_traits: u64,
-    users_rejected: u64,
-    lines: u64,
-    traits: u64,
-    conflicts: u64,
+    receipt: Receipt,
+    rejects: Vec<Reject>,
     kinds: [u64; 5],
-    /// (reason, rows) of rejected users.
-    rejected: Vec<(&'static str, u64)>,
-}
-
-impl Tally {
-    fn add_to(&self, r: &mut Receipt, kinds: &mut [u64; 5]) {
-        r.users_read += self.users_read;
-        r.users_written += self.users_written;
-        r.users_without_traits += self.users_without_traits;
-        r.users_rejected += self.users_rejected;
-        r.lines += self.lines;
-        r.traits += self.traits;
-        r.conflicts += self.conflicts;
-        for (k, n) in kinds.iter_mut().zip(self.kinds) {
-            *k += n;
-        }
-        for &(code, rows) in &self.rejected {
-            r.reject(code, rows);
-        }
-    }
 }
 
 /// Buffers reused from user to user.
@@ -855,14 +817,21 @@ struct Scratch {
 impl RenderContext<'_> {
     /// Orders and de-duplicates a user's traits, resolves add/remove conflicts and renders
     /// the user's lines into `out`.
-    fn render_user(&self, user: &UserRows, out: &mut Chunk, scratch: &mut Scratch) {
+    fn render_user(
+        &self,
+        user: &UserRows,
+        out: &mut Rendered,
+        tally: &mut Tally,
+        scratch: &mut Scratch,
+    ) {
         let Scratch {
             ranks,
             added,
             removed,
             line,
         } = scratch;
-        out.tally.users_read += 1;
+        let receipt = &mut tally.receipt;
+        receipt.users_read += 1;
         ranks.clear();
         ranks.extend(user.codes.iter().map(|&c| self.rank[c as usize]));
         ranks.sort_unstable();
@@ -876,7 +845,7 @@ impl RenderContext<'_> {
                 Some((id, true)) => added.push(id),
                 // Additions sort before removals, so `added` is complete here.
                 Some((id, false)) if added.binary_search(&id).is_ok() => {
-                    out.tally.conflicts += 1;
+                    receipt.conflicts += 1;
                     continue;
                 }
                 // The same removal in two spellings is written once.
@@ -887,12 +856,12 @@ impl RenderContext<'_> {
             line.push(r);
         }
         if line.is_empty() {
-            out.tally.users_without_traits += 1;
+            receipt.users_without_traits += 1;
             return;
         }
         // IDs were checked as UTF-8 text on the way in.
         let uid = std::str::from_utf8(&user.id).unwrap_or_default();
-        let body = &mut out.rendered.body;
+        let body = &mut out.body;
         let start = body.len();
         let result = inbound::wrap_user(
             uid,
@@ -917,24 +886,23 @@ impl RenderContext<'_> {
                 Ok(n)
             }
         });
-        let t = &mut out.tally;
         match result {
             Ok(lines) => {
-                out.rendered.users.push(UserBlock {
+                out.users.push(UserBlock {
                     end: body.len(),
                     lines: lines as u32,
                 });
-                t.users_written += 1;
-                t.lines += lines as u64;
-                t.traits += line.len() as u64;
+                receipt.users_written += 1;
+                receipt.lines += lines as u64;
+                receipt.traits += line.len() as u64;
                 for &r in line.iter() {
-                    t.kinds[self.ranked[r as usize].kind_index()] += 1;
+                    tally.kinds[self.ranked[r as usize].kind_index()] += 1;
                 }
             }
             Err((code, message)) => {
-                t.users_rejected += 1;
-                t.rejected.push((code, user.rows));
-                out.rejects.push(Reject {
+                receipt.users_rejected += 1;
+                receipt.reject(code, user.rows);
+                tally.rejects.push(Reject {
                     file: self.sources[user.first_file as usize]
                         .path
                         .display()

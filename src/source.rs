@@ -137,31 +137,33 @@ impl Source {
         Ok(Opened {
             source: self,
             opts,
-            text,
+            text: text.map(|t| ScanSources::Buffers(vec![t.into()].into())),
             cuts,
         })
     }
 
     /// NDJSON batches: cut at the first line end after each multiple of `batch_bytes`.
     fn line_cuts(&self, text: Option<&[u8]>, len: u64, batch_bytes: u64) -> Result<TextCuts> {
-        let mut file = match text {
-            None => Some(std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?),
-            Some(_) => None,
+        let mut file = None;
+        let mut next_line = |at: u64| -> std::io::Result<Option<u64>> {
+            match text {
+                Some(t) => Ok(t[at as usize..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|i| at + i as u64 + 1)),
+                None => {
+                    let f = match &mut file {
+                        Some(f) => f,
+                        None => file.insert(std::fs::File::open(&self.path)?),
+                    };
+                    next_line_in_file(f, at)
+                }
+            }
         };
         let mut cuts = vec![0];
         let mut at = batch_bytes.max(1);
         while at < len {
-            let next_line = match (text, &mut file) {
-                (Some(t), _) => t[at as usize..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map(|i| at + i as u64 + 1),
-                (None, Some(f)) => {
-                    next_line_in_file(f, at).map_err(|e| Error::io(&self.path, e))?
-                }
-                (None, None) => unreachable!("a file when there is no text"),
-            };
-            match next_line {
+            match next_line(at).map_err(|e| Error::io(&self.path, e))? {
                 Some(cut) if cut < len => cuts.push(cut),
                 _ => break,
             }
@@ -332,8 +334,9 @@ fn strip_position(msg: &str) -> &str {
 pub struct Opened<'s> {
     source: &'s Source,
     opts: &'s InputOptions,
-    /// The decoded text, when it could not be read from the file as it is.
-    text: Option<Vec<u8>>,
+    /// The decoded text, when it could not be read from the file as it is, held the way
+    /// Polars scans it: one shared buffer, not a copy per scan.
+    text: Option<ScanSources>,
     /// For CSV and NDJSON: where batches start.
     cuts: Option<TextCuts>,
 }
@@ -369,7 +372,7 @@ impl Opened<'_> {
     /// files the `text_columns` are read as text whatever they look like.
     pub fn scan(&self, text_columns: &[String]) -> Result<LazyFrame> {
         let sources = match &self.text {
-            Some(bytes) => ScanSources::Buffers(vec![bytes.clone().into()].into()),
+            Some(text) => text.clone(),
             None => ScanSources::Paths(vec![self.source.pl_path()?].into()),
         };
         self.scan_sources(sources, text_columns, None)
@@ -446,7 +449,7 @@ impl Opened<'_> {
                 .finish()
                 .map_err(err),
             Format::Json => {
-                let text = self.text.as_deref().unwrap_or_default();
+                let text = self.text().unwrap_or_default();
                 JsonReader::new(std::io::Cursor::new(text))
                     .with_json_format(JsonFormat::Json)
                     .finish()
@@ -468,9 +471,16 @@ impl Opened<'_> {
         }
     }
 
+    fn text(&self) -> Option<&[u8]> {
+        match &self.text {
+            Some(ScanSources::Buffers(b)) => b.first().map(|b| &b[..]),
+            _ => None,
+        }
+    }
+
     /// Bytes `range` of the (decoded) source.
     fn bytes(&self, range: std::ops::Range<u64>, out: &mut Vec<u8>) -> Result<()> {
-        match &self.text {
+        match self.text() {
             Some(t) => out.extend_from_slice(&t[range.start as usize..range.end as usize]),
             None => {
                 use std::io::{Seek, SeekFrom};

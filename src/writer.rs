@@ -212,41 +212,22 @@ impl<'o> PartWriter<'o> {
     /// Finishes the open part: flushed, synced (a full disk fails here, not later) and
     /// checked against AAM's size limit.
     fn close(&mut self) -> Result<()> {
-        let Some(OpenPart {
-            mut part,
-            temp,
-            sink,
-        }) = self.open.take()
-        else {
+        let Some(OpenPart { part, temp, sink }) = self.open.take() else {
             return Ok(());
         };
-        let io = |e| Error::io(&temp, e);
-        let file = match sink {
-            Sink::Plain(w) => Some(w.into_inner().map_err(|e| io(e.into_error()))?),
-            Sink::Gzip(m) => {
-                let (w, _) = m.finish().map_err(io)?;
-                Some(w.into_inner().map_err(|e| io(e.into_error()))?)
-            }
-            Sink::Nothing => None,
-        };
-        // Registered before any check below, so that a failure still removes the file.
-        let file_ok = file.map(|f| {
-            let r = f.sync_all().and_then(|()| f.metadata()).map(|m| m.len());
-            r.map_err(io)
-        });
-        self.closed.push((part.clone(), temp.clone()));
-        if let Some(size) = file_ok {
-            part.bytes = size?;
-            if self.opts.gzip && part.bytes > MAX_COMPRESSED_BYTES {
-                return Err(Error::io(
-                    &temp,
-                    std::io::Error::other(format!(
-                        "compressed part is {} bytes, over AAM's 1 GB limit for gzip files; lower output.max_part_bytes",
-                        part.bytes
-                    )),
-                ));
-            }
-            self.closed.last_mut().expect("pushed above").0 = part;
+        let size = finish_sink(sink).map_err(|e| Error::io(&temp, e));
+        // Registered before anything can fail, so that dropping the writer removes the file.
+        self.closed.push((part, temp));
+        let (part, temp) = self.closed.last_mut().expect("pushed above");
+        part.bytes = size?;
+        if self.opts.gzip && part.bytes > MAX_COMPRESSED_BYTES {
+            return Err(Error::io(
+                &*temp,
+                std::io::Error::other(format!(
+                    "compressed part is {} bytes, over AAM's 1 GB limit for gzip files; lower output.max_part_bytes",
+                    part.bytes
+                )),
+            ));
         }
         Ok(())
     }
@@ -307,6 +288,17 @@ impl Drop for PartWriter<'_> {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Ends a part's file; returns its size (0 in a dry run).
+fn finish_sink(sink: Sink) -> std::io::Result<u64> {
+    let file = match sink {
+        Sink::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
+        Sink::Gzip(m) => m.finish()?.0.into_inner().map_err(|e| e.into_error())?,
+        Sink::Nothing => return Ok(0),
+    };
+    file.sync_all()?;
+    Ok(file.metadata()?.len())
 }
 
 /// Creates `dir` and its missing parents; returns the ones it created, outermost first.
