@@ -220,6 +220,43 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_row_in_a_later_batch_fails_the_run_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text =
+            String::from("customer_id,segment_id,tier,is_vip,city,interests,age,optout_segment\n");
+        for i in 0..300 {
+            text.push_str(&format!("C{i},{},gold,true,Paris,a,30,\n", 1000 + i));
+        }
+        text.push_str("C300,1,gold\n");
+        let input = dir.path().join("late.csv");
+        std::fs::write(&input, text).unwrap();
+        let mapping = Mapping::load(Path::new(&repo("mappings/bench.toml"))).unwrap();
+        let sources = source::resolve(&[input.display().to_string()], None).unwrap();
+        let out = dir.path().join("out");
+        let opts = Options {
+            out_dir: out.clone(),
+            timestamp: 1_700_000_000,
+            force: false,
+            dry_run: false,
+            max_reject_rate: 1.0,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        let tiny = Tuning {
+            batch_bytes: 500,
+            ..Tuning::default()
+        };
+        let err = run_tuned(&mapping, &sources, &opts, tiny).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: line 302: 3 fields where the header has 8; check the delimiter and quoting",
+                input.display()
+            )
+        );
+        assert!(!out.exists());
+    }
+
+    #[test]
     fn parquet_ndjson_and_gzip_batches_give_the_same_output() {
         let mapping = Mapping::load(Path::new(&repo("mappings/crm.toml"))).unwrap();
         // A gzipped CSV is decoded into memory and cut there.

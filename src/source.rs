@@ -127,10 +127,33 @@ impl Source {
         let len = text.as_ref().map_or(len, |t| t.len() as u64);
         let cuts = match self.format {
             // Polars pads short rows with nulls; a row with a wrong field count is an error.
-            Format::Csv => Some(match &text {
-                Some(bytes) => self.check_csv(bytes.as_slice(), opts, batch_bytes)?,
-                None => self.check_csv(self.open_file()?, opts, batch_bytes)?,
-            }),
+            Format::Csv => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                match &text {
+                    Some(bytes) => check_csv(self, bytes.as_slice(), opts, batch_bytes, &tx),
+                    None => {
+                        // A file on disk is checked on a thread of its own, ahead of the
+                        // batches Polars parses.
+                        let file = std::fs::File::open(&self.path)
+                            .map_err(|e| Error::io(&self.path, e))?;
+                        let (source, opts) = (self.clone(), opts.clone());
+                        std::thread::Builder::new()
+                            .name("check".into())
+                            .spawn(move || check_csv(&source, file, &opts, batch_bytes, &tx))
+                            .map_err(|e| Error::io(&self.path, e))?;
+                    }
+                }
+                let mut cuts = TextCuts {
+                    header: 0,
+                    cuts: Vec::new(),
+                    more: Some(rx),
+                };
+                // The first batch is checked before anything else reads the file, so a
+                // broken row near the top is reported as such, not as Polars' parse error.
+                cuts.get(1)?;
+                cuts.header = cuts.cuts.first().copied().unwrap_or(0);
+                Some(cuts)
+            }
             Format::Ndjson => Some(self.line_cuts(text.as_deref(), len, batch_bytes)?),
             _ => None,
         };
@@ -138,7 +161,7 @@ impl Source {
             source: self,
             opts,
             text: text.map(|t| ScanSources::Buffers(vec![t.into()].into())),
-            cuts,
+            cuts: std::cell::RefCell::new(cuts),
         })
     }
 
@@ -170,7 +193,11 @@ impl Source {
             at = cuts[cuts.len() - 1] + batch_bytes.max(1);
         }
         cuts.push(len);
-        Ok(TextCuts { header: 0, cuts })
+        Ok(TextCuts {
+            header: 0,
+            cuts,
+            more: None,
+        })
     }
 
     fn separator(&self, opts: &InputOptions) -> u8 {
@@ -178,59 +205,7 @@ impl Source {
             .unwrap_or(if self.tsv { b'\t' } else { b',' })
     }
 
-    fn open_file(&self) -> Result<std::io::BufReader<std::fs::File>> {
-        std::fs::File::open(&self.path)
-            .map(std::io::BufReader::new)
-            .map_err(|e| Error::io(&self.path, e))
-    }
-
-    /// Checks that every CSV record is UTF-8 and has as many fields as the first one,
-    /// naming the first offending line.
-    /// Reads every record (field counts, UTF-8) and notes where batches of about
-    /// `batch_bytes` start: always at a record start, never inside a quoted field.
-    fn check_csv(
-        &self,
-        reader: impl Read,
-        opts: &InputOptions,
-        batch_bytes: u64,
-    ) -> Result<TextCuts> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .delimiter(self.separator(opts))
-            .quote(opts.quote.unwrap_or(b'"'))
-            .from_reader(reader);
-        let mut record = csv::StringRecord::new();
-        let mut header = 0;
-        let mut cuts = Vec::new();
-        let mut index = 0u64;
-        loop {
-            match csv.read_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(self.csv_error(e, opts)),
-            }
-            let start = record.position().map_or(0, |p| p.byte());
-            if index == 0 && opts.has_header {
-                index += 1;
-                continue;
-            }
-            if cuts.is_empty() {
-                header = start;
-                cuts.push(start);
-            } else if start >= cuts[cuts.len() - 1] + batch_bytes.max(1) {
-                cuts.push(start);
-            }
-            index += 1;
-        }
-        let end = csv.position().byte();
-        if cuts.is_empty() {
-            header = end;
-            cuts.push(end);
-        }
-        cuts.push(end);
-        Ok(TextCuts { header, cuts })
-    }
-
+    /// A bad CSV record (not UTF-8, or a field count unlike the first row's), with its line.
     fn csv_error(&self, e: csv::Error, opts: &InputOptions) -> Error {
         let line = e.position().map_or(0, |p| p.line());
         let message = match e.kind() {
@@ -318,6 +293,59 @@ impl Source {
     }
 }
 
+/// Reads every record (field counts, UTF-8) and sends where batches of about `batch_bytes`
+/// start (always at a record start, never inside a quoted field): first the end of the header,
+/// then each cut, then the end of the data; or the first error.
+fn check_csv(
+    source: &Source,
+    reader: impl Read,
+    opts: &InputOptions,
+    batch_bytes: u64,
+    tx: &std::sync::mpsc::Sender<Result<u64>>,
+) {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(source.separator(opts))
+        .quote(opts.quote.unwrap_or(b'"'))
+        .buffer_capacity(1 << 20)
+        .from_reader(reader);
+    let mut record = csv::StringRecord::new();
+    let mut last: Option<u64> = None;
+    let mut index = 0u64;
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let _ = tx.send(Err(source.csv_error(e, opts)));
+                return;
+            }
+        }
+        let start = record.position().map_or(0, |p| p.byte());
+        index += 1;
+        if index == 1 && opts.has_header {
+            continue;
+        }
+        let cut = match last {
+            None => true,
+            Some(l) => start >= l + batch_bytes.max(1),
+        };
+        // A failed send: the reading side stopped; so does the check.
+        if cut && tx.send(Ok(start)).is_err() {
+            return;
+        }
+        if cut {
+            last = Some(start);
+        }
+    }
+    let end = csv.position().byte();
+    if last.is_none() {
+        // No data rows: the header, then an empty batch.
+        let _ = tx.send(Ok(end));
+    }
+    let _ = tx.send(Ok(end));
+}
+
 fn utf8_hint(opts: &InputOptions) -> String {
     match opts.encoding {
         Encoding::Utf8 => "invalid UTF-8; if the file is Latin-1 or Windows-1252, set `encoding = \"latin-1\"` or `\"windows-1252\"` under [input]".to_owned(),
@@ -337,16 +365,34 @@ pub struct Opened<'s> {
     /// The decoded text, when it could not be read from the file as it is, held the way
     /// Polars scans it: one shared buffer, not a copy per scan.
     text: Option<ScanSources>,
-    /// For CSV and NDJSON: where batches start.
-    cuts: Option<TextCuts>,
+    /// For CSV and NDJSON: where batches start (taken by `batches`).
+    cuts: std::cell::RefCell<Option<TextCuts>>,
 }
 
 /// Byte offsets in a text source: `header` ends the header line (0 without one); each pair
-/// of neighbouring `cuts` is one batch of whole records.
-#[derive(Debug, Clone, PartialEq)]
+/// of neighbouring `cuts` is one batch of whole records. Cuts still being found (a CSV
+/// checked on another thread) arrive through `more`.
+#[derive(Debug)]
 struct TextCuts {
     header: u64,
     cuts: Vec<u64>,
+    more: Option<std::sync::mpsc::Receiver<Result<u64>>>,
+}
+
+impl TextCuts {
+    /// Cut `i`, waiting for it if it is still being found; `None` past the end.
+    fn get(&mut self, i: usize) -> Result<Option<u64>> {
+        while self.cuts.len() <= i {
+            let Some(rx) = &self.more else {
+                return Ok(None);
+            };
+            match rx.recv() {
+                Ok(cut) => self.cuts.push(cut?),
+                Err(_) => self.more = None,
+            }
+        }
+        Ok(Some(self.cuts[i]))
+    }
 }
 
 /// The first line end at or after `at`, as the offset just past it.
@@ -386,8 +432,8 @@ impl Opened<'_> {
         let err = |e: PolarsError| source.polars_error(e, opts);
         let mut whole = self.scan(text_columns)?;
         let schema = whole.collect_schema().map_err(err)?;
-        let plan = match (&self.cuts, source.format) {
-            (Some(cuts), _) => BatchPlan::Text(cuts.clone()),
+        let plan = match (self.cuts.take(), source.format) {
+            (Some(cuts), _) => BatchPlan::Text(cuts),
             (None, Format::Parquet | Format::Ipc) => {
                 let n = whole
                     .clone()
@@ -520,27 +566,33 @@ impl Iterator for Batches<'_> {
     fn next(&mut self) -> Option<Result<LazyFrame>> {
         let i = self.next;
         self.next += 1;
-        match &self.plan {
+        match &mut self.plan {
             BatchPlan::Whole => (i == 0).then(|| Ok(self.whole.clone())),
             BatchPlan::Rows { total, step } => {
+                let (total, step) = (*total, *step);
                 let offset = i as u64 * step;
                 // An empty file still yields one (empty) batch: its columns get checked.
-                (offset < *total || i == 0).then(|| {
+                (offset < total || i == 0).then(|| {
                     Ok(self
                         .whole
                         .clone()
-                        .slice(offset as i64, (*step).min(IdxSize::MAX as u64) as IdxSize))
+                        .slice(offset as i64, step.min(IdxSize::MAX as u64) as IdxSize))
                 })
             }
-            BatchPlan::Text(TextCuts { header, cuts }) => {
-                let range = cuts[i.min(cuts.len() - 1)]..*cuts.get(i + 1)?;
+            BatchPlan::Text(cuts) => {
+                let header = cuts.header;
+                let mut cut = |i| cuts.get(i).transpose();
+                let range = match (cut(i)?, cut(i + 1)?) {
+                    (Ok(start), Ok(end)) => start..end,
+                    (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+                };
                 if range.is_empty() && i > 0 {
                     return None;
                 }
                 let mut bytes = Vec::with_capacity((header + range.end - range.start) as usize);
                 Some(
                     self.opened
-                        .bytes(0..*header, &mut bytes)
+                        .bytes(0..header, &mut bytes)
                         .and_then(|()| self.opened.bytes(range, &mut bytes))
                         .and_then(|()| {
                             self.opened.scan_sources(
