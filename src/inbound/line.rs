@@ -1,6 +1,6 @@
 //! Lines: `<user ID><TAB><trait>,<trait>,...` (SPEC: File contents).
 
-use super::traits::{parse_trait, ParsedTrait, Trait, TraitError};
+use super::traits::{parse_scanned, Element, ParsedTrait, Scan, Trait, TraitError};
 use std::fmt;
 
 /// Why a user's traits could not be laid out as lines AAM keeps.
@@ -175,36 +175,42 @@ pub struct ParsedLine<'a> {
 
 impl<'a> ParsedLine<'a> {
     /// The elements of the trait list, split at commas outside double quotes
-    /// (`city="a,b"` is one element).
-    pub fn elements(&self) -> impl Iterator<Item = &'a str> {
+    /// (`city="a,b"` is one element), each with its parse; one pass over the bytes finds
+    /// both the commas and what the parse needs.
+    pub fn elements(&self) -> impl Iterator<Item = (&'a str, Result<Element<'a>, TraitError>)> {
         let s = self.list;
-        let mut in_quotes = false;
+        let bytes = s.as_bytes();
         let mut start = 0;
-        let mut bytes = s.bytes().enumerate();
+        let mut done = false;
         std::iter::from_fn(move || {
-            if start > s.len() {
+            if done {
                 return None;
             }
-            for (i, b) in bytes.by_ref() {
-                match b {
-                    b'"' => in_quotes = !in_quotes,
-                    b',' if !in_quotes => {
-                        let e = &s[start..i];
-                        start = i + 1;
-                        return Some(e);
-                    }
-                    _ => {}
+            let mut scan = Scan::default();
+            let mut i = start;
+            while i < bytes.len() {
+                let b = bytes[i];
+                if b == b',' && scan.quotes.is_multiple_of(2) {
+                    break;
                 }
+                scan.add(i - start, b);
+                i += 1;
             }
-            let e = &s[start..];
-            start = s.len() + 1;
-            Some(e)
+            let element = &s[start..i];
+            done = i >= bytes.len();
+            start = i + 1;
+            Some((element, parse_scanned(element, scan)))
         })
     }
 
     /// Each element, parsed on its own.
     pub fn traits(&self) -> impl Iterator<Item = Result<ParsedTrait, TraitError>> + 'a {
-        self.elements().map(parse_trait)
+        self.elements().map(|(_, e)| {
+            e.map(|e| ParsedTrait {
+                value: e.value.to_trait(),
+                spaced: e.spaced,
+            })
+        })
     }
 }
 
@@ -232,11 +238,48 @@ pub fn parse_line(line: &str) -> Result<ParsedLine<'_>, LineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::{Removal, MAX_LINES_PER_USER, MAX_LINE_BYTES};
+    use crate::inbound::{parse_element, Removal, MAX_LINES_PER_USER, MAX_LINE_BYTES};
 
     fn traits_of(line: &str) -> Vec<Trait> {
         let parsed = parse_line(line).unwrap();
         parsed.traits().map(|t| t.unwrap().value).collect()
+    }
+
+    #[test]
+    fn elements_parse_as_parse_element_does() {
+        let elements = [
+            "d_sid=24",
+            " d_sid = 24 ",
+            "24:0",
+            "24:-1",
+            "30608",
+            "ic=52",
+            "product=tablet",
+            "\"product\"=\"tab=let\"",
+            " city = \"New York\"",
+            "=x",
+            "a=\"b",
+            "\"a\"b=c",
+            "12a:0",
+            "d_sid=12a",
+            "k=\"v\rw\"",
+            "abc",
+            "",
+            "  ",
+        ];
+        for e in elements {
+            let line = format!("u\t{e},d_sid=1");
+            let parsed = parse_line(&line).unwrap();
+            let got: Vec<_> = parsed.elements().collect();
+            let want = [(e, parse_element(e)), ("d_sid=1", parse_element("d_sid=1"))];
+            // An odd quote swallows the comma: then the rest is one element.
+            if e.matches('"').count() % 2 == 1 {
+                let whole = &line[2..];
+                assert_eq!(got, [(whole, parse_element(whole))], "{e:?}");
+            } else {
+                assert_eq!(got, want, "{e:?}");
+            }
+        }
     }
 
     #[test]
@@ -306,12 +349,10 @@ mod tests {
         let p = parse_line("a\td_sid=1,,d_sid=2").unwrap();
         assert_eq!(p.traits().nth(1), Some(Err(TraitError::Empty)));
         let p = parse_line("a\tcity=\"x,y\",d_sid=2").unwrap();
-        assert_eq!(
-            p.elements().collect::<Vec<_>>(),
-            ["city=\"x,y\"", "d_sid=2"]
-        );
+        let texts = |p: &ParsedLine| p.elements().map(|(e, _)| e.to_owned()).collect::<Vec<_>>();
+        assert_eq!(texts(&p), ["city=\"x,y\"", "d_sid=2"]);
         let p = parse_line("a\td_sid=1,").unwrap();
-        assert_eq!(p.elements().collect::<Vec<_>>(), ["d_sid=1", ""]);
+        assert_eq!(texts(&p), ["d_sid=1", ""]);
     }
 
     fn wrap(

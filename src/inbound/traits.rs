@@ -259,26 +259,56 @@ pub fn parse_trait(element: &str) -> Result<ParsedTrait, TraitError> {
 
 /// [`parse_trait`] without copying: the one parser of trait syntax.
 pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
-    let trimmed = element.trim_matches(' ');
+    parse_scanned(element, Scan::of(element))
+}
+
+/// What one pass over an element finds: the first `=` outside quotes (its byte offset in
+/// the element), the number of double quotes, and whether a TAB, CR or LF occurs. The
+/// validator's line splitter finds the same while looking for commas, so elements are read
+/// once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub eq: Option<usize>,
+    pub quotes: u32,
+    pub control: bool,
+}
+
+impl Scan {
+    pub fn of(element: &str) -> Scan {
+        let mut scan = Scan::default();
+        for (i, &b) in element.as_bytes().iter().enumerate() {
+            scan.add(i, b);
+        }
+        scan
+    }
+
+    /// Takes in byte `b` at offset `i` of the element.
+    #[inline]
+    pub fn add(&mut self, i: usize, b: u8) {
+        match b {
+            b'"' => self.quotes += 1,
+            b'=' if self.eq.is_none() && self.quotes.is_multiple_of(2) => self.eq = Some(i),
+            b'\t' | b'\r' | b'\n' => self.control = true,
+            _ => {}
+        }
+    }
+}
+
+/// [`parse_element`] given the element's [`Scan`].
+pub fn parse_scanned(element: &str, scan: Scan) -> Result<Element<'_>, TraitError> {
+    let trimmed = element.trim_start_matches(' ');
+    let lead = element.len() - trimmed.len();
+    let trimmed = trimmed.trim_end_matches(' ');
     let mut spaced = trimmed.len() != element.len();
     if trimmed.is_empty() {
         return Err(TraitError::Empty);
     }
-    // One pass over the element: control characters, quotes, the first `=` outside quotes.
-    let mut eq = None;
-    let mut quotes = 0u32;
-    let mut control = false;
-    for (i, &b) in trimmed.as_bytes().iter().enumerate() {
-        match b {
-            b'"' => quotes += 1,
-            b'=' if eq.is_none() && quotes.is_multiple_of(2) => eq = Some(i),
-            b'\t' | b'\r' | b'\n' => control = true,
-            _ => {}
-        }
-    }
-    if control {
+    if scan.control {
         return Err(TraitError::ControlChar);
     }
+    // Spaces are not `=`: the offset moves by the leading spaces only.
+    let eq = scan.eq.map(|i| i - lead);
+    let quotes = scan.quotes;
     // Most elements have no quotes: nothing to strip.
     let unquoted = |s| if quotes == 0 { Ok(s) } else { unquote(s) };
     let id = |t| Ok(ElementValue::Id(t));

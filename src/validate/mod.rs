@@ -9,9 +9,9 @@ pub use rules::{Rule, Severity, RULES};
 
 use crate::error::{Error, Result};
 use crate::inbound::{
-    is_uuid_shape, parse_element, parse_line, ElementValue, FileName, FileNameError, IdProblem,
-    IdTrait, IdType, LineError, Mode, TraitError, MAX_COMPRESSED_BYTES, MAX_LINES_PER_USER,
-    MAX_LINE_BYTES, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES,
+    is_uuid_shape, parse_line, ElementValue, FileName, FileNameError, IdProblem, IdTrait, IdType,
+    LineError, Mode, TraitError, MAX_COMPRESSED_BYTES, MAX_LINES_PER_USER, MAX_LINE_BYTES,
+    MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES,
 };
 use crate::report::FileReceipt;
 use flate2::read::MultiGzDecoder;
@@ -445,8 +445,8 @@ impl<'o> Checker<'o> {
             }
         };
         let id_ok = self.check_user_id(n, parsed.user_id);
-        for element in parsed.elements() {
-            match parse_element(element) {
+        for (element, parsed) in parsed.elements() {
+            match parsed {
                 Ok(p) => {
                     self.receipt.signals += 1;
                     self.kinds[p.value.kind_index()] += 1;
