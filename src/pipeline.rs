@@ -63,7 +63,7 @@ impl RowReject {
 }
 
 /// Runs the mapping over all sources (one logical export) and hands every user's lines to
-/// `sink`, in output order, a partition at a time. `cancel` is checked between batches and
+/// `sink`, in output order, about 4 MB at a time. `cancel` is checked between batches and
 /// every few thousand rows (Ctrl-C).
 pub fn run(
     mapping: &Mapping,
