@@ -124,6 +124,17 @@ mod tests {
             .to_string()
     }
 
+    fn options(out_dir: &Path) -> Options {
+        Options {
+            out_dir: out_dir.to_owned(),
+            timestamp: 1_700_000_000,
+            force: false,
+            dry_run: false,
+            max_reject_rate: 1.0,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// What a run produced: (file name, bytes) of each output file, the receipt, the rejects.
     type Produced = (Vec<(String, Vec<u8>)>, Receipt, Vec<Reject>);
 
@@ -131,15 +142,7 @@ mod tests {
     fn convert(mapping: &Mapping, inputs: &[String], tuning: Tuning) -> Produced {
         let out = tempfile::tempdir().unwrap();
         let sources = source::resolve(inputs, None).unwrap();
-        let opts = Options {
-            out_dir: out.path().to_owned(),
-            timestamp: 1_700_000_000,
-            force: false,
-            dry_run: false,
-            max_reject_rate: 1.0,
-            cancel: Arc::new(AtomicBool::new(false)),
-        };
-        let outcome = run_tuned(mapping, &sources, &opts, tuning).unwrap();
+        let outcome = run_tuned(mapping, &sources, &options(out.path()), tuning).unwrap();
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.path())
             .unwrap()
             .map(|e| {
@@ -233,19 +236,11 @@ mod tests {
         let mapping = Mapping::load(Path::new(&repo("mappings/bench.toml"))).unwrap();
         let sources = source::resolve(&[input.display().to_string()], None).unwrap();
         let out = dir.path().join("out");
-        let opts = Options {
-            out_dir: out.clone(),
-            timestamp: 1_700_000_000,
-            force: false,
-            dry_run: false,
-            max_reject_rate: 1.0,
-            cancel: Arc::new(AtomicBool::new(false)),
-        };
         let tiny = Tuning {
             batch_bytes: 500,
             ..Tuning::default()
         };
-        let err = run_tuned(&mapping, &sources, &opts, tiny).unwrap_err();
+        let err = run_tuned(&mapping, &sources, &options(&out), tiny).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
