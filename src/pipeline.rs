@@ -132,17 +132,14 @@ fn read_source(
     // Columns the mapping reads are text in CSV (IDs keep leading zeros, bad cells become
     // counted rejects rather than parse failures); other columns keep inferred types for
     // conditions and filters.
-    let text: Vec<String> = if source.format == Format::Csv {
+    if source.format == Format::Csv {
         let text: Vec<String> = mapping
             .columns()
             .into_iter()
             .map(|(_, c)| c.to_owned())
             .collect();
         lf = opened.scan(&text)?;
-        text
-    } else {
-        Vec::new()
-    };
+    }
     let mut exprs = vec![column(&mapping.user_id.column, &names)
         .cast(DataType::String)
         .alias(UID)];
@@ -171,7 +168,7 @@ fn read_source(
         });
     }
     let mut first_row = 0u64;
-    for batch in opened.batches(&text, tuning.batch_rows)? {
+    for batch in opened.batches(lf, tuning.batch_rows)? {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }

@@ -330,11 +330,11 @@ fn check_csv(
             None => true,
             Some(l) => start >= l + batch_bytes.max(1),
         };
-        // A failed send: the reading side stopped; so does the check.
-        if cut && tx.send(Ok(start)).is_err() {
-            return;
-        }
         if cut {
+            // A failed send: the reading side stopped; so does the check.
+            if tx.send(Ok(start)).is_err() {
+                return;
+            }
             last = Some(start);
         }
     }
@@ -426,11 +426,11 @@ impl Opened<'_> {
 
     /// The source as lazy frames of whole records, in order, each about `batch_rows` rows
     /// (Parquet, IPC) or the `batch_bytes` given to `open` (CSV, NDJSON), all with the
-    /// schema of the whole-source scan. Only one batch needs to be in memory at a time.
-    pub fn batches(&self, text_columns: &[String], batch_rows: u64) -> Result<Batches<'_>> {
+    /// schema of `whole`, the caller's [`scan`](Self::scan) of the whole source. Only one
+    /// batch needs to be in memory at a time.
+    pub fn batches(&self, mut whole: LazyFrame, batch_rows: u64) -> Result<Batches<'_>> {
         let (source, opts) = (self.source, self.opts);
         let err = |e: PolarsError| source.polars_error(e, opts);
-        let mut whole = self.scan(text_columns)?;
         let schema = whole.collect_schema().map_err(err)?;
         let plan = match (self.cuts.take(), source.format) {
             (Some(cuts), _) => BatchPlan::Text(cuts),
@@ -454,7 +454,6 @@ impl Opened<'_> {
             opened: self,
             whole,
             schema,
-            text_columns: text_columns.to_vec(),
             plan,
             next: 0,
         })
@@ -464,6 +463,7 @@ impl Opened<'_> {
         &self,
         sources: ScanSources,
         text_columns: &[String],
+        // Batches pass the whole scan's schema, which has the text columns already.
         schema: Option<SchemaRef>,
     ) -> Result<LazyFrame> {
         let (source, opts) = (self.source, self.opts);
@@ -555,7 +555,6 @@ pub struct Batches<'o> {
     opened: &'o Opened<'o>,
     whole: LazyFrame,
     schema: SchemaRef,
-    text_columns: Vec<String>,
     plan: BatchPlan,
     next: usize,
 }
@@ -581,10 +580,10 @@ impl Iterator for Batches<'_> {
             }
             BatchPlan::Text(cuts) => {
                 let header = cuts.header;
-                let mut cut = |i| cuts.get(i).transpose();
-                let range = match (cut(i)?, cut(i + 1)?) {
-                    (Ok(start), Ok(end)) => start..end,
-                    (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+                let range = match cuts.get(i).and_then(|s| Ok(s.zip(cuts.get(i + 1)?))) {
+                    Ok(Some((start, end))) => start..end,
+                    Ok(None) => return None,
+                    Err(e) => return Some(Err(e)),
                 };
                 if range.is_empty() && i > 0 {
                     return None;
@@ -597,7 +596,7 @@ impl Iterator for Batches<'_> {
                         .and_then(|()| {
                             self.opened.scan_sources(
                                 ScanSources::Buffers(vec![bytes.into()].into()),
-                                &self.text_columns,
+                                &[],
                                 Some(self.schema.clone()),
                             )
                         }),
