@@ -1,6 +1,6 @@
 //! The main job: mapping + sources -> inbound files, with the reject threshold applied.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mapping::Mapping;
 use crate::pipeline::{self, Tuning};
 use crate::reject::Reject;
@@ -8,7 +8,7 @@ use crate::report::Receipt;
 use crate::source::Source;
 use crate::writer::{PartWriter, Plan};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -74,9 +74,6 @@ pub fn run_tuned(
                 let body =
                     &rendered.body[..preview_len(&rendered.body, PREVIEW_LINES - preview.len())];
                 preview.extend(String::from_utf8_lossy(body).lines().map(str::to_owned));
-            }
-            if opts.cancel.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
             }
             writer.push(rendered)
         })?;
