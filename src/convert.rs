@@ -154,14 +154,16 @@ mod tests {
         (files, outcome.receipt, outcome.rejects)
     }
 
+    /// One-row batches, every row spilled, more converting threads than rows per batch.
     const TINY: Tuning = Tuning {
         batch_rows: 1,
         batch_bytes: 1,
         spill_budget: 1,
+        threads: 3,
     };
 
     #[test]
-    fn output_does_not_depend_on_batches_or_spilling() {
+    fn output_does_not_depend_on_batches_spilling_or_threads() {
         // Two CSV files, one user's rows spread over both, quoted fields with commas and line
         // breaks (a batch must never start inside one), and rows that get rejected.
         let dir = tempfile::tempdir().unwrap();
@@ -215,6 +217,7 @@ mod tests {
             batch_rows: 3,
             batch_bytes: 700,
             spill_budget: 2000,
+            threads: 1,
         };
         assert_eq!(whole.0, convert(&mapping, &inputs, some).0);
     }

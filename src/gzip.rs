@@ -3,9 +3,17 @@
 //! ratio barely changes) and ended with a sync flush. The blocks concatenate into one ordinary
 //! gzip member that any gunzip reads. Block boundaries depend only on the data, so the bytes
 //! are the same whatever the number of threads.
+//!
+//! Blocks go to a pool of compression threads that stays busy while the caller produces the
+//! next data; finished blocks are written in order, with a few in flight at a time.
 
 use flate2::{Compress, Compression, Crc, FlushCompress};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// Uncompressed bytes per block.
 pub const BLOCK: usize = 1 << 20;
@@ -21,13 +29,15 @@ const LAST_BLOCK: [u8; 2] = [0x03, 0x00];
 /// One gzip member being written: feed it bytes, then `finish`.
 pub struct Member<W: Write> {
     out: W,
-    threads: usize,
     crc: Crc,
-    /// Bytes not yet compressed; full blocks are compressed a batch at a time.
-    pending: Vec<u8>,
-    /// The last `WINDOW` bytes before `pending`: the first pending block's dictionary.
+    /// The block being filled. A full block is sent only when more data comes, so that
+    /// the last block, whatever its size, is the one that ends the stream.
+    block: Vec<u8>,
+    /// The last `WINDOW` bytes before `block`: its dictionary.
     window: Vec<u8>,
     written: u64,
+    /// None: compress on the caller's thread.
+    pool: Option<Pool>,
 }
 
 impl<W: Write> Member<W> {
@@ -35,75 +45,214 @@ impl<W: Write> Member<W> {
         out.write_all(&HEADER)?;
         Ok(Member {
             out,
-            threads: threads.max(1),
             crc: Crc::new(),
-            pending: Vec::new(),
+            block: Vec::with_capacity(BLOCK),
             window: Vec::new(),
             written: HEADER.len() as u64,
+            pool: (threads > 1).then(|| Pool::new(threads)),
         })
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        let batch = BLOCK * self.threads * 2;
         while !data.is_empty() {
-            let take = (batch - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.pending.len() == batch {
-                self.compress_pending(false)?;
+            if self.block.len() == BLOCK {
+                self.send(false)?;
             }
+            let take = (BLOCK - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
         Ok(())
     }
 
-    /// Compresses what is pending, ends the stream and writes the trailer; returns the writer
+    /// Compresses what is left, ends the stream and writes the trailer; returns the writer
     /// and the member's size in bytes.
     pub fn finish(mut self) -> io::Result<(W, u64)> {
-        if self.pending.is_empty() {
+        if self.block.is_empty() {
             self.out.write_all(&LAST_BLOCK)?;
             self.written += LAST_BLOCK.len() as u64;
         } else {
-            self.compress_pending(true)?;
+            self.send(true)?;
+        }
+        while let Some(done) = self.pool.as_mut().and_then(Pool::next_done) {
+            self.put(done)?;
         }
         self.out.write_all(&self.crc.sum().to_le_bytes())?;
         // ISIZE is the length modulo 2^32 (RFC 1952).
         self.out.write_all(&(self.crc.amount()).to_le_bytes())?;
         self.written += 8;
+        drop(self.pool.take());
         Ok((self.out, self.written))
     }
 
-    /// Compresses the pending blocks; with `last`, the final one ends the deflate stream.
-    fn compress_pending(&mut self, last: bool) -> io::Result<()> {
-        let n = self.pending.len().div_ceil(BLOCK);
-        let blocks: Vec<(&[u8], &[u8], bool)> = self
-            .pending
-            .chunks(BLOCK)
-            .enumerate()
-            .map(|(i, block)| {
-                let dict = if i == 0 {
-                    &self.window[..]
-                } else {
-                    let start = i * BLOCK;
-                    &self.pending[start - WINDOW..start]
-                };
-                (dict, block, last && i + 1 == n)
+    /// Hands the current block over for compression (`last` ends the deflate stream), and
+    /// writes whatever the pool has finished in order, waiting when too many are in flight.
+    fn send(&mut self, last: bool) -> io::Result<()> {
+        let fresh = match &mut self.pool {
+            Some(pool) => pool.recycled.pop().unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let block = std::mem::replace(&mut self.block, fresh);
+        let job = Job {
+            dict: std::mem::take(&mut self.window),
+            last,
+            block,
+        };
+        let keep = job.block.len().min(WINDOW);
+        self.window
+            .extend_from_slice(&job.block[job.block.len() - keep..]);
+        let Some(pool) = &mut self.pool else {
+            let done = job.run();
+            return self.put(done);
+        };
+        pool.submit(job);
+        while let Some(done) = self.pool.as_mut().and_then(Pool::next_ready) {
+            self.put(done)?;
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, done: Done) -> io::Result<()> {
+        let deflated = done.deflated?;
+        self.out.write_all(&deflated)?;
+        self.written += deflated.len() as u64;
+        self.crc.combine(&done.crc);
+        if let Some(pool) = &mut self.pool {
+            pool.recycled.push(done.block);
+        }
+        Ok(())
+    }
+}
+
+/// A block to compress, with its dictionary.
+struct Job {
+    dict: Vec<u8>,
+    block: Vec<u8>,
+    last: bool,
+}
+
+/// A compressed block; the input buffer comes back for reuse.
+struct Done {
+    deflated: io::Result<Vec<u8>>,
+    crc: Crc,
+    block: Vec<u8>,
+}
+
+impl Job {
+    fn run(self) -> Done {
+        let (deflated, crc) = compress_block(&self.dict, &self.block, self.last);
+        let mut block = self.block;
+        block.clear();
+        Done {
+            deflated,
+            crc,
+            block,
+        }
+    }
+}
+
+/// Compression threads, fed blocks in sequence; results are put back in sequence.
+struct Pool {
+    jobs: Option<SyncSender<(u64, Job)>>,
+    results: Receiver<(u64, Done)>,
+    workers: Vec<JoinHandle<()>>,
+    /// Sequence numbers: of the next block sent, and of the next to be written.
+    sent: u64,
+    next: u64,
+    /// Finished out of order, waiting for earlier blocks.
+    early: BTreeMap<u64, Done>,
+    /// Emptied input buffers.
+    recycled: Vec<Vec<u8>>,
+    /// Blocks in flight before `submit` waits: enough to keep every thread busy while the
+    /// caller writes.
+    depth: u64,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Pool {
+        let (jobs, queue) = sync_channel::<(u64, Job)>(threads);
+        let queue = Arc::new(Mutex::new(queue));
+        let (done, results) = channel();
+        let workers = (0..threads)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                let done: Sender<(u64, Done)> = done.clone();
+                std::thread::Builder::new()
+                    .name("gzip".into())
+                    .spawn(move || loop {
+                        let next = queue.lock().map(|q| q.recv());
+                        let Ok(Ok((seq, job))) = next else { return };
+                        // A panic becomes this block's error rather than a block that
+                        // never arrives.
+                        let result = std::panic::catch_unwind(AssertUnwindSafe(|| job.run()))
+                            .unwrap_or_else(|_| Done {
+                                deflated: Err(io::Error::other("a compression thread panicked")),
+                                crc: Crc::new(),
+                                block: Vec::new(),
+                            });
+                        if done.send((seq, result)).is_err() {
+                            return;
+                        }
+                    })
+                    .expect("a thread can be started")
             })
             .collect();
-        let compressed = parallel_map(&blocks, self.threads, |&(dict, block, end)| {
-            compress_block(dict, block, end)
-        });
-        for (deflated, crc) in compressed {
-            let deflated = deflated?;
-            self.out.write_all(&deflated)?;
-            self.written += deflated.len() as u64;
-            self.crc.combine(&crc);
+        Pool {
+            jobs: Some(jobs),
+            results,
+            workers,
+            sent: 0,
+            next: 0,
+            early: BTreeMap::new(),
+            recycled: Vec::new(),
+            depth: 2 * threads as u64,
         }
-        let keep = self.pending.len().min(WINDOW);
-        self.window.clear();
-        self.window
-            .extend_from_slice(&self.pending[self.pending.len() - keep..]);
-        self.pending.clear();
-        Ok(())
+    }
+
+    fn submit(&mut self, job: Job) {
+        let jobs = self.jobs.as_ref().expect("open until dropped");
+        // The workers only stop when this sender is dropped.
+        jobs.send((self.sent, job))
+            .expect("compression threads run");
+        self.sent += 1;
+    }
+
+    /// The next block in sequence if it is done, waiting for it only while too many are in
+    /// flight.
+    fn next_ready(&mut self) -> Option<Done> {
+        while let Ok((seq, done)) = self.results.try_recv() {
+            self.early.insert(seq, done);
+        }
+        if self.sent - self.next >= self.depth {
+            return self.next_done();
+        }
+        let done = self.early.remove(&self.next)?;
+        self.next += 1;
+        Some(done)
+    }
+
+    /// The next block in sequence, waiting for it; None when every block sent is written.
+    fn next_done(&mut self) -> Option<Done> {
+        if self.next == self.sent {
+            return None;
+        }
+        while !self.early.contains_key(&self.next) {
+            let (seq, done) = self.results.recv().expect("compression threads run");
+            self.early.insert(seq, done);
+        }
+        let done = self.early.remove(&self.next).expect("checked above");
+        self.next += 1;
+        Some(done)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue stops the workers after their current block.
+        drop(self.jobs.take());
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
     }
 }
 
@@ -141,33 +290,6 @@ fn compress_block(dict: &[u8], block: &[u8], last: bool) -> (io::Result<Vec<u8>>
         }
     })();
     (result, crc)
-}
-
-/// `f` over `items` on up to `threads` threads; results in order.
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    if threads <= 1 || items.len() <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let per = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|chunk| {
-                std::thread::Builder::new()
-                    .name("gzip".into())
-                    .spawn_scoped(s, || chunk.iter().map(&f).collect::<Vec<R>>())
-                    .expect("a thread can be started")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("compression threads do not panic"))
-            .collect()
-    })
 }
 
 #[cfg(test)]

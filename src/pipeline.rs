@@ -15,12 +15,13 @@ use crate::mapping::{Format, Input, Mapping, RuleKind};
 use crate::reject::{mask_pii, Reject};
 use crate::report::Receipt;
 use crate::source::Source;
-use crate::spill::{Sorter, UserRows};
+use crate::spill::{self, Merge, Sorter, UserRows};
 use crate::writer::{Rendered, UserBlock};
 use polars::prelude::*;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
 
 /// Hash maps on the hot path use foldhash (hashbrown's default); nothing iterates them unsorted.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -35,6 +36,8 @@ pub struct Tuning {
     pub batch_bytes: u64,
     /// Bytes of converted rows held in memory before they are spilled to TMPDIR.
     pub spill_budget: usize,
+    /// Threads converting rows, each over its share of every batch.
+    pub threads: usize,
 }
 
 impl Default for Tuning {
@@ -43,6 +46,7 @@ impl Default for Tuning {
             batch_rows: 1 << 20,
             batch_bytes: 64 << 20,
             spill_budget: 256 << 20,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -72,7 +76,13 @@ pub fn run(
     cancel: &AtomicBool,
     sink: &mut dyn FnMut(&Rendered) -> Result<()>,
 ) -> Result<(Receipt, Vec<Reject>)> {
-    let mut acc = Accumulator::new(mapping, tuning.spill_budget);
+    let interner = Mutex::new(Interner::default());
+    let threads = tuning.threads.max(1);
+    let mut converters: Vec<Converter> = (0..threads)
+        .map(|_| Converter::new(mapping, &interner, tuning.spill_budget / threads))
+        .collect();
+    let mut receipt = Receipt::default();
+    let mut rejects = Vec::new();
     std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = sync_channel(1);
         let reader = std::thread::Builder::new().name("read".into());
@@ -93,12 +103,77 @@ pub fn run(
             .expect("a thread can be started");
         for batch in rx {
             let (file, first_row, df) = batch?;
-            acc.add_frame(&df, file, first_row, &sources[file], cancel)?;
+            convert_frame(
+                &mut converters,
+                &df,
+                file,
+                first_row,
+                &sources[file],
+                cancel,
+            )?;
+            // In input order: each converter took the rows after the previous one's.
+            for c in &mut converters {
+                rejects.append(&mut c.rejects);
+            }
         }
         Ok(())
     })?;
-    acc.receipt.files_read = sources.len() as u64;
-    acc.finish(mapping, sources, cancel, sink)
+    let mut sorters = Vec::new();
+    for c in converters {
+        receipt.absorb(c.receipt);
+        sorters.push(c.sorter);
+    }
+    receipt.files_read = sources.len() as u64;
+    let interner = interner.into_inner().expect("no converter panicked");
+    let ctx = RenderContext::new(&interner.traits, mapping, sources);
+    let merge = spill::merge(sorters).map_err(spill_error)?;
+    let tally = Tally {
+        receipt,
+        rejects,
+        kinds: [0; 5],
+    };
+    ctx.render(merge, tally, cancel, sink)
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::io(std::env::temp_dir(), e)
+}
+
+/// Converts one batch, cut into as many row ranges as there are converters, on that many
+/// threads.
+fn convert_frame(
+    converters: &mut [Converter],
+    df: &DataFrame,
+    file: usize,
+    first_row: u64,
+    source: &Source,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let per = df.height().div_ceil(converters.len()).max(1);
+    std::thread::scope(|s| {
+        let mut pieces = converters.iter_mut().enumerate().map(|(k, c)| {
+            let offset = k * per;
+            let piece = df.slice(offset as i64, per);
+            let first = first_row + offset as u64;
+            move || c.add_frame(&piece, file, first, source, cancel)
+        });
+        let mut mine = pieces.next().expect("at least one converter");
+        let others: Vec<_> = pieces
+            .map(|work| {
+                std::thread::Builder::new()
+                    .name("convert".into())
+                    .spawn_scoped(s, work)
+                    .expect("a thread can be started")
+            })
+            .collect();
+        // The first error in row order is the one reported.
+        let mut result = mine();
+        for h in others {
+            let r = h.join().expect("converters do not panic");
+            result = result.and(r);
+        }
+        result
+    })
 }
 
 const UID: &str = "__aam_uid";
@@ -340,29 +415,29 @@ impl Cells {
         match self {
             Cells::Str(c) => {
                 if let Some(s) = c.get(row) {
-                    match split {
-                        Some(sep) => {
-                            let mut each = |piece: &str| {
-                                let piece = piece.trim();
-                                if piece.is_empty() {
-                                    Ok(())
-                                } else {
-                                    f(Cell::Str(piece))
+                    let mut each = |piece: &str| {
+                        let piece = trim(piece);
+                        if piece.is_empty() {
+                            Ok(())
+                        } else {
+                            f(Cell::Str(piece))
+                        }
+                    };
+                    match split.map(str::as_bytes) {
+                        // A one-byte separator (the usual `|`) is found byte by byte: faster
+                        // than a string search on short values.
+                        Some(&[sep]) if sep.is_ascii() => {
+                            let mut start = 0;
+                            for (i, &b) in s.as_bytes().iter().enumerate() {
+                                if b == sep {
+                                    each(&s[start..i])?;
+                                    start = i + 1;
                                 }
-                            };
-                            // A one-character separator (the usual `|`) splits faster as a char.
-                            let mut chars = sep.chars();
-                            match (chars.next(), chars.next()) {
-                                (Some(c), None) => s.split(c).try_for_each(&mut each)?,
-                                _ => s.split(sep).try_for_each(&mut each)?,
                             }
+                            each(&s[start..])?;
                         }
-                        None => {
-                            let s = s.trim();
-                            if !s.is_empty() {
-                                f(Cell::Str(s))?;
-                            }
-                        }
+                        Some(_) => s.split(split.unwrap_or_default()).try_for_each(&mut each)?,
+                        None => each(s)?,
                     }
                 }
             }
@@ -382,6 +457,16 @@ impl Cells {
             Cells::Null => {}
         }
         Ok(())
+    }
+}
+
+/// `str::trim`, with a shortcut for the usual value that starts and ends with a visible
+/// ASCII character.
+fn trim(s: &str) -> &str {
+    match s.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        [only] if only.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 
@@ -434,6 +519,11 @@ struct Bound<'m> {
     filter: Option<BooleanChunked>,
 }
 
+/// A trait's code from the shared interner.
+fn intern(interner: &Mutex<Interner>, t: Trait) -> u32 {
+    interner.lock().expect("no converter panicked").code(t)
+}
+
 /// Traits interned as integers, so grouping and de-duplication never touch strings.
 #[derive(Default)]
 struct Interner {
@@ -453,46 +543,58 @@ impl Interner {
     }
 }
 
-struct Accumulator<'m> {
+/// Converts rows on one thread: its own counts, rejects and sorter, and caches in front of
+/// the shared interner, so that the lock is taken only for a value not seen before.
+struct Converter<'m> {
     mapping: &'m Mapping,
     receipt: Receipt,
     rejects: Vec<Reject>,
-    interner: Interner,
+    interner: &'m Mutex<Interner>,
     /// Accepted rows, as (user ID, trait codes), sorted by ID on disk past a budget.
     sorter: Sorter,
     /// Pre-interned codes of fixed traits (flags and value maps), per rule.
     flag_codes: Vec<(Option<u32>, Option<u32>)>,
     map_codes: Vec<HashMap<String, u32>>,
+    /// Per trait-ID rule: trait ID -> code.
+    id_codes: Vec<HashMap<u64, u32>>,
     /// Per key-value rule: value text -> code, so a value seen before costs one lookup.
     signal_codes: Vec<HashMap<String, u32>>,
+    /// Per key-value rule over an integer column: value -> code, without writing the text.
+    number_codes: Vec<HashMap<i64, u32>>,
     /// Reused for numbers rendered as text.
     text_buf: String,
 }
 
-impl<'m> Accumulator<'m> {
-    fn new(mapping: &'m Mapping, spill_budget: usize) -> Accumulator<'m> {
-        let mut interner = Interner::default();
+impl<'m> Converter<'m> {
+    fn new(
+        mapping: &'m Mapping,
+        interner: &'m Mutex<Interner>,
+        spill_budget: usize,
+    ) -> Converter<'m> {
         let mut flag_codes = Vec::new();
         let mut map_codes = Vec::new();
-        for rule in &mapping.rules {
-            match &rule.kind {
-                RuleKind::Flag { on_true, on_false } => flag_codes.push((
-                    Some(interner.code(on_true.clone())),
-                    on_false.clone().map(|t| interner.code(t)),
-                )),
-                _ => flag_codes.push((None, None)),
-            }
-            match &rule.kind {
-                RuleKind::ValueMap { values, .. } => map_codes.push(
-                    values
-                        .iter()
-                        .map(|(k, t)| (k.clone(), interner.code(t.clone())))
-                        .collect(),
-                ),
-                _ => map_codes.push(HashMap::default()),
+        {
+            let mut interner = interner.lock().expect("no converter panicked");
+            for rule in &mapping.rules {
+                match &rule.kind {
+                    RuleKind::Flag { on_true, on_false } => flag_codes.push((
+                        Some(interner.code(on_true.clone())),
+                        on_false.clone().map(|t| interner.code(t)),
+                    )),
+                    _ => flag_codes.push((None, None)),
+                }
+                match &rule.kind {
+                    RuleKind::ValueMap { values, .. } => map_codes.push(
+                        values
+                            .iter()
+                            .map(|(k, t)| (k.clone(), interner.code(t.clone())))
+                            .collect(),
+                    ),
+                    _ => map_codes.push(HashMap::default()),
+                }
             }
         }
-        Accumulator {
+        Converter {
             mapping,
             receipt: Receipt::default(),
             rejects: Vec::new(),
@@ -500,7 +602,9 @@ impl<'m> Accumulator<'m> {
             sorter: Sorter::new(spill_budget),
             flag_codes,
             map_codes,
+            id_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
             signal_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
+            number_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
             text_buf: String::new(),
         }
     }
@@ -624,11 +728,13 @@ impl<'m> Accumulator<'m> {
                     continue;
                 }
             }
-            let interner = &mut self.interner;
+            let interner = self.interner;
             let receipt = &mut self.receipt;
             let (on_true, on_false) = self.flag_codes[i];
             let map_codes = &self.map_codes[i];
+            let id_codes = &mut self.id_codes[i];
             let signal_codes = &mut self.signal_codes[i];
+            let number_codes = &mut self.number_codes[i];
             let buf = &mut self.text_buf;
             let path = &b.label;
             let mut emit = |cell: Cell| -> Result<(), RowReject> {
@@ -640,7 +746,10 @@ impl<'m> Accumulator<'m> {
                                 format!("{path}: trait ID {} is {why}", cell.describe()),
                             )
                         })?;
-                        out.push(interner.code(emit.make(id)));
+                        let code = *id_codes
+                            .entry(id)
+                            .or_insert_with(|| intern(interner, emit.make(id)));
+                        out.push(code);
                     }
                     RuleKind::Flag { .. } => {
                         let value = flag(cell).ok_or_else(|| {
@@ -678,6 +787,12 @@ impl<'m> Accumulator<'m> {
                         }
                     }
                     RuleKind::KeyValue { key } => {
+                        if let Cell::Int(n) = cell {
+                            if let Some(&code) = number_codes.get(&n) {
+                                out.push(code);
+                                return Ok(());
+                            }
+                        }
                         let text = cell.text(buf);
                         let code = match signal_codes.get(text) {
                             Some(&code) => code,
@@ -691,11 +806,14 @@ impl<'m> Accumulator<'m> {
                                         ),
                                     )
                                 })?;
-                                let code = interner.code(t);
+                                let code = intern(interner, t);
                                 signal_codes.insert(text.to_owned(), code);
                                 code
                             }
                         };
+                        if let Cell::Int(n) = cell {
+                            number_codes.insert(n, code);
+                        }
                         out.push(code);
                     }
                 }
@@ -705,77 +823,6 @@ impl<'m> Accumulator<'m> {
         }
         Ok(())
     }
-
-    /// Merges the sorted rows into users and renders their lines on a second thread, so
-    /// that rendering overlaps the sink's work; hands the sink about 4 MB at a time.
-    fn finish(
-        self,
-        mapping: &Mapping,
-        sources: &[Source],
-        cancel: &AtomicBool,
-        sink: &mut dyn FnMut(&Rendered) -> Result<()>,
-    ) -> Result<(Receipt, Vec<Reject>)> {
-        // Rank of each trait code in the line order (Trait's Ord), so sorting ranks sorts traits.
-        let traits = &self.interner.traits;
-        let mut by_order: Vec<u32> = (0..traits.len() as u32).collect();
-        by_order.sort_unstable_by(|a, b| traits[*a as usize].cmp(&traits[*b as usize]));
-        let mut rank = vec![0u32; traits.len()];
-        for (r, &code) in by_order.iter().enumerate() {
-            rank[code as usize] = r as u32;
-        }
-        let ranked: Vec<&Trait> = by_order.iter().map(|&c| &traits[c as usize]).collect();
-        let texts: Vec<Vec<u8>> = ranked.iter().map(|t| t.render().into_bytes()).collect();
-        let ctx = RenderContext {
-            rank: &rank,
-            ranked: &ranked,
-            texts: &texts,
-            max_part: mapping.output.max_part_bytes,
-            sources,
-        };
-        let spill_error = |e| Error::io(std::env::temp_dir(), e);
-        let mut merge = self.sorter.finish().map_err(spill_error)?;
-        // The render thread takes the receipt and rejects over for the per-user counts.
-        let mut tally = Tally {
-            receipt: self.receipt,
-            rejects: self.rejects,
-            kinds: [0; 5],
-        };
-        let mut tally = std::thread::scope(|s| -> Result<Tally> {
-            let (tx, rx) = sync_channel::<Rendered>(1);
-            let ctx = &ctx;
-            let renderer = std::thread::Builder::new().name("render".into());
-            let rendering = renderer
-                .spawn_scoped(s, move || -> Result<Tally> {
-                    let mut user = UserRows::default();
-                    let mut scratch = Scratch::default();
-                    loop {
-                        let mut chunk = Rendered::default();
-                        let mut more = true;
-                        while more && chunk.body.len() < CHUNK_BYTES {
-                            more = merge.next_user(&mut user).map_err(spill_error)?;
-                            if more {
-                                ctx.render_user(&user, &mut chunk, &mut tally, &mut scratch);
-                            }
-                        }
-                        if cancel.load(Ordering::Relaxed) {
-                            return Err(Error::Interrupted);
-                        }
-                        // A closed channel: the sink failed, and that error is reported.
-                        let sent = chunk.users.is_empty() || tx.send(chunk).is_ok();
-                        if !sent || !more {
-                            return Ok(tally);
-                        }
-                    }
-                })
-                .expect("a thread can be started");
-            for chunk in rx {
-                sink(&chunk)?;
-            }
-            rendering.join().expect("the render thread does not panic")
-        })?;
-        tally.receipt.traits_by_kind = crate::report::by_kind(&tally.kinds);
-        Ok((tally.receipt, tally.rejects))
-    }
 }
 
 /// Rendered bytes handed to the sink at a time.
@@ -784,11 +831,12 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// What rendering needs to know besides a user's rows.
 struct RenderContext<'a> {
     /// Trait code -> rank in line order.
-    rank: &'a [u32],
-    /// Rank -> trait.
-    ranked: &'a [&'a Trait],
+    rank: Vec<u32>,
+    /// Rank -> what rendering asks of the trait: the trait ID it adds (true) or removes
+    /// (false), if any, and its kind (index into the report's kinds).
+    ranked: Vec<(Option<(u64, bool)>, usize)>,
     /// Rank -> the trait's text, rendered once.
-    texts: &'a [Vec<u8>],
+    texts: Vec<Vec<u8>>,
     max_part: u64,
     sources: &'a [Source],
 }
@@ -811,7 +859,76 @@ struct Scratch {
     line: Vec<u32>,
 }
 
-impl RenderContext<'_> {
+impl<'a> RenderContext<'a> {
+    /// `traits` by code.
+    fn new(traits: &'a [Trait], mapping: &Mapping, sources: &'a [Source]) -> RenderContext<'a> {
+        // Rank of each trait code in the line order (Trait's Ord), so sorting ranks sorts traits.
+        let mut by_order: Vec<u32> = (0..traits.len() as u32).collect();
+        by_order.sort_unstable_by(|a, b| traits[*a as usize].cmp(&traits[*b as usize]));
+        let mut rank = vec![0u32; traits.len()];
+        for (r, &code) in by_order.iter().enumerate() {
+            rank[code as usize] = r as u32;
+        }
+        let in_order = by_order.iter().map(|&c| &traits[c as usize]);
+        let ranked = in_order
+            .clone()
+            .map(|t| (t.target(), t.kind_index()))
+            .collect();
+        let texts = in_order.map(|t| t.render().into_bytes()).collect();
+        RenderContext {
+            rank,
+            ranked,
+            texts,
+            max_part: mapping.output.max_part_bytes,
+            sources,
+        }
+    }
+
+    /// Merges the sorted rows into users and renders their lines on a second thread, so
+    /// that rendering overlaps the sink's work; hands the sink about 4 MB at a time.
+    fn render(
+        &self,
+        mut merge: Merge,
+        mut tally: Tally,
+        cancel: &AtomicBool,
+        sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+    ) -> Result<(Receipt, Vec<Reject>)> {
+        let mut tally = std::thread::scope(|s| -> Result<Tally> {
+            let (tx, rx) = sync_channel::<Rendered>(1);
+            let renderer = std::thread::Builder::new().name("render".into());
+            let rendering = renderer
+                .spawn_scoped(s, move || -> Result<Tally> {
+                    let mut user = UserRows::default();
+                    let mut scratch = Scratch::default();
+                    loop {
+                        let mut chunk = Rendered::default();
+                        let mut more = true;
+                        while more && chunk.body.len() < CHUNK_BYTES {
+                            more = merge.next_user(&mut user).map_err(spill_error)?;
+                            if more {
+                                self.render_user(&user, &mut chunk, &mut tally, &mut scratch);
+                            }
+                        }
+                        if cancel.load(Ordering::Relaxed) {
+                            return Err(Error::Interrupted);
+                        }
+                        // A closed channel: the sink failed, and that error is reported.
+                        let sent = chunk.users.is_empty() || tx.send(chunk).is_ok();
+                        if !sent || !more {
+                            return Ok(tally);
+                        }
+                    }
+                })
+                .expect("a thread can be started");
+            for chunk in rx {
+                sink(&chunk)?;
+            }
+            rendering.join().expect("the render thread does not panic")
+        })?;
+        tally.receipt.traits_by_kind = crate::report::by_kind(&tally.kinds);
+        Ok((tally.receipt, tally.rejects))
+    }
+
     /// Orders and de-duplicates a user's traits, resolves add/remove conflicts and renders
     /// the user's lines into `out`.
     fn render_user(
@@ -837,8 +954,7 @@ impl RenderContext<'_> {
         removed.clear();
         line.clear();
         for &r in ranks.iter() {
-            let t = self.ranked[r as usize];
-            match t.target() {
+            match self.ranked[r as usize].0 {
                 Some((id, true)) => added.push(id),
                 // Additions sort before removals, so `added` is complete here.
                 Some((id, false)) if added.binary_search(&id).is_ok() => {
@@ -893,7 +1009,7 @@ impl RenderContext<'_> {
                 receipt.lines += lines as u64;
                 receipt.traits += line.len() as u64;
                 for &r in line.iter() {
-                    tally.kinds[self.ranked[r as usize].kind_index()] += 1;
+                    tally.kinds[self.ranked[r as usize].1] += 1;
                 }
             }
             Err((code, message)) => {

@@ -67,6 +67,48 @@ impl Receipt {
             .or_default() += rows;
     }
 
+    /// Adds the counts of another receipt for the same run (one converting thread's).
+    pub fn absorb(&mut self, other: Receipt) {
+        let Receipt {
+            files_read,
+            rows_read,
+            rows_rejected,
+            rejected_by_reason,
+            users_read,
+            users_written,
+            users_rejected,
+            users_without_traits,
+            lines,
+            traits,
+            traits_by_kind,
+            conflicts,
+            ids_normalized,
+            ids_phone_like,
+            values_skipped,
+            parts,
+        } = other;
+        self.files_read += files_read;
+        self.rows_read += rows_read;
+        self.rows_rejected += rows_rejected;
+        for (reason, n) in rejected_by_reason {
+            *self.rejected_by_reason.entry(reason).or_default() += n;
+        }
+        self.users_read += users_read;
+        self.users_written += users_written;
+        self.users_rejected += users_rejected;
+        self.users_without_traits += users_without_traits;
+        self.lines += lines;
+        self.traits += traits;
+        for (kind, n) in traits_by_kind {
+            *self.traits_by_kind.entry(kind).or_default() += n;
+        }
+        self.conflicts += conflicts;
+        self.ids_normalized += ids_normalized;
+        self.ids_phone_like += ids_phone_like;
+        self.values_skipped += values_skipped;
+        self.parts.extend(parts);
+    }
+
     /// Share of rows read that were rejected (0 when nothing was read).
     pub fn reject_rate(&self) -> f64 {
         if self.rows_read == 0 {

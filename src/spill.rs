@@ -16,8 +16,31 @@ fn prefix(id: &[u8]) -> u128 {
     u128::from_be_bytes(b)
 }
 
-/// (ID prefix, offset in the arena, encoded length) of a buffered row.
-type Entry = (u128, usize, u32);
+/// A run being read back: a file, or half of the last buffer in memory.
+type Reader = Box<dyn Read + Send>;
+
+/// IDs longer than the prefix: only two of these need their bytes compared.
+const LONG_ID: u64 = 17;
+/// Where an entry's ID-length class starts in `Entry::tie`, above the arena offset.
+const CLASS_SHIFT: u32 = 40;
+
+/// A buffered row: ID prefix, then (ID-length class, arena offset) packed so that for IDs
+/// of up to 16 bytes two integer comparisons give the bytewise ID order and, within one ID,
+/// the order pushed (a shorter ID with the same padded prefix is a prefix of the longer).
+#[derive(Clone, Copy)]
+struct Entry {
+    prefix: u128,
+    tie: u64,
+    /// Encoded length of the row.
+    len: u32,
+}
+
+impl Entry {
+    fn at(&self) -> usize {
+        (self.tie & ((1 << CLASS_SHIFT) - 1)) as usize
+    }
+}
+
 /// Bytes of index per buffered row, counted against the budget.
 const INDEX_BYTES: usize = std::mem::size_of::<Entry>();
 
@@ -36,8 +59,8 @@ impl Buffer {
     /// Writes the rows sorted by ID; rows of one ID stay in the order pushed.
     fn write_sorted(mut self, out: &mut impl Write) -> io::Result<()> {
         sort_entries(&self.arena, &mut self.index);
-        for &(_, at, len) in &self.index {
-            out.write_all(&self.arena[at..at + len as usize])?;
+        for e in &self.index {
+            out.write_all(&self.arena[e.at()..e.at() + e.len as usize])?;
         }
         Ok(())
     }
@@ -47,13 +70,19 @@ impl Buffer {
 fn sort_entries(arena: &[u8], index: &mut [Entry]) {
     let id_at = |at: usize| {
         let mut pos = at;
+        get_varint(arena, &mut pos); // the row's length
         let len = get_varint(arena, &mut pos) as usize;
         &arena[pos..pos + len]
     };
     index.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| id_at(a.1).cmp(id_at(b.1)))
-            .then(a.1.cmp(&b.1))
+        a.prefix.cmp(&b.prefix).then_with(|| {
+            let long = LONG_ID << CLASS_SHIFT;
+            if a.tie >= long && b.tie >= long {
+                id_at(a.at()).cmp(id_at(b.at())).then(a.tie.cmp(&b.tie))
+            } else {
+                a.tie.cmp(&b.tie)
+            }
+        })
     });
 }
 
@@ -69,7 +98,8 @@ impl Read for SortedReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let mut n = 0;
         while n < out.len() && !self.entries.is_empty() {
-            let (_, at, len) = self.buffer.index[self.entries.start];
+            let e = self.buffer.index[self.entries.start];
+            let (at, len) = (e.at(), e.len);
             let row = &self.buffer.arena[at + self.within..at + len as usize];
             let take = row.len().min(out.len() - n);
             out[n..n + take].copy_from_slice(&row[..take]);
@@ -111,7 +141,14 @@ impl Sorter {
         let start = b.arena.len();
         encode(&mut b.arena, id, file, row, codes);
         let len = (b.arena.len() - start) as u32;
-        b.index.push((prefix(id), start, len));
+        // Past 2^40 bytes of arena the offset would run into the class; no budget is that big.
+        assert!(start < 1 << CLASS_SHIFT, "spill buffer over 1 TiB");
+        let class = (id.len() as u64).min(LONG_ID);
+        b.index.push(Entry {
+            prefix: prefix(id),
+            tie: class << CLASS_SHIFT | start as u64,
+            len,
+        });
         if b.bytes() > self.budget {
             self.wait()?;
             let mut run = self.new_run()?;
@@ -153,9 +190,9 @@ impl Sorter {
         !self.runs.is_empty() || self.writing.is_some()
     }
 
-    /// Sorts what is buffered and starts the merge of all runs.
-    pub fn finish(mut self) -> io::Result<Merge> {
-        let mut in_memory: Vec<Box<dyn Read + Send>> = Vec::new();
+    /// Sorts what is buffered; returns readers of all runs, earliest rows first.
+    fn into_runs(mut self) -> io::Result<(Vec<Reader>, Option<tempfile::TempDir>)> {
+        let mut in_memory: Vec<Reader> = Vec::new();
         // What is still buffered is sorted in two halves on two threads and read in place:
         // two more runs, the first half's rows before the second's.
         let mut buffer = std::mem::take(&mut self.buffer);
@@ -176,27 +213,31 @@ impl Sorter {
         }
         // Meanwhile the last full run may have been written.
         self.wait()?;
-        let mut readers: Vec<Box<dyn Read + Send>> = Vec::new();
+        let mut readers: Vec<Reader> = Vec::new();
         for mut run in std::mem::take(&mut self.runs) {
             run.seek(SeekFrom::Start(0))?;
             readers.push(Box::new(run));
         }
         readers.extend(in_memory);
-        let mut runs = Vec::new();
+        Ok((readers, self.dir.take()))
+    }
+}
+
+/// Sorts what the sorters buffer and starts the merge of all their runs.
+pub fn merge(sorters: Vec<Sorter>) -> io::Result<Merge> {
+    let mut runs = Vec::new();
+    let mut dirs = Vec::new();
+    for sorter in sorters {
+        let (readers, dir) = sorter.into_runs()?;
+        dirs.extend(dir);
         for r in readers {
             let mut run = Run::new(r);
             if run.advance()? {
                 runs.push(run);
             }
         }
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by(|&a, &b| runs[a].id.cmp(&runs[b].id).then(a.cmp(&b)));
-        Ok(Merge {
-            runs,
-            order,
-            _dir: self.dir.take(),
-        })
     }
+    Ok(Merge { runs, _dirs: dirs })
 }
 
 impl Drop for Sorter {
@@ -208,7 +249,19 @@ impl Drop for Sorter {
     }
 }
 
+/// A row as stored: its length, then the ID (length and bytes), file, row and codes, all
+/// varints; the length lets a run's reader decode a whole row from one buffer check.
 fn encode(buf: &mut Vec<u8>, id: &[u8], file: u32, row: u64, codes: &[u32]) {
+    let body = varint_len(id.len() as u64)
+        + id.len()
+        + varint_len(u64::from(file))
+        + varint_len(row)
+        + varint_len(codes.len() as u64)
+        + codes
+            .iter()
+            .map(|&c| varint_len(u64::from(c)))
+            .sum::<usize>();
+    put_varint(buf, body as u64);
     put_varint(buf, id.len() as u64);
     buf.extend_from_slice(id);
     put_varint(buf, u64::from(file));
@@ -217,6 +270,10 @@ fn encode(buf: &mut Vec<u8>, id: &[u8], file: u32, row: u64, codes: &[u32]) {
     for &c in codes {
         put_varint(buf, u64::from(c));
     }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
@@ -244,10 +301,14 @@ fn get_varint(data: &[u8], at: &mut usize) -> u64 {
 /// One sorted run and its current row. Reads through its own buffer: a record is decoded
 /// from memory, not a byte at a time through the reader.
 struct Run {
-    reader: Box<dyn Read + Send>,
+    reader: Reader,
     buf: Vec<u8>,
     pos: usize,
     id: Vec<u8>,
+    /// `prefix(id)`, so that most comparisons between runs skip the bytes.
+    key: u128,
+    /// No rows left.
+    ended: bool,
     file: u32,
     row: u64,
     codes: Vec<u32>,
@@ -257,12 +318,14 @@ struct Run {
 const VARINT_MAX: usize = 10;
 
 impl Run {
-    fn new(reader: Box<dyn Read + Send>) -> Run {
+    fn new(reader: Reader) -> Run {
         Run {
             reader,
             buf: Vec::new(),
             pos: 0,
             id: Vec::new(),
+            key: 0,
+            ended: false,
             file: 0,
             row: 0,
             codes: Vec::new(),
@@ -288,11 +351,9 @@ impl Run {
         Ok(self.buf.len() - self.pos)
     }
 
-    fn varint(&mut self) -> io::Result<u64> {
-        if self.fill(VARINT_MAX)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(get_varint(&self.buf, &mut self.pos))
+    /// The current row's ID, for comparisons: the prefix decides most of them.
+    fn id_key(&self) -> (u128, &[u8]) {
+        (self.key, &self.id)
     }
 
     /// Reads the next row; false at the end of the run.
@@ -300,21 +361,24 @@ impl Run {
         if self.fill(VARINT_MAX)? == 0 {
             return Ok(false);
         }
-        let len = self.varint()? as usize;
+        let len = get_varint(&self.buf, &mut self.pos) as usize;
         if self.fill(len)? < len {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.id.clear();
-        self.id
-            .extend_from_slice(&self.buf[self.pos..self.pos + len]);
+        let row = &self.buf[self.pos..self.pos + len];
         self.pos += len;
-        self.file = self.varint()? as u32;
-        self.row = self.varint()?;
-        let n = self.varint()?;
+        let mut at = 0;
+        let id_len = get_varint(row, &mut at) as usize;
+        self.id.clear();
+        self.id.extend_from_slice(&row[at..at + id_len]);
+        at += id_len;
+        self.key = prefix(&self.id);
+        self.file = get_varint(row, &mut at) as u32;
+        self.row = get_varint(row, &mut at);
+        let n = get_varint(row, &mut at);
         self.codes.clear();
         for _ in 0..n {
-            let c = self.varint()? as u32;
-            self.codes.push(c);
+            self.codes.push(get_varint(row, &mut at) as u32);
         }
         Ok(true)
     }
@@ -322,10 +386,9 @@ impl Run {
 
 /// The runs, merged: users in ID order.
 pub struct Merge {
+    /// Runs with a current row.
     runs: Vec<Run>,
-    /// Runs with a current row, by (current ID, run): earlier runs hold earlier rows.
-    order: Vec<usize>,
-    _dir: Option<tempfile::TempDir>,
+    _dirs: Vec<tempfile::TempDir>,
 }
 
 /// One user's rows, gathered.
@@ -333,7 +396,7 @@ pub struct Merge {
 pub struct UserRows {
     pub id: Vec<u8>,
     pub rows: u64,
-    /// The first row (input order): the one named in messages.
+    /// The user's earliest row (input order): the one named in messages.
     pub first_file: u32,
     pub first_row: u64,
     /// Every row's codes, concatenated.
@@ -343,33 +406,43 @@ pub struct UserRows {
 impl Merge {
     /// Fills `user` with the next user's rows; false when there are no more.
     pub fn next_user(&mut self, user: &mut UserRows) -> io::Result<bool> {
-        let Some(&first) = self.order.first() else {
+        // Runs are few: a scan for the least ID costs less than keeping them ordered.
+        let mut least: Option<&Run> = None;
+        let mut from = 0;
+        for (i, r) in self.runs.iter().enumerate() {
+            if least.is_none_or(|l| r.id_key() < l.id_key()) {
+                least = Some(r);
+                from = i;
+            }
+        }
+        let Some(least) = least else {
             return Ok(false);
         };
-        let r = &self.runs[first];
+        let key = least.key;
         user.id.clear();
-        user.id.extend_from_slice(&r.id);
+        user.id.extend_from_slice(&least.id);
         user.rows = 0;
-        user.first_file = r.file;
-        user.first_row = r.row;
+        (user.first_file, user.first_row) = (u32::MAX, u64::MAX);
         user.codes.clear();
-        while let Some(&i) = self.order.first() {
-            if self.runs[i].id != user.id {
-                break;
+        let mut ended = false;
+        // Runs before `from` hold greater IDs; in each run the user's rows are together.
+        for run in &mut self.runs[from..] {
+            while run.key == key && run.id == user.id {
+                user.rows += 1;
+                // Several sorters' runs interleave in input order: the earliest row is the least.
+                if (run.file, run.row) < (user.first_file, user.first_row) {
+                    (user.first_file, user.first_row) = (run.file, run.row);
+                }
+                user.codes.extend_from_slice(&run.codes);
+                if !run.advance()? {
+                    run.ended = true;
+                    ended = true;
+                    break;
+                }
             }
-            let run = &mut self.runs[i];
-            user.rows += 1;
-            user.codes.extend_from_slice(&run.codes);
-            let more = run.advance()?;
-            self.order.remove(0);
-            if more {
-                // Back in its place: runs are few, so a binary search and a shift are cheap.
-                let runs = &self.runs;
-                let at = self
-                    .order
-                    .partition_point(|&j| (&runs[j].id, j) < (&runs[i].id, i));
-                self.order.insert(at, i);
-            }
+        }
+        if ended {
+            self.runs.retain(|r| !r.ended);
         }
         Ok(true)
     }
@@ -386,7 +459,7 @@ mod tests {
                 .unwrap();
         }
         let spilled = s.spilled();
-        let mut m = s.finish().unwrap();
+        let mut m = merge(vec![s]).unwrap();
         let mut out = Vec::new();
         let mut u = UserRows::default();
         while m.next_user(&mut u).unwrap() {
@@ -438,6 +511,36 @@ mod tests {
             let (spilled, got) = users(budget, &rows);
             assert!(spilled, "budget {budget}");
             assert_eq!(got, expected, "budget {budget}");
+        }
+        // Rows dealt out to two sorters, as the converting threads do: the same users, each
+        // named by its earliest row, with the same codes in some order.
+        for budget in [1, usize::MAX] {
+            let mut two = [Sorter::new(budget), Sorter::new(budget)];
+            for (i, (id, codes)) in rows.iter().enumerate() {
+                two[(i / 10) % 2]
+                    .push(id.as_bytes(), (i % 3) as u32, i as u64 + 1, codes)
+                    .unwrap();
+            }
+            let mut m = merge(two.into()).unwrap();
+            let mut u = UserRows::default();
+            for want in &expected {
+                assert!(m.next_user(&mut u).unwrap());
+                let mut codes = u.codes.clone();
+                codes.sort_unstable();
+                let mut want_codes = want.codes.clone();
+                want_codes.sort_unstable();
+                assert_eq!(
+                    (&u.id, u.rows, u.first_file, u.first_row, codes),
+                    (
+                        &want.id,
+                        want.rows,
+                        want.first_file,
+                        want.first_row,
+                        want_codes
+                    )
+                );
+            }
+            assert!(!m.next_user(&mut u).unwrap());
         }
     }
 }

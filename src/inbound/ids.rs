@@ -214,6 +214,10 @@ impl IdType {
 
 fn check_dpuuid(id: &str) -> Result<(), IdProblem> {
     let bytes = id.as_bytes();
+    // The usual case, in one pass: neither a colon nor a percent sign.
+    if !bytes.iter().any(|&b| b == b':' || b == b'%') {
+        return Ok(());
+    }
     if id.contains(':') || bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%3a")) {
         return Err(IdProblem::Colon);
     }
@@ -275,10 +279,14 @@ pub fn looks_like_email(s: &str) -> bool {
 /// grouped with spaces, dashes, dots or parentheses. Plain digit strings are not flagged:
 /// numeric CRM IDs are common.
 pub fn looks_like_phone(s: &str) -> bool {
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    // Checked first: most IDs fail it at their first letter.
     let allowed = s
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b' ' | b'-' | b'.' | b'(' | b')'));
+    if !allowed {
+        return false;
+    }
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
     let formatted = s.starts_with('+') || s.bytes().any(|b| !b.is_ascii_digit());
     allowed && formatted && (10..=15).contains(&digits) && !s.contains("++")
 }
