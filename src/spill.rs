@@ -68,6 +68,12 @@ impl Buffer {
 
 /// Sorts index entries by ID, then by position (the order pushed).
 fn sort_entries(arena: &[u8], index: &mut [Entry]) {
+    let long = LONG_ID << CLASS_SHIFT;
+    if index.iter().all(|e| e.tie < long) {
+        // No ID is longer than its prefix: the integers alone decide.
+        index.sort_unstable_by_key(|e| (e.prefix, e.tie));
+        return;
+    }
     let id_at = |at: usize| {
         let mut pos = at;
         get_varint(arena, &mut pos); // the row's length
@@ -76,7 +82,6 @@ fn sort_entries(arena: &[u8], index: &mut [Entry]) {
     };
     index.sort_unstable_by(|a, b| {
         a.prefix.cmp(&b.prefix).then_with(|| {
-            let long = LONG_ID << CLASS_SHIFT;
             if a.tie >= long && b.tie >= long {
                 id_at(a.at()).cmp(id_at(b.at())).then(a.tie.cmp(&b.tie))
             } else {
