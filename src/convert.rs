@@ -223,6 +223,45 @@ mod tests {
     }
 
     #[test]
+    fn a_row_refused_by_one_rule_is_not_looked_at_by_the_next() {
+        // Rules run column by column; the receipt must read as if rows went one at a time:
+        // a row's first refusal is its reason, and later rules neither count nor skip it.
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("rows.csv");
+        std::fs::write(
+            &input,
+            "id,seg,tier\n\
+             U1,5,gold\n\
+             U2,x,gold\n\
+             U3,6,tin\n\
+             ,x,tin\n\
+             U5,x,tin\n\
+             U6,7,gold\n",
+        )
+        .unwrap();
+        let mapping = Mapping::parse(
+            "[output]\ndpid = 21\nmode = \"sync\"\n\
+             [user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 9 }\nunmapped = \"skip\"\n",
+        )
+        .unwrap();
+        for tuning in [Tuning::default(), TINY] {
+            let (_, receipt, rejects) = convert(&mapping, &[input.display().to_string()], tuning);
+            let got: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.reason)).collect();
+            // Row 4 has no ID: that, not its segment, is why it is left out.
+            assert_eq!(got[0], (2, "invalid-trait-id"));
+            assert_eq!(got[1].0, 4);
+            assert_ne!(got[1].1, "invalid-trait-id");
+            assert_eq!(got[2], (5, "invalid-trait-id"));
+            assert_eq!(got.len(), 3);
+            // Only U3's "tin" is skipped: rows 4 and 5 were refused before their tier.
+            assert_eq!(receipt.values_skipped, 1);
+            assert_eq!((receipt.rows_read, receipt.users_written), (6, 3));
+        }
+    }
+
+    #[test]
     fn a_broken_row_in_a_later_batch_fails_the_run_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut text =

@@ -247,11 +247,10 @@ fn read_source(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        let mut df = batch?
+        let df = batch?
             .select(exprs.clone())
             .collect()
             .map_err(|e| source.polars_error(e, &mapping.input))?;
-        df.rechunk_mut();
         let rows = df.height() as u64;
         if !emit(first_row, df) {
             return Ok(());
@@ -403,60 +402,64 @@ impl Cells {
         }
     }
 
-    /// Calls `f` for each non-empty value of a row: one for a scalar, one per element of a
-    /// list, one per non-empty piece of a string split on `split`. Text is trimmed; nulls
-    /// and empty strings produce nothing.
-    fn visit(
-        &self,
-        row: usize,
-        split: Option<&str>,
-        f: &mut dyn FnMut(Cell) -> Result<(), RowReject>,
-    ) -> Result<(), RowReject> {
-        match self {
-            Cells::Str(c) => {
-                if let Some(s) = c.get(row) {
-                    let mut each = |piece: &str| {
-                        let piece = trim(piece);
-                        if piece.is_empty() {
-                            Ok(())
-                        } else {
-                            f(Cell::Str(piece))
-                        }
-                    };
-                    match split.map(str::as_bytes) {
-                        // A one-byte separator (the usual `|`) is found byte by byte: faster
-                        // than a string search on short values.
-                        Some(&[sep]) if sep.is_ascii() => {
-                            let mut start = 0;
-                            for (i, &b) in s.as_bytes().iter().enumerate() {
-                                if b == sep {
-                                    each(&s[start..i])?;
-                                    start = i + 1;
-                                }
-                            }
-                            each(&s[start..])?;
-                        }
-                        Some(_) => s.split(split.unwrap_or_default()).try_for_each(&mut each)?,
-                        None => each(s)?,
-                    }
-                }
-            }
-            Cells::Int(c) => c.get(row).map_or(Ok(()), |v| f(Cell::Int(v)))?,
-            Cells::UInt(c) => c.get(row).map_or(Ok(()), |v| f(Cell::UInt(v)))?,
-            Cells::Float(c) => c.get(row).map_or(Ok(()), |v| f(Cell::Float(v)))?,
-            Cells::Bool(c) => c.get(row).map_or(Ok(()), |v| f(Cell::Bool(v)))?,
-            Cells::List(c) => {
-                if let Some(inner) = c.get_as_series(row) {
-                    let inner = Cells::from_series(&inner)
-                        .map_err(|e| RowReject::new("unsupported-value", e.to_string()))?;
-                    for i in 0..inner.len() {
-                        inner.visit(i, split, f)?;
-                    }
-                }
-            }
-            Cells::Null => {}
+    /// Calls `f` for each non-empty value of a row of a list's elements (see `pieces`).
+    fn visit(&self, row: usize, split: Option<&str>, f: &mut CellFn) -> Result<(), RowReject> {
+        let cell = match self {
+            Cells::Str(c) => c.get(row).map(Cell::Str),
+            Cells::Int(c) => c.get(row).map(Cell::Int),
+            Cells::UInt(c) => c.get(row).map(Cell::UInt),
+            Cells::Float(c) => c.get(row).map(Cell::Float),
+            Cells::Bool(c) => c.get(row).map(Cell::Bool),
+            Cells::List(c) => return c.get_as_series(row).map_or(Ok(()), |s| list(&s, split, f)),
+            Cells::Null => None,
+        };
+        let mut f = f;
+        cell.map_or(Ok(()), |cell| pieces(cell, split, &mut f))
+    }
+}
+
+type CellFn<'f> = dyn FnMut(Cell) -> Result<(), RowReject> + 'f;
+
+/// Calls `f` for each element of a list cell (see `pieces`).
+fn list(inner: &Series, split: Option<&str>, f: &mut CellFn) -> Result<(), RowReject> {
+    let inner = Cells::from_series(inner)
+        .map_err(|e| RowReject::new("unsupported-value", e.to_string()))?;
+    (0..inner.len()).try_for_each(|i| inner.visit(i, split, f))
+}
+
+/// Calls `f` for each non-empty value in a cell: the cell itself, or each non-empty piece
+/// of a string split on `split`. Text is trimmed; empty strings produce nothing.
+fn pieces(
+    cell: Cell,
+    split: Option<&str>,
+    f: &mut impl FnMut(Cell) -> Result<(), RowReject>,
+) -> Result<(), RowReject> {
+    let Cell::Str(s) = cell else {
+        return f(cell);
+    };
+    let mut each = |piece: &str| {
+        let piece = trim(piece);
+        if piece.is_empty() {
+            Ok(())
+        } else {
+            f(Cell::Str(piece))
         }
-        Ok(())
+    };
+    match split.map(str::as_bytes) {
+        // A one-byte separator (the usual `|`) is found byte by byte: faster than a string
+        // search on short values.
+        Some(&[sep]) if sep.is_ascii() => {
+            let mut start = 0;
+            for (i, &b) in s.as_bytes().iter().enumerate() {
+                if b == sep {
+                    each(&s[start..i])?;
+                    start = i + 1;
+                }
+            }
+            each(&s[start..])
+        }
+        Some(_) => s.split(split.unwrap_or_default()).try_for_each(each),
+        None => each(s),
     }
 }
 
@@ -563,6 +566,8 @@ struct Converter<'m> {
     number_codes: Vec<HashMap<i64, u32>>,
     /// Reused for numbers rendered as text.
     text_buf: String,
+    /// Per rule, the codes of the frame being converted (buffers reused).
+    rule_codes: Vec<RuleCodes>,
 }
 
 impl<'m> Converter<'m> {
@@ -606,9 +611,13 @@ impl<'m> Converter<'m> {
             signal_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
             number_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
             text_buf: String::new(),
+            rule_codes: Vec::new(),
         }
     }
 
+    /// Converts a frame column by column: the user IDs, then each rule over all rows (a
+    /// row rejected by one rule is not looked at by the next, as if row by row), then each
+    /// accepted row's codes go to the sorter, rejects to the list, in row order.
     fn add_frame(
         &mut self,
         df: &DataFrame,
@@ -618,7 +627,6 @@ impl<'m> Converter<'m> {
         cancel: &AtomicBool,
     ) -> Result<()> {
         let err = |e: PolarsError| Error::source(&source.path, e);
-        let file = source.path.display().to_string();
         let uids = df
             .column(UID)
             .map_err(err)?
@@ -648,38 +656,62 @@ impl<'m> Converter<'m> {
                 filter,
             });
         }
-        let mut scratch: Vec<u32> = Vec::new();
-        for row in 0..df.height() {
+        let n = df.height();
+        let mut rows = RowStatus {
+            rejected: vec![false; n],
+            reasons: Vec::new(),
+        };
+        let mut ids: Vec<Cow<str>> = Vec::with_capacity(n);
+        for (row, raw) in uids.iter().enumerate() {
             if row % 65_536 == 0 && cancel.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted);
             }
-            self.receipt.rows_read += 1;
-            let row_number = first_row + row as u64 + 1;
-            let raw_uid = uids.get(row).unwrap_or("");
-            let result = self.user_id(raw_uid).and_then(|uid| {
-                scratch.clear();
-                self.row_traits(&bound, row, &mut scratch)?;
-                Ok(uid)
-            });
-            match result {
-                Ok(uid) => {
-                    let uid = uid.as_bytes();
-                    self.sorter
-                        .push(uid, file_index as u32, row_number, &scratch)
-                        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-                }
+            let raw = raw.unwrap_or("");
+            match self.user_id(raw) {
+                Ok(id) => ids.push(id),
                 Err(r) => {
-                    self.receipt.reject(r.code, 1);
-                    self.rejects.push(Reject {
-                        file: file.clone(),
-                        row: row_number,
-                        user_id: mask_pii(raw_uid),
-                        reason: r.code,
-                        message: r.message,
-                    });
+                    rows.reject(row, r);
+                    ids.push(Cow::Borrowed(raw));
                 }
             }
         }
+        let mut codes = std::mem::take(&mut self.rule_codes);
+        codes.resize_with(bound.len(), RuleCodes::default);
+        for (i, (b, out)) in bound.iter().zip(&mut codes).enumerate() {
+            out.ends.clear();
+            out.codes.clear();
+            self.convert_rule(i, b, &mut rows, out);
+        }
+        // Rejects in row order; a row has at most one.
+        rows.reasons.sort_by_key(|&(row, _)| row);
+        let mut reasons = rows.reasons.into_iter();
+        let file = source.path.display().to_string();
+        let mut scratch: Vec<u32> = Vec::new();
+        self.receipt.rows_read += n as u64;
+        for (row, id) in ids.iter().enumerate() {
+            let row_number = first_row + row as u64 + 1;
+            if rows.rejected[row] {
+                let (_, r) = reasons.next().expect("a rejected row has its reason");
+                self.receipt.reject(r.code, 1);
+                self.rejects.push(Reject {
+                    file: file.clone(),
+                    row: row_number,
+                    user_id: mask_pii(id),
+                    reason: r.code,
+                    message: r.message,
+                });
+                continue;
+            }
+            scratch.clear();
+            for c in &codes {
+                let start = if row == 0 { 0 } else { c.ends[row - 1] };
+                scratch.extend_from_slice(&c.codes[start as usize..c.ends[row] as usize]);
+            }
+            self.sorter
+                .push(id.as_bytes(), file_index as u32, row_number, &scratch)
+                .map_err(spill_error)?;
+        }
+        self.rule_codes = codes;
         Ok(())
     }
 
@@ -716,110 +748,196 @@ impl<'m> Converter<'m> {
         Ok(id)
     }
 
-    fn row_traits(
-        &mut self,
-        bound: &[Bound],
-        row: usize,
-        out: &mut Vec<u32>,
-    ) -> Result<(), RowReject> {
-        for (i, b) in bound.iter().enumerate() {
-            if let Some(f) = &b.filter {
-                if f.get(row) != Some(true) {
-                    continue;
+    /// Rule `i`'s codes for every row not yet rejected and not filtered out; a row whose
+    /// value the rule refuses is rejected.
+    fn convert_rule(&mut self, i: usize, b: &Bound, rows: &mut RowStatus, out: &mut RuleCodes) {
+        let mut coder = Coder {
+            kind: b.kind,
+            label: &b.label,
+            interner: self.interner,
+            receipt: &mut self.receipt,
+            flag_codes: self.flag_codes[i],
+            map_codes: &self.map_codes[i],
+            id_codes: &mut self.id_codes[i],
+            signal_codes: &mut self.signal_codes[i],
+            number_codes: &mut self.number_codes[i],
+            buf: &mut self.text_buf,
+        };
+        let filter = b.filter.as_ref();
+        let split = b.split;
+        // Each physical type gets its own loop over the column, with no per-row dispatch.
+        match &b.values {
+            Cells::Str(c) => each_row(c.iter(), filter, rows, out, |s, codes| {
+                pieces(Cell::Str(s), split, &mut |cell| coder.code(cell, codes))
+            }),
+            Cells::Int(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::Int(v), codes)
+            }),
+            Cells::UInt(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::UInt(v), codes)
+            }),
+            Cells::Float(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::Float(v), codes)
+            }),
+            Cells::Bool(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::Bool(v), codes)
+            }),
+            Cells::List(c) => each_row(c.amortized_iter(), filter, rows, out, |v, codes| {
+                list(v.as_ref(), split, &mut |cell| coder.code(cell, codes))
+            }),
+            Cells::Null => each_row(
+                (0..rows.rejected.len()).map(|_| None::<()>),
+                filter,
+                rows,
+                out,
+                |_, _| Ok(()),
+            ),
+        }
+    }
+}
+
+/// The rows of the frame being converted that are rejected, each with its first reason.
+struct RowStatus {
+    rejected: Vec<bool>,
+    reasons: Vec<(usize, RowReject)>,
+}
+
+impl RowStatus {
+    fn reject(&mut self, row: usize, why: RowReject) {
+        self.rejected[row] = true;
+        self.reasons.push((row, why));
+    }
+}
+
+/// One rule's codes for a frame's rows: row `r`'s are `codes[ends[r - 1]..ends[r]]`.
+#[derive(Default)]
+struct RuleCodes {
+    ends: Vec<u32>,
+    codes: Vec<u32>,
+}
+
+/// Runs `f` on each row's value that is set, where the row is not rejected and its filter
+/// (if any) is true; a refused value rejects the row and leaves no codes.
+fn each_row<T>(
+    values: impl Iterator<Item = Option<T>>,
+    filter: Option<&BooleanChunked>,
+    rows: &mut RowStatus,
+    out: &mut RuleCodes,
+    mut f: impl FnMut(T, &mut Vec<u32>) -> Result<(), RowReject>,
+) {
+    let mut filter = filter.map(|f| f.iter());
+    for (row, value) in values.enumerate() {
+        let passes = filter
+            .as_mut()
+            .is_none_or(|f| f.next().flatten() == Some(true));
+        if let (true, Some(v)) = (passes && !rows.rejected[row], value) {
+            let start = out.codes.len();
+            if let Err(why) = f(v, &mut out.codes) {
+                out.codes.truncate(start);
+                rows.reject(row, why);
+            }
+        }
+        out.ends.push(out.codes.len() as u32);
+    }
+}
+
+/// What turns one rule's cells into trait codes: the rule and its caches.
+struct Coder<'c> {
+    kind: &'c RuleKind,
+    /// `traits[0] (column "segments")`, for messages.
+    label: &'c str,
+    interner: &'c Mutex<Interner>,
+    receipt: &'c mut Receipt,
+    flag_codes: (Option<u32>, Option<u32>),
+    map_codes: &'c HashMap<String, u32>,
+    id_codes: &'c mut HashMap<u64, u32>,
+    signal_codes: &'c mut HashMap<String, u32>,
+    number_codes: &'c mut HashMap<i64, u32>,
+    buf: &'c mut String,
+}
+
+impl Coder<'_> {
+    /// Appends the code of the trait `cell` makes, if any, to `out`.
+    fn code(&mut self, cell: Cell, out: &mut Vec<u32>) -> Result<(), RowReject> {
+        let path = self.label;
+        match self.kind {
+            RuleKind::TraitIds { emit } => {
+                let id = trait_id(cell).map_err(|why| {
+                    RowReject::new(
+                        "invalid-trait-id",
+                        format!("{path}: trait ID {} is {why}", cell.describe()),
+                    )
+                })?;
+                let interner = self.interner;
+                let code = *self
+                    .id_codes
+                    .entry(id)
+                    .or_insert_with(|| intern(interner, emit.make(id)));
+                out.push(code);
+            }
+            RuleKind::Flag { .. } => {
+                let value = flag(cell).ok_or_else(|| {
+                    RowReject::new(
+                        "invalid-flag",
+                        format!(
+                            "{path}: {} is not a true/false value (true/false, yes/no, y/n, t/f, 1/0)",
+                            cell.describe()
+                        ),
+                    )
+                })?;
+                let (on_true, on_false) = self.flag_codes;
+                if let Some(code) = if value { on_true } else { on_false } {
+                    out.push(code);
                 }
             }
-            let interner = self.interner;
-            let receipt = &mut self.receipt;
-            let (on_true, on_false) = self.flag_codes[i];
-            let map_codes = &self.map_codes[i];
-            let id_codes = &mut self.id_codes[i];
-            let signal_codes = &mut self.signal_codes[i];
-            let number_codes = &mut self.number_codes[i];
-            let buf = &mut self.text_buf;
-            let path = &b.label;
-            let mut emit = |cell: Cell| -> Result<(), RowReject> {
-                match b.kind {
-                    RuleKind::TraitIds { emit } => {
-                        let id = trait_id(cell).map_err(|why| {
-                            RowReject::new(
-                                "invalid-trait-id",
-                                format!("{path}: trait ID {} is {why}", cell.describe()),
-                            )
-                        })?;
-                        let code = *id_codes
-                            .entry(id)
-                            .or_insert_with(|| intern(interner, emit.make(id)));
+            RuleKind::ValueMap {
+                reject_unmapped, ..
+            } => {
+                let text = cell.text(self.buf);
+                match self.map_codes.get(text) {
+                    Some(&code) => out.push(code),
+                    None if *reject_unmapped => {
+                        let mut known: Vec<&str> =
+                            self.map_codes.keys().map(String::as_str).collect();
+                        known.sort_unstable();
+                        return Err(RowReject::new(
+                            "unmapped-value",
+                            format!(
+                                "{path}: \"{text}\" is not in `values` ({}); add it or set unmapped = \"skip\"",
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                    None => self.receipt.values_skipped += 1,
+                }
+            }
+            RuleKind::KeyValue { key } => {
+                if let Cell::Int(n) = cell {
+                    if let Some(&code) = self.number_codes.get(&n) {
                         out.push(code);
-                    }
-                    RuleKind::Flag { .. } => {
-                        let value = flag(cell).ok_or_else(|| {
-                            RowReject::new(
-                                "invalid-flag",
-                                format!(
-                                    "{path}: {} is not a true/false value (true/false, yes/no, y/n, t/f, 1/0)",
-                                    cell.describe()
-                                ),
-                            )
-                        })?;
-                        if let Some(code) = if value { on_true } else { on_false } {
-                            out.push(code);
-                        }
-                    }
-                    RuleKind::ValueMap {
-                        reject_unmapped, ..
-                    } => {
-                        let text = cell.text(buf);
-                        match map_codes.get(text) {
-                            Some(&code) => out.push(code),
-                            None if *reject_unmapped => {
-                                let mut known: Vec<&str> =
-                                    map_codes.keys().map(String::as_str).collect();
-                                known.sort_unstable();
-                                return Err(RowReject::new(
-                                    "unmapped-value",
-                                    format!(
-                                        "{path}: \"{text}\" is not in `values` ({}); add it or set unmapped = \"skip\"",
-                                        known.join(", ")
-                                    ),
-                                ));
-                            }
-                            None => receipt.values_skipped += 1,
-                        }
-                    }
-                    RuleKind::KeyValue { key } => {
-                        if let Cell::Int(n) = cell {
-                            if let Some(&code) = number_codes.get(&n) {
-                                out.push(code);
-                                return Ok(());
-                            }
-                        }
-                        let text = cell.text(buf);
-                        let code = match signal_codes.get(text) {
-                            Some(&code) => code,
-                            None => {
-                                let t = Trait::signal(key, text).map_err(|e| {
-                                    RowReject::new(
-                                        "invalid-signal-value",
-                                        format!(
-                                            "{path}: value {} cannot be sent: {e}",
-                                            cell.describe()
-                                        ),
-                                    )
-                                })?;
-                                let code = intern(interner, t);
-                                signal_codes.insert(text.to_owned(), code);
-                                code
-                            }
-                        };
-                        if let Cell::Int(n) = cell {
-                            number_codes.insert(n, code);
-                        }
-                        out.push(code);
+                        return Ok(());
                     }
                 }
-                Ok(())
-            };
-            b.values.visit(row, b.split, &mut emit)?;
+                let text = cell.text(self.buf);
+                let code = match self.signal_codes.get(text) {
+                    Some(&code) => code,
+                    None => {
+                        let t = Trait::signal(key, text).map_err(|e| {
+                            RowReject::new(
+                                "invalid-signal-value",
+                                format!("{path}: value {} cannot be sent: {e}", cell.describe()),
+                            )
+                        })?;
+                        let code = intern(self.interner, t);
+                        self.signal_codes.insert(text.to_owned(), code);
+                        code
+                    }
+                };
+                if let Cell::Int(n) = cell {
+                    self.number_codes.insert(n, code);
+                }
+                out.push(code);
+            }
         }
         Ok(())
     }
