@@ -943,6 +943,22 @@ impl Coder<'_> {
     }
 }
 
+/// Sorts a user's trait ranks: usually a dozen, where an insertion sort beats the general one.
+fn sort_small(v: &mut [u32]) {
+    if v.len() > 24 {
+        return v.sort_unstable();
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
 /// Rendered bytes handed to the sink at a time.
 const CHUNK_BYTES: usize = 4 << 20;
 
@@ -971,6 +987,10 @@ struct Tally {
 #[derive(Default)]
 struct Scratch {
     ranks: Vec<u32>,
+    /// Per trait code, the last user (by `user`) that had it: duplicates are dropped before
+    /// sorting, which leaves a dozen ranks rather than forty.
+    seen: Vec<u32>,
+    user: u32,
     added: Vec<u64>,
     removed: Vec<u64>,
     /// The ranks of the traits written.
@@ -1058,16 +1078,29 @@ impl<'a> RenderContext<'a> {
     ) {
         let Scratch {
             ranks,
+            seen,
+            user: stamp,
             added,
             removed,
             line,
         } = scratch;
         let receipt = &mut tally.receipt;
         receipt.users_read += 1;
+        *stamp = stamp.wrapping_add(1);
+        if *stamp == 0 || seen.len() < self.rank.len() {
+            seen.clear();
+            seen.resize(self.rank.len(), 0);
+            *stamp = 1;
+        }
         ranks.clear();
-        ranks.extend(user.codes.iter().map(|&c| self.rank[c as usize]));
-        ranks.sort_unstable();
-        ranks.dedup();
+        for &c in &user.codes {
+            let last = &mut seen[c as usize];
+            if *last != *stamp {
+                *last = *stamp;
+                ranks.push(self.rank[c as usize]);
+            }
+        }
+        sort_small(ranks);
         added.clear();
         removed.clear();
         line.clear();

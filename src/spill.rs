@@ -16,6 +16,11 @@ fn prefix(id: &[u8]) -> u128 {
     u128::from_be_bytes(b)
 }
 
+/// A prefix as (high, low) halves, in the same order.
+fn split(p: u128) -> [u64; 2] {
+    [(p >> 64) as u64, p as u64]
+}
+
 /// A run being read back: a file, or half of the last buffer in memory.
 type Reader = Box<dyn Read + Send>;
 
@@ -27,17 +32,24 @@ const CLASS_SHIFT: u32 = 40;
 /// A buffered row: ID prefix, then (ID-length class, arena offset) packed so that for IDs
 /// of up to 16 bytes two integer comparisons give the bytewise ID order and, within one ID,
 /// the order pushed (a shorter ID with the same padded prefix is a prefix of the longer).
+/// The prefix is two u64 halves, not a u128, so that an entry takes 24 bytes, not 32 (the
+/// row's length is in the arena).
 #[derive(Clone, Copy)]
 struct Entry {
-    prefix: u128,
+    prefix: [u64; 2],
     tie: u64,
-    /// Encoded length of the row.
-    len: u32,
 }
 
 impl Entry {
     fn at(&self) -> usize {
         (self.tie & ((1 << CLASS_SHIFT) - 1)) as usize
+    }
+
+    /// The encoded row, its length included.
+    fn row<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        let mut pos = self.at();
+        let len = get_varint(arena, &mut pos) as usize;
+        &arena[self.at()..pos + len]
     }
 }
 
@@ -60,7 +72,7 @@ impl Buffer {
     fn write_sorted(mut self, out: &mut impl Write) -> io::Result<()> {
         sort_entries(&self.arena, &mut self.index);
         for e in &self.index {
-            out.write_all(&self.arena[e.at()..e.at() + e.len as usize])?;
+            out.write_all(e.row(&self.arena))?;
         }
         Ok(())
     }
@@ -104,13 +116,14 @@ impl Read for SortedReader {
         let mut n = 0;
         while n < out.len() && !self.entries.is_empty() {
             let e = self.buffer.index[self.entries.start];
-            let (at, len) = (e.at(), e.len);
-            let row = &self.buffer.arena[at + self.within..at + len as usize];
+            let whole = e.row(&self.buffer.arena);
+            let len = whole.len();
+            let row = &whole[self.within..];
             let take = row.len().min(out.len() - n);
             out[n..n + take].copy_from_slice(&row[..take]);
             n += take;
             self.within += take;
-            if self.within == len as usize {
+            if self.within == len {
                 self.entries.start += 1;
                 self.within = 0;
             }
@@ -145,14 +158,12 @@ impl Sorter {
         let b = &mut self.buffer;
         let start = b.arena.len();
         encode(&mut b.arena, id, file, row, codes);
-        let len = (b.arena.len() - start) as u32;
         // Past 2^40 bytes of arena the offset would run into the class; no budget is that big.
         assert!(start < 1 << CLASS_SHIFT, "spill buffer over 1 TiB");
         let class = (id.len() as u64).min(LONG_ID);
         b.index.push(Entry {
-            prefix: prefix(id),
+            prefix: split(prefix(id)),
             tie: class << CLASS_SHIFT | start as u64,
-            len,
         });
         if b.bytes() > self.budget {
             self.wait()?;
@@ -303,20 +314,23 @@ fn get_varint(data: &[u8], at: &mut usize) -> u64 {
     }
 }
 
-/// One sorted run and its current row. Reads through its own buffer: a record is decoded
-/// from memory, not a byte at a time through the reader.
+/// One sorted run and its current row. Reads through its own buffer: a row is decoded in
+/// place, its ID and codes read from the buffer rather than copied out.
 struct Run {
     reader: Reader,
     buf: Vec<u8>,
+    /// Where the next row starts in `buf`.
     pos: usize,
-    id: Vec<u8>,
+    /// The current row's ID, in `buf`.
+    id: std::ops::Range<usize>,
     /// `prefix(id)`, so that most comparisons between runs skip the bytes.
     key: u128,
     /// No rows left.
     ended: bool,
     file: u32,
     row: u64,
-    codes: Vec<u32>,
+    /// The current row's number of codes, and where their varints start in `buf`.
+    codes: (usize, usize),
 }
 
 /// The most bytes a varint takes.
@@ -328,16 +342,17 @@ impl Run {
             reader,
             buf: Vec::new(),
             pos: 0,
-            id: Vec::new(),
+            id: 0..0,
             key: 0,
             ended: false,
             file: 0,
             row: 0,
-            codes: Vec::new(),
+            codes: (0, 0),
         }
     }
 
-    /// Makes at least `n` bytes available after `pos`, unless the run ends first.
+    /// Makes at least `n` bytes available after `pos`, unless the run ends first. Moves
+    /// what is left of the buffer: positions of the current row are stale afterwards.
     fn fill(&mut self, n: usize) -> io::Result<usize> {
         if self.buf.len() - self.pos < n {
             self.buf.drain(..self.pos);
@@ -356,9 +371,19 @@ impl Run {
         Ok(self.buf.len() - self.pos)
     }
 
+    fn id(&self) -> &[u8] {
+        &self.buf[self.id.clone()]
+    }
+
     /// The current row's ID, for comparisons: the prefix decides most of them.
     fn id_key(&self) -> (u128, &[u8]) {
-        (self.key, &self.id)
+        (self.key, self.id())
+    }
+
+    /// Appends the current row's codes to `out`.
+    fn codes_into(&self, out: &mut Vec<u32>) {
+        let (n, mut at) = self.codes;
+        out.extend((0..n).map(|_| get_varint(&self.buf, &mut at) as u32));
     }
 
     /// Reads the next row; false at the end of the run.
@@ -370,21 +395,16 @@ impl Run {
         if self.fill(len)? < len {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let row = &self.buf[self.pos..self.pos + len];
+        let mut at = self.pos;
         self.pos += len;
-        let mut at = 0;
-        let id_len = get_varint(row, &mut at) as usize;
-        self.id.clear();
-        self.id.extend_from_slice(&row[at..at + id_len]);
+        let id_len = get_varint(&self.buf, &mut at) as usize;
+        self.id = at..at + id_len;
         at += id_len;
-        self.key = prefix(&self.id);
-        self.file = get_varint(row, &mut at) as u32;
-        self.row = get_varint(row, &mut at);
-        let n = get_varint(row, &mut at);
-        self.codes.clear();
-        for _ in 0..n {
-            self.codes.push(get_varint(row, &mut at) as u32);
-        }
+        self.key = prefix(self.id());
+        self.file = get_varint(&self.buf, &mut at) as u32;
+        self.row = get_varint(&self.buf, &mut at);
+        let n = get_varint(&self.buf, &mut at) as usize;
+        self.codes = (n, at);
         Ok(true)
     }
 }
@@ -425,20 +445,20 @@ impl Merge {
         };
         let key = least.key;
         user.id.clear();
-        user.id.extend_from_slice(&least.id);
+        user.id.extend_from_slice(least.id());
         user.rows = 0;
         (user.first_file, user.first_row) = (u32::MAX, u64::MAX);
         user.codes.clear();
         let mut ended = false;
         // Runs before `from` hold greater IDs; in each run the user's rows are together.
         for run in &mut self.runs[from..] {
-            while run.key == key && run.id == user.id {
+            while run.key == key && run.id() == user.id {
                 user.rows += 1;
                 // Several sorters' runs interleave in input order: the earliest row is the least.
                 if (run.file, run.row) < (user.first_file, user.first_row) {
                     (user.first_file, user.first_row) = (run.file, run.row);
                 }
-                user.codes.extend_from_slice(&run.codes);
+                run.codes_into(&mut user.codes);
                 if !run.advance()? {
                     run.ended = true;
                     ended = true;
