@@ -98,5 +98,8 @@ printf '|---|---|---|---|---|---|---|---|---|---|\n'
 printf '| %s | %s | %s | %s | %s | %s | %s | %s | %.2fx | %s / %s |\n' "$ROWS" "$FORMAT" \
   "$A_WALL" "$A_CPU" "$A_RSS" "$D_WALL" "$D_CPU" "$D_RSS" \
   "$(echo "$D_WALL / $A_WALL" | bc -l)" "$R_WALL" "$P_WALL"
-printf '\nvalidate: %s s wall, %s s CPU, %s MB peak RSS; gzip -dc: %s s (%.2fx)\n' \
+FLOOR=$P_WALL
+[[ $R_WALL != NA ]] && FLOOR=$(echo "if ($R_WALL > $P_WALL) $R_WALL else $P_WALL" | bc -l)
+printf '\naam-etl / floor: %.2fx (the floor: the larger of read and pigz)\n' "$(echo "$A_WALL / $FLOOR" | bc -l)"
+printf 'validate: %s s wall, %s s CPU, %s MB peak RSS; gzip -dc: %s s (%.2fx)\n' \
   "$V_WALL" "$V_CPU" "$V_RSS" "$G_WALL" "$(echo "$V_WALL / $G_WALL" | bc -l)"
