@@ -3,8 +3,10 @@
 //! Two phases, so that memory stays flat however large the export:
 //! 1. Each source is read in batches (Polars projects the mapping's columns and evaluates its
 //!    SQL conditions and filters; a second thread reads the next batch while this one is
-//!    converted). Each row becomes (user ID, trait codes): traits are interned as integers.
-//!    Rows are sorted by user ID, in runs spilled to disk past a budget (`spill`).
+//!    converted). Each batch is cut into one slice per converting thread; each row becomes
+//!    (user ID, trait codes), computed column by column, with traits interned as integers.
+//!    Each converter sorts its rows by user ID, in runs spilled to disk past its share of the
+//!    budget (`spill`).
 //! 2. The runs are merged; each user's rows come out together and the user's lines are
 //!    rendered once, on one thread while the writer compresses on the others. Users are in
 //!    bytewise ID order; traits by form then ID or text.
