@@ -404,7 +404,8 @@ impl Cells {
         }
     }
 
-    /// Calls `f` for each non-empty value of a row of a list's elements (see `pieces`).
+    /// Calls `f` for each non-empty value in row `row` (see `pieces`); used for the elements
+    /// of a list cell, where rows are few.
     fn visit(&self, row: usize, split: Option<&str>, f: &mut CellFn) -> Result<(), RowReject> {
         let cell = match self {
             Cells::Str(c) => c.get(row).map(Cell::Str),
@@ -787,13 +788,8 @@ impl<'m> Converter<'m> {
             Cells::List(c) => each_row(c.amortized_iter(), filter, rows, out, |v, codes| {
                 list(v.as_ref(), split, &mut |cell| coder.code(cell, codes))
             }),
-            Cells::Null => each_row(
-                (0..rows.rejected.len()).map(|_| None::<()>),
-                filter,
-                rows,
-                out,
-                |_, _| Ok(()),
-            ),
+            // No values: every row gets no codes.
+            Cells::Null => out.ends.resize(rows.rejected.len(), 0),
         }
     }
 }
