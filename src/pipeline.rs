@@ -558,15 +558,8 @@ struct Converter<'m> {
     interner: &'m Mutex<Interner>,
     /// Accepted rows, as (user ID, trait codes), sorted by ID on disk past a budget.
     sorter: Sorter,
-    /// Pre-interned codes of fixed traits (flags and value maps), per rule.
-    flag_codes: Vec<(Option<u32>, Option<u32>)>,
-    map_codes: Vec<HashMap<String, u32>>,
-    /// Per trait-ID rule: trait ID -> code.
-    id_codes: Vec<HashMap<u64, u32>>,
-    /// Per key-value rule: value text -> code, so a value seen before costs one lookup.
-    signal_codes: Vec<HashMap<String, u32>>,
-    /// Per key-value rule over an integer column: value -> code, without writing the text.
-    number_codes: Vec<HashMap<i64, u32>>,
+    /// Per rule, its trait codes by value.
+    caches: Vec<RuleCache>,
     /// Reused for numbers rendered as text.
     text_buf: String,
     /// Per rule, the codes of the frame being converted (buffers reused).
@@ -579,40 +572,35 @@ impl<'m> Converter<'m> {
         interner: &'m Mutex<Interner>,
         spill_budget: usize,
     ) -> Converter<'m> {
-        let mut flag_codes = Vec::new();
-        let mut map_codes = Vec::new();
-        {
+        let caches = {
             let mut interner = interner.lock().expect("no converter panicked");
-            for rule in &mapping.rules {
-                match &rule.kind {
-                    RuleKind::Flag { on_true, on_false } => flag_codes.push((
+            let interner = &mut *interner;
+            let caches = mapping.rules.iter().map(|rule| match &rule.kind {
+                RuleKind::Flag { on_true, on_false } => RuleCache {
+                    flag: (
                         Some(interner.code(on_true.clone())),
                         on_false.clone().map(|t| interner.code(t)),
-                    )),
-                    _ => flag_codes.push((None, None)),
-                }
-                match &rule.kind {
-                    RuleKind::ValueMap { values, .. } => map_codes.push(
-                        values
-                            .iter()
-                            .map(|(k, t)| (k.clone(), interner.code(t.clone())))
-                            .collect(),
                     ),
-                    _ => map_codes.push(HashMap::default()),
-                }
-            }
-        }
+                    ..RuleCache::default()
+                },
+                RuleKind::ValueMap { values, .. } => RuleCache {
+                    map: values
+                        .iter()
+                        .map(|(k, t)| (k.clone(), interner.code(t.clone())))
+                        .collect(),
+                    ..RuleCache::default()
+                },
+                _ => RuleCache::default(),
+            });
+            caches.collect()
+        };
         Converter {
             mapping,
             receipt: Receipt::default(),
             rejects: Vec::new(),
             interner,
             sorter: Sorter::new(spill_budget),
-            flag_codes,
-            map_codes,
-            id_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
-            signal_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
-            number_codes: mapping.rules.iter().map(|_| HashMap::default()).collect(),
+            caches,
             text_buf: String::new(),
             rule_codes: Vec::new(),
         }
@@ -759,11 +747,7 @@ impl<'m> Converter<'m> {
             label: &b.label,
             interner: self.interner,
             receipt: &mut self.receipt,
-            flag_codes: self.flag_codes[i],
-            map_codes: &self.map_codes[i],
-            id_codes: &mut self.id_codes[i],
-            signal_codes: &mut self.signal_codes[i],
-            number_codes: &mut self.number_codes[i],
+            cache: &mut self.caches[i],
             buf: &mut self.text_buf,
         };
         let filter = b.filter.as_ref();
@@ -839,18 +823,29 @@ fn each_row<T>(
     }
 }
 
-/// What turns one rule's cells into trait codes: the rule and its caches.
+/// One rule's trait codes by value, in front of the shared interner.
+#[derive(Default)]
+struct RuleCache {
+    /// A flag's pre-interned traits for true and false.
+    flag: (Option<u32>, Option<u32>),
+    /// A value map's pre-interned traits.
+    map: HashMap<String, u32>,
+    /// Trait ID -> code.
+    ids: HashMap<u64, u32>,
+    /// Key-value: value text -> code, so a value seen before costs one lookup.
+    signals: HashMap<String, u32>,
+    /// Key-value over an integer column: value -> code, without writing the text.
+    numbers: HashMap<i64, u32>,
+}
+
+/// What turns one rule's cells into trait codes: the rule and its cache.
 struct Coder<'c> {
     kind: &'c RuleKind,
     /// `traits[0] (column "segments")`, for messages.
     label: &'c str,
     interner: &'c Mutex<Interner>,
     receipt: &'c mut Receipt,
-    flag_codes: (Option<u32>, Option<u32>),
-    map_codes: &'c HashMap<String, u32>,
-    id_codes: &'c mut HashMap<u64, u32>,
-    signal_codes: &'c mut HashMap<String, u32>,
-    number_codes: &'c mut HashMap<i64, u32>,
+    cache: &'c mut RuleCache,
     buf: &'c mut String,
 }
 
@@ -868,7 +863,8 @@ impl Coder<'_> {
                 })?;
                 let interner = self.interner;
                 let code = *self
-                    .id_codes
+                    .cache
+                    .ids
                     .entry(id)
                     .or_insert_with(|| intern(interner, emit.make(id)));
                 out.push(code);
@@ -883,7 +879,7 @@ impl Coder<'_> {
                         ),
                     )
                 })?;
-                let (on_true, on_false) = self.flag_codes;
+                let (on_true, on_false) = self.cache.flag;
                 if let Some(code) = if value { on_true } else { on_false } {
                     out.push(code);
                 }
@@ -892,11 +888,11 @@ impl Coder<'_> {
                 reject_unmapped, ..
             } => {
                 let text = cell.text(self.buf);
-                match self.map_codes.get(text) {
+                match self.cache.map.get(text) {
                     Some(&code) => out.push(code),
                     None if *reject_unmapped => {
                         let mut known: Vec<&str> =
-                            self.map_codes.keys().map(String::as_str).collect();
+                            self.cache.map.keys().map(String::as_str).collect();
                         known.sort_unstable();
                         return Err(RowReject::new(
                             "unmapped-value",
@@ -911,13 +907,13 @@ impl Coder<'_> {
             }
             RuleKind::KeyValue { key } => {
                 if let Cell::Int(n) = cell {
-                    if let Some(&code) = self.number_codes.get(&n) {
+                    if let Some(&code) = self.cache.numbers.get(&n) {
                         out.push(code);
                         return Ok(());
                     }
                 }
                 let text = cell.text(self.buf);
-                let code = match self.signal_codes.get(text) {
+                let code = match self.cache.signals.get(text) {
                     Some(&code) => code,
                     None => {
                         let t = Trait::signal(key, text).map_err(|e| {
@@ -927,33 +923,17 @@ impl Coder<'_> {
                             )
                         })?;
                         let code = intern(self.interner, t);
-                        self.signal_codes.insert(text.to_owned(), code);
+                        self.cache.signals.insert(text.to_owned(), code);
                         code
                     }
                 };
                 if let Cell::Int(n) = cell {
-                    self.number_codes.insert(n, code);
+                    self.cache.numbers.insert(n, code);
                 }
                 out.push(code);
             }
         }
         Ok(())
-    }
-}
-
-/// Sorts a user's trait ranks: usually a dozen, where an insertion sort beats the general one.
-fn sort_small(v: &mut [u32]) {
-    if v.len() > 24 {
-        return v.sort_unstable();
-    }
-    for i in 1..v.len() {
-        let x = v[i];
-        let mut j = i;
-        while j > 0 && v[j - 1] > x {
-            v[j] = v[j - 1];
-            j -= 1;
-        }
-        v[j] = x;
     }
 }
 
@@ -1098,7 +1078,7 @@ impl<'a> RenderContext<'a> {
                 ranks.push(self.rank[c as usize]);
             }
         }
-        sort_small(ranks);
+        ranks.sort_unstable();
         added.clear();
         removed.clear();
         line.clear();

@@ -7,18 +7,18 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
-/// The first 16 bytes of an ID as a big-endian integer: decides most comparisons (typical
-/// IDs are shorter) without touching the bytes.
-fn prefix(id: &[u8]) -> u128 {
+/// The first 16 bytes of an ID as two big-endian integers (compared in order, they give the
+/// bytes' order): they decide most comparisons (typical IDs are shorter) without touching
+/// the bytes. Two u64 rather than a u128, so that an index entry takes 24 bytes, not 32.
+fn prefix(id: &[u8]) -> [u64; 2] {
     let mut b = [0u8; 16];
     let n = id.len().min(16);
     b[..n].copy_from_slice(&id[..n]);
-    u128::from_be_bytes(b)
-}
-
-/// A prefix as (high, low) halves, in the same order.
-fn split(p: u128) -> [u64; 2] {
-    [(p >> 64) as u64, p as u64]
+    let (high, low) = b.split_at(8);
+    [
+        u64::from_be_bytes(high.try_into().expect("8 bytes")),
+        u64::from_be_bytes(low.try_into().expect("8 bytes")),
+    ]
 }
 
 /// A run being read back: a file, or half of the last buffer in memory.
@@ -32,8 +32,7 @@ const CLASS_SHIFT: u32 = 40;
 /// A buffered row: ID prefix, then (ID-length class, arena offset) packed so that for IDs
 /// of up to 16 bytes two integer comparisons give the bytewise ID order and, within one ID,
 /// the order pushed (a shorter ID with the same padded prefix is a prefix of the longer).
-/// The prefix is two u64 halves, not a u128, so that an entry takes 24 bytes, not 32 (the
-/// row's length is in the arena).
+/// The row's length is in the arena, not here, to keep the entry small.
 #[derive(Clone, Copy)]
 struct Entry {
     prefix: [u64; 2],
@@ -162,7 +161,7 @@ impl Sorter {
         assert!(start < 1 << CLASS_SHIFT, "spill buffer over 1 TiB");
         let class = (id.len() as u64).min(LONG_ID);
         b.index.push(Entry {
-            prefix: split(prefix(id)),
+            prefix: prefix(id),
             tie: class << CLASS_SHIFT | start as u64,
         });
         if b.bytes() > self.budget {
@@ -324,7 +323,7 @@ struct Run {
     /// The current row's ID, in `buf`.
     id: std::ops::Range<usize>,
     /// `prefix(id)`, so that most comparisons between runs skip the bytes.
-    key: u128,
+    key: [u64; 2],
     /// No rows left.
     ended: bool,
     file: u32,
@@ -343,7 +342,7 @@ impl Run {
             buf: Vec::new(),
             pos: 0,
             id: 0..0,
-            key: 0,
+            key: [0; 2],
             ended: false,
             file: 0,
             row: 0,
@@ -376,7 +375,7 @@ impl Run {
     }
 
     /// The current row's ID, for comparisons: the prefix decides most of them.
-    fn id_key(&self) -> (u128, &[u8]) {
+    fn id_key(&self) -> ([u64; 2], &[u8]) {
         (self.key, self.id())
     }
 
