@@ -696,7 +696,9 @@ impl<'m> Converter<'m> {
             scratch.clear();
             for c in &codes {
                 let start = if row == 0 { 0 } else { c.ends[row - 1] };
-                scratch.extend_from_slice(&c.codes[start as usize..c.ends[row] as usize]);
+                // A rule gives a row a code or two: a loop, not a call to memcpy.
+                let mine = &c.codes[start as usize..c.ends[row] as usize];
+                scratch.extend(mine.iter().copied());
             }
             self.sorter
                 .push(id.as_bytes(), file_index as u32, row_number, &scratch)
@@ -710,7 +712,7 @@ impl<'m> Converter<'m> {
     /// asks, then checked against its type (SPEC: User IDs).
     fn user_id<'r>(&mut self, raw: &'r str) -> Result<Cow<'r, str>, RowReject> {
         let spec = &self.mapping.user_id;
-        let mut id = Cow::Borrowed(if spec.trim { raw.trim() } else { raw });
+        let mut id = Cow::Borrowed(if spec.trim { trim(raw) } else { raw });
         if spec.hash_email && !id.is_empty() {
             if !inbound::looks_like_email(&id) {
                 return Err(RowReject::new(
@@ -831,11 +833,45 @@ struct RuleCache {
     /// A value map's pre-interned traits.
     map: HashMap<String, u32>,
     /// Trait ID -> code.
-    ids: HashMap<u64, u32>,
+    ids: IntCache,
     /// Key-value: value text -> code, so a value seen before costs one lookup.
     signals: HashMap<String, u32>,
     /// Key-value over an integer column: value -> code, without writing the text.
-    numbers: HashMap<i64, u32>,
+    numbers: IntCache,
+}
+
+/// Codes by integer: small integers (trait IDs, ages, counts) index a table, no hashing;
+/// the rest go to a map.
+#[derive(Default)]
+struct IntCache {
+    /// Code + 1 by value; 0 for not seen.
+    small: Vec<u32>,
+    large: HashMap<u64, u32>,
+}
+
+/// Values below this are looked up in the table (4 MB at most per rule).
+const SMALL_INT: u64 = 1 << 20;
+
+impl IntCache {
+    fn get(&self, v: u64) -> Option<u32> {
+        if v < SMALL_INT {
+            self.small.get(v as usize).and_then(|&c| c.checked_sub(1))
+        } else {
+            self.large.get(&v).copied()
+        }
+    }
+
+    fn insert(&mut self, v: u64, code: u32) {
+        if v < SMALL_INT {
+            let i = v as usize;
+            if i >= self.small.len() {
+                self.small.resize((i + 1).next_power_of_two().max(1024), 0);
+            }
+            self.small[i] = code + 1;
+        } else {
+            self.large.insert(v, code);
+        }
+    }
 }
 
 /// What turns one rule's cells into trait codes: the rule and its cache.
@@ -861,12 +897,14 @@ impl Coder<'_> {
                         format!("{path}: trait ID {} is {why}", cell.describe()),
                     )
                 })?;
-                let interner = self.interner;
-                let code = *self
-                    .cache
-                    .ids
-                    .entry(id)
-                    .or_insert_with(|| intern(interner, emit.make(id)));
+                let code = match self.cache.ids.get(id) {
+                    Some(code) => code,
+                    None => {
+                        let code = intern(self.interner, emit.make(id));
+                        self.cache.ids.insert(id, code);
+                        code
+                    }
+                };
                 out.push(code);
             }
             RuleKind::Flag { .. } => {
@@ -906,8 +944,9 @@ impl Coder<'_> {
                 }
             }
             RuleKind::KeyValue { key } => {
+                // Integers are cached as their bits: a distinct value is a distinct key.
                 if let Cell::Int(n) = cell {
-                    if let Some(&code) = self.cache.numbers.get(&n) {
+                    if let Some(code) = self.cache.numbers.get(n as u64) {
                         out.push(code);
                         return Ok(());
                     }
@@ -928,7 +967,7 @@ impl Coder<'_> {
                     }
                 };
                 if let Cell::Int(n) = cell {
-                    self.cache.numbers.insert(n, code);
+                    self.cache.numbers.insert(n as u64, code);
                 }
                 out.push(code);
             }
