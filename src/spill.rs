@@ -1,8 +1,12 @@
 //! An external sort of converted rows by user ID, so that memory stays flat however large
 //! the export: rows, reduced to (user ID, trait codes), are buffered up to a budget, then
-//! sorted and written to a temporary file (a run, under TMPDIR); at the end the runs are
-//! merged, and each user's rows come out together, users in bytewise ID order. The output
-//! does not depend on the budget or on whether anything was spilled.
+//! sorted and written to a temporary file (a run, under TMPDIR); at the end what is still
+//! buffered is sorted and laid out in order in memory, and the runs are merged: each user's
+//! rows come out together, users in bytewise ID order. The output does not depend on the
+//! budget or on whether anything was spilled.
+//!
+//! Every run is read front to back: the merge never reads rows scattered over a buffer,
+//! which at millions of rows costs a cache miss per row.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -11,8 +15,8 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 /// bytes' order): they decide most comparisons (typical IDs are shorter) without touching
 /// the bytes. Two u64 rather than a u128, so that an index entry takes 24 bytes, not 32.
 fn prefix(id: &[u8]) -> [u64; 2] {
-    let mut b = [0u8; 16];
-    let n = id.len().min(16);
+    let mut b = [0u8; PREFIX_BYTES];
+    let n = id.len().min(PREFIX_BYTES);
     b[..n].copy_from_slice(&id[..n]);
     let (high, low) = b.split_at(8);
     [
@@ -21,11 +25,19 @@ fn prefix(id: &[u8]) -> [u64; 2] {
     ]
 }
 
-/// A run being read back: a file, or half of the last buffer in memory.
-type Reader = Box<dyn Read + Send>;
+/// Where a run's rows come from.
+enum Rows {
+    /// A run file, read into the run's buffer as the merge goes.
+    File(File),
+    /// Rows already in the run's buffer, whole: the last rows buffered, written out in
+    /// order so that the merge reads them front to back, not all over the arena.
+    Memory,
+}
 
+/// The bytes of an ID that `prefix` holds.
+const PREFIX_BYTES: usize = 16;
 /// IDs longer than the prefix: only two of these need their bytes compared.
-const LONG_ID: u64 = 17;
+const LONG_ID: u64 = PREFIX_BYTES as u64 + 1;
 /// Where an entry's ID-length class starts in `Entry::tie`, above the arena offset.
 const CLASS_SHIFT: u32 = 40;
 
@@ -52,6 +64,9 @@ impl Entry {
     }
 }
 
+/// The most address space a buffer's arena reserves up front.
+const MAX_RESERVE: usize = 256 << 20;
+
 /// Bytes of index per buffered row, counted against the budget.
 const INDEX_BYTES: usize = std::mem::size_of::<Entry>();
 
@@ -69,12 +84,82 @@ impl Buffer {
 
     /// Writes the rows sorted by ID; rows of one ID stay in the order pushed.
     fn write_sorted(mut self, out: &mut impl Write) -> io::Result<()> {
-        sort_entries(&self.arena, &mut self.index);
-        for e in &self.index {
-            out.write_all(e.row(&self.arena))?;
-        }
-        Ok(())
+        write_sorted(&self.arena, &mut self.index, out)
     }
+}
+
+/// Sorts `index` (see `sort_entries`) and writes its rows in that order.
+fn write_sorted(arena: &[u8], index: &mut [Entry], out: &mut impl Write) -> io::Result<()> {
+    sort_entries(arena, index);
+    for e in index.iter() {
+        out.write_all(e.row(arena))?;
+    }
+    Ok(())
+}
+
+/// Digits of an entry's sort key, most significant first: the prefix's 16 bytes, then the
+/// ID-length class (the arena offset, last in the key, is the order the entries come in).
+const DIGITS: usize = PREFIX_BYTES + 1;
+
+fn digit(e: &Entry, d: usize) -> u8 {
+    match d {
+        0..8 => (e.prefix[0] >> (56 - 8 * d)) as u8,
+        8..16 => (e.prefix[1] >> (56 - 8 * (d - 8))) as u8,
+        _ => (e.tie >> CLASS_SHIFT) as u8,
+    }
+}
+
+/// Past this many varying digits a comparison sort is cheaper.
+const RADIX_PASSES: usize = 8;
+
+/// Sorts entries of short IDs, given in the order pushed, by (prefix, tie) with a stable
+/// LSD radix sort over the digits that vary, when few do: IDs from one system share most
+/// of their bytes (`C000123456`), and a pass per varying byte beats ~20 comparisons per
+/// entry. False, leaving `index` as it was, when the IDs vary in too many bytes.
+fn radix_sort(index: &mut [Entry]) -> bool {
+    let Some(first) = index.first().copied() else {
+        return true;
+    };
+    // The bits that differ from the first entry anywhere, laid out as an entry.
+    let mut diff = Entry {
+        prefix: [0; 2],
+        tie: 0,
+    };
+    for e in index.iter() {
+        diff.prefix[0] |= e.prefix[0] ^ first.prefix[0];
+        diff.prefix[1] |= e.prefix[1] ^ first.prefix[1];
+        diff.tie |= e.tie ^ first.tie;
+    }
+    let passes: Vec<usize> = (0..DIGITS)
+        .rev()
+        .filter(|&d| digit(&diff, d) != 0)
+        .collect();
+    if passes.len() > RADIX_PASSES || index.len() < 1024 {
+        return passes.is_empty();
+    }
+    let mut scratch = vec![first; index.len()];
+    let (mut from, mut to) = (index, &mut scratch[..]);
+    for &d in &passes {
+        let mut start = [0usize; 256];
+        for e in from.iter() {
+            start[usize::from(digit(e, d))] += 1;
+        }
+        let mut sum = 0;
+        for s in start.iter_mut() {
+            (*s, sum) = (sum, sum + *s);
+        }
+        for e in from.iter() {
+            let slot = &mut start[usize::from(digit(e, d))];
+            to[*slot] = *e;
+            *slot += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    if passes.len() % 2 == 1 {
+        // The sorted entries are in the scratch: back into the index.
+        to.copy_from_slice(from);
+    }
+    true
 }
 
 /// Sorts index entries by ID, then by position (the order pushed).
@@ -82,7 +167,9 @@ fn sort_entries(arena: &[u8], index: &mut [Entry]) {
     let long = LONG_ID << CLASS_SHIFT;
     if index.iter().all(|e| e.tie < long) {
         // No ID is longer than its prefix: the integers alone decide.
-        index.sort_unstable_by_key(|e| (e.prefix, e.tie));
+        if !radix_sort(index) {
+            index.sort_unstable_by_key(|e| (e.prefix[0], e.prefix[1], e.tie));
+        }
         return;
     }
     let id_at = |at: usize| {
@@ -102,35 +189,6 @@ fn sort_entries(arena: &[u8], index: &mut [Entry]) {
     });
 }
 
-/// Reads the rows of a sorted slice of a buffer's index, as a run file would hold them.
-struct SortedReader {
-    buffer: std::sync::Arc<Buffer>,
-    entries: std::ops::Range<usize>,
-    /// Bytes of the current row already read.
-    within: usize,
-}
-
-impl Read for SortedReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        while n < out.len() && !self.entries.is_empty() {
-            let e = self.buffer.index[self.entries.start];
-            let whole = e.row(&self.buffer.arena);
-            let len = whole.len();
-            let row = &whole[self.within..];
-            let take = row.len().min(out.len() - n);
-            out[n..n + take].copy_from_slice(&row[..take]);
-            n += take;
-            self.within += take;
-            if self.within == len {
-                self.entries.start += 1;
-                self.within = 0;
-            }
-        }
-        Ok(n)
-    }
-}
-
 pub struct Sorter {
     buffer: Buffer,
     budget: usize,
@@ -142,7 +200,8 @@ pub struct Sorter {
 
 impl Sorter {
     /// Keeps up to about `budget` bytes of rows in memory before writing a run (while a run
-    /// is written, up to twice that).
+    /// is sorted and written, up to about two and a half times that: the radix sort's
+    /// scratch is a copy of the index).
     pub fn new(budget: usize) -> Sorter {
         Sorter {
             buffer: Buffer::default(),
@@ -155,6 +214,10 @@ impl Sorter {
 
     pub fn push(&mut self, id: &[u8], file: u32, row: u64, codes: &[u32]) -> io::Result<()> {
         let b = &mut self.buffer;
+        if b.arena.capacity() == 0 {
+            // Reserved, not touched: the arena grows without being copied.
+            b.arena.reserve(self.budget.min(MAX_RESERVE));
+        }
         let start = b.arena.len();
         encode(&mut b.arena, id, file, row, codes);
         // Past 2^40 bytes of arena the offset would run into the class; no budget is that big.
@@ -205,36 +268,36 @@ impl Sorter {
         !self.runs.is_empty() || self.writing.is_some()
     }
 
-    /// Sorts what is buffered; returns readers of all runs, earliest rows first.
-    fn into_runs(mut self) -> io::Result<(Vec<Reader>, Option<tempfile::TempDir>)> {
-        let mut in_memory: Vec<Reader> = Vec::new();
-        // What is still buffered is sorted in two halves on two threads and read in place:
-        // two more runs, the first half's rows before the second's.
+    /// Sorts what is buffered; returns all runs, earliest rows first.
+    fn into_runs(mut self) -> io::Result<(Vec<Run>, Option<tempfile::TempDir>)> {
+        // What is still buffered is sorted in two halves on two threads, each written out
+        // in order in memory: two more runs, the first half's rows before the second's.
         let mut buffer = std::mem::take(&mut self.buffer);
         let n = buffer.index.len();
         let (first, second) = buffer.index.split_at_mut(n / 2);
         let arena = &buffer.arena;
-        std::thread::scope(|s| {
-            s.spawn(|| sort_entries(arena, first));
-            sort_entries(arena, second);
+        let sorted = |index: &mut [Entry]| {
+            // Room for the whole arena: pages never written are never resident.
+            let mut rows = Vec::with_capacity(arena.len());
+            write_sorted(arena, index, &mut rows).map(|()| rows)
+        };
+        let in_memory = std::thread::scope(|s| {
+            let first = s.spawn(|| sorted(first));
+            let second = sorted(second);
+            [first.join().expect("sorting does not panic"), second]
         });
-        let buffer = std::sync::Arc::new(buffer);
-        for entries in [0..n / 2, n / 2..n] {
-            in_memory.push(Box::new(SortedReader {
-                buffer: buffer.clone(),
-                entries,
-                within: 0,
-            }));
-        }
+        drop(buffer);
         // Meanwhile the last full run may have been written.
         self.wait()?;
-        let mut readers: Vec<Reader> = Vec::new();
-        for mut run in std::mem::take(&mut self.runs) {
-            run.seek(SeekFrom::Start(0))?;
-            readers.push(Box::new(run));
+        let mut runs = Vec::new();
+        for mut file in std::mem::take(&mut self.runs) {
+            file.seek(SeekFrom::Start(0))?;
+            runs.push(Run::new(Rows::File(file), Vec::new()));
         }
-        readers.extend(in_memory);
-        Ok((readers, self.dir.take()))
+        for rows in in_memory {
+            runs.push(Run::new(Rows::Memory, rows?));
+        }
+        Ok((runs, self.dir.take()))
     }
 }
 
@@ -243,10 +306,9 @@ pub fn merge(sorters: Vec<Sorter>) -> io::Result<Merge> {
     let mut runs = Vec::new();
     let mut dirs = Vec::new();
     for sorter in sorters {
-        let (readers, dir) = sorter.into_runs()?;
+        let (sorted, dir) = sorter.into_runs()?;
         dirs.extend(dir);
-        for r in readers {
-            let mut run = Run::new(r);
+        for mut run in sorted {
             if run.advance()? {
                 runs.push(run);
             }
@@ -267,16 +329,10 @@ impl Drop for Sorter {
 /// A row as stored: its length, then the ID (length and bytes), file, row and codes, all
 /// varints; the length lets a run's reader decode a whole row from one buffer check.
 fn encode(buf: &mut Vec<u8>, id: &[u8], file: u32, row: u64, codes: &[u32]) {
-    let body = varint_len(id.len() as u64)
-        + id.len()
-        + varint_len(u64::from(file))
-        + varint_len(row)
-        + varint_len(codes.len() as u64)
-        + codes
-            .iter()
-            .map(|&c| varint_len(u64::from(c)))
-            .sum::<usize>();
-    put_varint(buf, body as u64);
+    // The body is written after a one-byte length, the usual size; a longer body moves
+    // over to make room for its length.
+    let start = buf.len();
+    buf.push(0);
     put_varint(buf, id.len() as u64);
     buf.extend_from_slice(id);
     put_varint(buf, u64::from(file));
@@ -285,10 +341,14 @@ fn encode(buf: &mut Vec<u8>, id: &[u8], file: u32, row: u64, codes: &[u32]) {
     for &c in codes {
         put_varint(buf, u64::from(c));
     }
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    let body = buf.len() - start - 1;
+    if body < 0x80 {
+        buf[start] = body as u8;
+    } else {
+        let mut len = Vec::with_capacity(VARINT_MAX);
+        put_varint(&mut len, body as u64);
+        buf.splice(start..start + 1, len);
+    }
 }
 
 fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
@@ -313,10 +373,10 @@ fn get_varint(data: &[u8], at: &mut usize) -> u64 {
     }
 }
 
-/// One sorted run and its current row. Reads through its own buffer: a row is decoded in
+/// One sorted run and its current row, read through its own buffer: a row is decoded in
 /// place, its ID and codes read from the buffer rather than copied out.
 struct Run {
-    reader: Reader,
+    rows: Rows,
     buf: Vec<u8>,
     /// Where the next row starts in `buf`.
     pos: usize,
@@ -336,10 +396,10 @@ struct Run {
 const VARINT_MAX: usize = 10;
 
 impl Run {
-    fn new(reader: Reader) -> Run {
+    fn new(rows: Rows, buf: Vec<u8>) -> Run {
         Run {
-            reader,
-            buf: Vec::new(),
+            rows,
+            buf,
             pos: 0,
             id: 0..0,
             key: [0; 2],
@@ -352,26 +412,44 @@ impl Run {
 
     /// Makes at least `n` bytes available after `pos`, unless the run ends first. Moves
     /// what is left of the buffer: positions of the current row are stale afterwards.
+    #[inline]
     fn fill(&mut self, n: usize) -> io::Result<usize> {
-        if self.buf.len() - self.pos < n {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-            let want = n.max(1 << 20);
-            while self.buf.len() < want {
-                let have = self.buf.len();
-                self.buf.resize(want, 0);
-                let got = self.reader.read(&mut self.buf[have..])?;
-                self.buf.truncate(have + got);
-                if got == 0 {
-                    break;
-                }
+        let have = self.buf.len() - self.pos;
+        if have >= n {
+            return Ok(have);
+        }
+        self.refill(n)
+    }
+
+    /// `fill`'s slow path: moves what is left to the front and reads more.
+    #[inline(never)]
+    fn refill(&mut self, n: usize) -> io::Result<usize> {
+        let Rows::File(file) = &mut self.rows else {
+            return Ok(self.buf.len() - self.pos);
+        };
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let want = n.max(1 << 20);
+        while self.buf.len() < want {
+            let have = self.buf.len();
+            self.buf.resize(want, 0);
+            let got = file.read(&mut self.buf[have..])?;
+            self.buf.truncate(have + got);
+            if got == 0 {
+                break;
             }
         }
-        Ok(self.buf.len() - self.pos)
+        Ok(self.buf.len())
     }
 
     fn id(&self) -> &[u8] {
         &self.buf[self.id.clone()]
+    }
+
+    /// Whether the current row's ID is `id`, given that their prefixes are equal: IDs of
+    /// the same length that fit in the prefix are then equal, without comparing bytes.
+    fn has_id(&self, id: &[u8]) -> bool {
+        self.id.len() == id.len() && (id.len() <= PREFIX_BYTES || self.id() == id)
     }
 
     /// The current row's ID, for comparisons: the prefix decides most of them.
@@ -451,7 +529,7 @@ impl Merge {
         let mut ended = false;
         // Runs before `from` hold greater IDs; in each run the user's rows are together.
         for run in &mut self.runs[from..] {
-            while run.key == key && run.id() == user.id {
+            while run.key == key && run.has_id(&user.id) {
                 user.rows += 1;
                 // Several sorters' runs interleave in input order: the earliest row is the least.
                 if (run.file, run.row) < (user.first_file, user.first_row) {
@@ -475,6 +553,58 @@ impl Merge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn radix_sort_gives_the_comparison_order() {
+        // IDs that share most bytes (the radix case), of several lengths, with repeats;
+        // then IDs that differ in too many bytes, which are left for the comparison sort.
+        let mut x = 7u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let shared: Vec<String> = (0..5000)
+            .map(|_| {
+                let n = next();
+                let id = format!("C{:06}", n % 3000);
+                if n % 7 == 0 {
+                    format!("{id}\0")
+                } else {
+                    id
+                }
+            })
+            .collect();
+        let varied: Vec<String> = (0..5000)
+            .map(|_| format!("{:08x}{:08x}", next(), next()))
+            .collect();
+        for (ids, radix) in [(shared, true), (varied, false)] {
+            let mut b = Buffer::default();
+            for (i, id) in ids.iter().enumerate() {
+                let start = b.arena.len();
+                encode(&mut b.arena, id.as_bytes(), 0, i as u64, &[]);
+                let class = (id.len() as u64).min(LONG_ID);
+                b.index.push(Entry {
+                    prefix: prefix(id.as_bytes()),
+                    tie: class << CLASS_SHIFT | start as u64,
+                });
+            }
+            let key = |e: &Entry| (e.prefix, e.tie);
+            let mut want = b.index.clone();
+            want.sort_by_key(key);
+            let mut got = b.index.clone();
+            assert_eq!(radix_sort(&mut got), radix);
+            if radix {
+                assert!(got.iter().map(key).eq(want.iter().map(key)));
+            } else {
+                assert!(
+                    got.iter().map(key).eq(b.index.iter().map(key)),
+                    "left as it was"
+                );
+            }
+        }
+    }
 
     fn users(budget: usize, rows: &[(String, Vec<u32>)]) -> (bool, Vec<UserRows>) {
         let mut s = Sorter::new(budget);
