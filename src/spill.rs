@@ -137,17 +137,22 @@ fn radix_sort(index: &mut [Entry]) -> bool {
     if passes.len() > RADIX_PASSES || index.len() < 1024 {
         return passes.is_empty();
     }
-    let mut scratch = vec![first; index.len()];
-    let (mut from, mut to) = (index, &mut scratch[..]);
-    for &d in &passes {
-        let mut start = [0usize; 256];
-        for e in from.iter() {
-            start[usize::from(digit(e, d))] += 1;
+    // Every pass's counts in one read of the entries: where each digit value starts.
+    let mut starts = vec![[0usize; 256]; passes.len()];
+    for e in index.iter() {
+        for (&d, count) in passes.iter().zip(&mut starts) {
+            count[usize::from(digit(e, d))] += 1;
         }
+    }
+    for start in &mut starts {
         let mut sum = 0;
         for s in start.iter_mut() {
             (*s, sum) = (sum, sum + *s);
         }
+    }
+    let mut scratch = vec![first; index.len()];
+    let (mut from, mut to) = (index, &mut scratch[..]);
+    for (&d, start) in passes.iter().zip(&mut starts) {
         for e in from.iter() {
             let slot = &mut start[usize::from(digit(e, d))];
             to[*slot] = *e;
