@@ -1203,6 +1203,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn int_cache_keeps_small_large_and_negative_values_apart() {
+        let mut cache = IntCache::default();
+        let values = [
+            0,
+            1,
+            5000,
+            SMALL_INT - 1,
+            SMALL_INT,
+            u64::MAX,
+            (-3i64) as u64,
+        ];
+        for v in values {
+            assert_eq!(cache.get(v), None, "{v} before it is inserted");
+        }
+        for (code, v) in values.into_iter().enumerate() {
+            cache.insert(v, code as u32);
+        }
+        for (code, v) in values.into_iter().enumerate() {
+            assert_eq!(cache.get(v), Some(code as u32), "{v}");
+        }
+        assert_eq!(cache.get(2), None);
+        assert_eq!(cache.get(SMALL_INT + 1), None);
+    }
+
+    #[test]
     fn trait_ids_from_cells() {
         assert_eq!(trait_id(Cell::Int(24)), Ok(24));
         assert_eq!(trait_id(Cell::Float(123.0)), Ok(123));
