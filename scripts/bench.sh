@@ -44,7 +44,7 @@ measure() {
   rm -f "$log"
 }
 
-# The median of the numbers on stdin.
+# The median of the numbers on stdin (of an even count, the lower middle one).
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 AAM=(target/release/aam-etl --mapping mappings/bench.toml "$INPUT" --out "$OUT/aam" --timestamp $TS --force)
@@ -81,22 +81,29 @@ read -r D_WALL D_CPU D_RSS < <(measure .venv-bench/bin/python -c "
 import duckdb, sys
 duckdb.sql(open('$OUT/duckdb.sql').read())")
 
-# The floor: reading the used Parquet columns, and pigz -p 2 -6 of the uncompressed output.
-# This shared machine's speed drifts by a third within minutes, so aam-etl and pigz are timed
-# in turn, RUNS times each: the medians, and the median of the ratios of neighbouring runs.
+# This shared machine's speed drifts within minutes, so a job and its yardstick are timed in
+# turn, RUNS times each. `in_turn FILE YARDSTICK JOB` (names of command arrays) writes a line
+# "job_wall job_cpu job_rss yardstick_wall job/yardstick" per run to FILE; `col FILE N`
+# prints the median of column N (peak RSS: `peak FILE`, the largest).
 RUNS=${RUNS:-3}
+in_turn() {
+  local -n yardstick=$2 job=$3
+  : > "$1"
+  for _ in $(seq "$RUNS"); do
+    read -r y _ _ < <(measure "${yardstick[@]}")
+    read -r w c r < <(measure "${job[@]}")
+    echo "$w $c $r $y $(echo "$w / $y" | bc -l)" >> "$1"
+  done
+}
+col() { awk -v n="$2" '{ print $n }' "$1" | median; }
+peak() { awk '{ print $3 }' "$1" | sort -g | tail -1; }
+
+# The floor: reading the used Parquet columns, and pigz -p 2 -6 of the uncompressed output.
 zcat "$OUT"/aam/*.gz > "$OUT/plain.txt"
-: > "$OUT/pairs"
-for _ in $(seq "$RUNS"); do
-  read -r p _ _ < <(measure pigz -p 2 -6 -f -k "$OUT/plain.txt")
-  read -r a c r < <(measure "${AAM[@]}")
-  echo "$a $c $r $p $(echo "$a / $p" | bc -l)" >> "$OUT/pairs"
-done
-A_WALL=$(awk '{ print $1 }' "$OUT/pairs" | median)
-A_CPU=$(awk '{ print $2 }' "$OUT/pairs" | median)
-A_RSS=$(awk '{ print $3 }' "$OUT/pairs" | sort -g | tail -1)
-P_WALL=$(awk '{ print $4 }' "$OUT/pairs" | median)
-PAIR_RATIO=$(awk '{ print $5 }' "$OUT/pairs" | median)
+PIGZ=(pigz -p 2 -6 -f -k "$OUT/plain.txt")
+in_turn "$OUT/pairs" PIGZ AAM
+A_WALL=$(col "$OUT/pairs" 1) A_CPU=$(col "$OUT/pairs" 2) A_RSS=$(peak "$OUT/pairs")
+P_WALL=$(col "$OUT/pairs" 4) PAIR_RATIO=$(col "$OUT/pairs" 5)
 R_WALL=NA
 if [[ $FORMAT == parquet ]]; then
   read -r R_WALL _ _ < <(measure .venv-bench/bin/python -c "
@@ -105,17 +112,11 @@ duckdb.sql(\"SELECT sum(length(customer_id)), sum(segment_id), sum(optout_segmen
 fi
 
 # The validator against plain decompression of the same file, in turn as above.
-: > "$OUT/vpairs"
-for _ in $(seq "$RUNS"); do
-  read -r g _ _ < <(measure gzip -dc "$OUT"/aam/*.gz)
-  read -r v c r < <(measure target/release/aam-etl validate "$OUT/aam")
-  echo "$v $c $r $g $(echo "$v / $g" | bc -l)" >> "$OUT/vpairs"
-done
-V_WALL=$(awk '{ print $1 }' "$OUT/vpairs" | median)
-V_CPU=$(awk '{ print $2 }' "$OUT/vpairs" | median)
-V_RSS=$(awk '{ print $3 }' "$OUT/vpairs" | sort -g | tail -1)
-G_WALL=$(awk '{ print $4 }' "$OUT/vpairs" | median)
-V_RATIO=$(awk '{ print $5 }' "$OUT/vpairs" | median)
+GUNZIP=(gzip -dc "$OUT"/aam/*.gz)
+VALIDATE=(target/release/aam-etl validate "$OUT/aam")
+in_turn "$OUT/vpairs" GUNZIP VALIDATE
+V_WALL=$(col "$OUT/vpairs" 1) V_CPU=$(col "$OUT/vpairs" 2) V_RSS=$(peak "$OUT/vpairs")
+G_WALL=$(col "$OUT/vpairs" 4) V_RATIO=$(col "$OUT/vpairs" 5)
 
 .venv-bench/bin/python scripts/compare_outputs.py "$OUT/aam" "$OUT/duckdb"
 
