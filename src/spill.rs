@@ -167,7 +167,7 @@ fn radix_sort(index: &mut [Entry]) -> bool {
     true
 }
 
-/// Sorts index entries by ID, then by position (the order pushed).
+/// Sorts index entries, given in the order pushed, by ID, then by position (that order).
 fn sort_entries(arena: &[u8], index: &mut [Entry]) {
     let long = LONG_ID << CLASS_SHIFT;
     if index.iter().all(|e| e.tie < long) {
