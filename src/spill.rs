@@ -628,6 +628,34 @@ mod tests {
     }
 
     #[test]
+    fn rows_longer_than_a_one_byte_length_come_back_whole() {
+        // Bodies of 128 bytes and more take a two-byte length (`encode` moves them over).
+        let long_id = "L".repeat(300);
+        let rows: Vec<(String, Vec<u32>)> = (0..50u32)
+            .map(|i| {
+                let id = if i % 2 == 0 {
+                    long_id.clone()
+                } else {
+                    format!("u{i}")
+                };
+                (id, (0..i * 3).map(|c| c * 70_001).collect())
+            })
+            .collect();
+        for budget in [1, usize::MAX] {
+            let (_, users) = users(budget, &rows);
+            let long = users.iter().find(|u| u.id == long_id.as_bytes()).unwrap();
+            let want: Vec<u32> = rows
+                .iter()
+                .filter(|(id, _)| *id == long_id)
+                .flat_map(|(_, codes)| codes.clone())
+                .collect();
+            assert_eq!((long.rows, &long.codes), (25, &want), "budget {budget}");
+            let u49 = users.iter().find(|u| u.id == b"u49").unwrap();
+            assert_eq!(u49.codes, rows[49].1, "budget {budget}");
+        }
+    }
+
+    #[test]
     fn users_come_out_sorted_and_whole_whether_spilled_or_not() {
         let ids = [
             "b",
