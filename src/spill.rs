@@ -78,6 +78,19 @@ struct Buffer {
 }
 
 impl Buffer {
+    /// Appends a row to the arena and its entry to the index.
+    fn push(&mut self, id: &[u8], file: u32, row: u64, codes: &[u32]) {
+        let start = self.arena.len();
+        encode(&mut self.arena, id, file, row, codes);
+        // Past 2^40 bytes of arena the offset would run into the class; no budget is that big.
+        assert!(start < 1 << CLASS_SHIFT, "spill buffer over 1 TiB");
+        let class = (id.len() as u64).min(LONG_ID);
+        self.index.push(Entry {
+            prefix: prefix(id),
+            tie: class << CLASS_SHIFT | start as u64,
+        });
+    }
+
     fn bytes(&self) -> usize {
         self.arena.len() + self.index.len() * INDEX_BYTES
     }
@@ -223,15 +236,7 @@ impl Sorter {
             // Reserved, not touched: the arena grows without being copied.
             b.arena.reserve(self.budget.min(MAX_RESERVE));
         }
-        let start = b.arena.len();
-        encode(&mut b.arena, id, file, row, codes);
-        // Past 2^40 bytes of arena the offset would run into the class; no budget is that big.
-        assert!(start < 1 << CLASS_SHIFT, "spill buffer over 1 TiB");
-        let class = (id.len() as u64).min(LONG_ID);
-        b.index.push(Entry {
-            prefix: prefix(id),
-            tie: class << CLASS_SHIFT | start as u64,
-        });
+        b.push(id, file, row, codes);
         if b.bytes() > self.budget {
             self.wait()?;
             let mut run = self.new_run()?;
@@ -587,13 +592,7 @@ mod tests {
         for (ids, radix) in [(shared, true), (varied, false)] {
             let mut b = Buffer::default();
             for (i, id) in ids.iter().enumerate() {
-                let start = b.arena.len();
-                encode(&mut b.arena, id.as_bytes(), 0, i as u64, &[]);
-                let class = (id.len() as u64).min(LONG_ID);
-                b.index.push(Entry {
-                    prefix: prefix(id.as_bytes()),
-                    tie: class << CLASS_SHIFT | start as u64,
-                });
+                b.push(id.as_bytes(), 0, i as u64, &[]);
             }
             let key = |e: &Entry| (e.prefix, e.tie);
             let mut want = b.index.clone();
