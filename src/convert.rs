@@ -1,15 +1,41 @@
 //! The main job: mapping + sources -> inbound files, with the reject threshold applied.
 
-use crate::error::Result;
-use crate::mapping::Mapping;
+use crate::error::{Error, Result};
+use crate::inbound::TIMESTAMP_RANGE;
+use crate::mapping::{Format, Mapping};
 use crate::pipeline::{self, Tuning};
 use crate::reject::Reject;
 use crate::report::Receipt;
-use crate::source::Source;
+use crate::source::{self, Source};
 use crate::writer::{PartWriter, Plan};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The timestamp in the file names: the one given (`--timestamp`), which must be a 10-digit
+/// UTC Unix time, or now.
+pub fn timestamp(given: Option<u64>) -> Result<u64> {
+    match given {
+        Some(t) if TIMESTAMP_RANGE.contains(&t) => Ok(t),
+        Some(t) => Err(Error::Usage(format!(
+            "--timestamp {t} is not a 10-digit UTC Unix time in seconds"
+        ))),
+        None => Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())),
+    }
+}
+
+/// The export's files: `inputs` (paths and glob patterns) read as `format` (`--format`),
+/// else as the mapping's `[input] format`, else by extension.
+pub fn sources(
+    mapping: &Mapping,
+    inputs: &[String],
+    format: Option<Format>,
+) -> Result<Vec<Source>> {
+    source::resolve(inputs, format.or(mapping.input.format))
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -248,7 +274,7 @@ mod tests {
         .unwrap();
         for tuning in [Tuning::default(), TINY] {
             let (_, receipt, rejects) = convert(&mapping, &[input.display().to_string()], tuning);
-            let got: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.reason)).collect();
+            let got: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.reason.code())).collect();
             // Row 4 has no ID: that, not its segment, is why it is left out.
             assert_eq!(got[0], (2, "invalid-trait-id"));
             assert_eq!(got[1].0, 4);

@@ -1,20 +1,10 @@
 //! The receipt: the counters AAM's own receipt uses, for what this run wrote, before upload
 //! (SPEC: What AAM reports back). Printed as text, or written as JSON with `--report`.
 
+use crate::reject::RejectReason;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// Trait counts indexed by [`crate::inbound::KINDS`] as the receipts' by-kind table (kinds
-/// with a count only).
-pub fn by_kind(counts: &[u64; 5]) -> BTreeMap<String, u64> {
-    crate::inbound::KINDS
-        .iter()
-        .zip(counts)
-        .filter(|(_, &n)| n > 0)
-        .map(|(k, &n)| (k.to_string(), n))
-        .collect()
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Receipt {
@@ -59,11 +49,11 @@ pub struct PartReport {
 }
 
 impl Receipt {
-    pub fn reject(&mut self, reason: &str, rows: u64) {
+    pub fn reject(&mut self, reason: RejectReason, rows: u64) {
         self.rows_rejected += rows;
         *self
             .rejected_by_reason
-            .entry(reason.to_owned())
+            .entry(reason.code().to_owned())
             .or_default() += rows;
     }
 

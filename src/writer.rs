@@ -5,26 +5,12 @@
 
 use crate::error::{Error, Result};
 use crate::gzip::Member;
-use crate::inbound::{date_folder, FileName, MAX_COMPRESSED_BYTES};
+use crate::inbound::{date_folder, FileName, PartLimit, Rendered, MAX_COMPRESSED_BYTES};
 use crate::mapping::OutputOptions;
 use crate::report::PartReport;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Some users' lines, rendered back to back: what the pipeline hands the writer.
-#[derive(Debug, Default)]
-pub struct Rendered {
-    pub body: Vec<u8>,
-    /// Per user: the end offset of its lines in `body` and how many lines it has.
-    pub users: Vec<UserBlock>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserBlock {
-    pub end: usize,
-    pub lines: u32,
-}
 
 /// One output file: a run of users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,14 +124,16 @@ impl<'o> PartWriter<'o> {
     /// Adds users' lines: a part is closed when the next user would take it over
     /// `max_part_bytes`; a user's lines never straddle two parts.
     pub fn push(&mut self, r: &Rendered) -> Result<()> {
-        let max = self.opts.max_part_bytes;
+        let limit = PartLimit {
+            max_bytes: self.opts.max_part_bytes,
+        };
         let mut start = 0usize;
         let mut run_start = 0usize;
         for u in &r.users {
             let len = (u.end - start) as u64;
             if let Some(open) = &self.open {
                 let part = &open.part;
-                if part.users > 0 && part.uncompressed_bytes + len > max {
+                if limit.closes_before(part.uncompressed_bytes, part.users, len) {
                     self.write(&r.body[run_start..start])?;
                     run_start = start;
                     self.close()?;
@@ -338,7 +326,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::Mode;
+    use crate::inbound::{Mode, UserBlock};
 
     fn rendered(sizes: &[usize]) -> Rendered {
         let mut r = Rendered::default();

@@ -146,6 +146,33 @@ pub fn date_folder(timestamp: u64) -> String {
     format!("date={y:04}-{m:02}-{d:02}")
 }
 
+/// Whether `folder` is `date=YYYY-MM-DD` with a real calendar date.
+pub fn is_date_folder(folder: &str) -> bool {
+    let Some(date) = folder.strip_prefix("date=") else {
+        return false;
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
 /// algorithm, exact for every date we can meet.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -235,5 +262,16 @@ mod tests {
         assert_eq!(date_folder(1_700_000_000), "date=2023-11-14");
         assert_eq!(date_folder(951_782_400), "date=2000-02-29");
         assert_eq!(date_folder(1_709_164_799), "date=2024-02-28");
+    }
+
+    #[test]
+    fn date_folders_are_real_dates() {
+        assert!(is_date_folder("date=2024-02-29"));
+        assert!(is_date_folder(&date_folder(1_700_000_000)));
+        assert!(!is_date_folder("date=2023-02-29"));
+        assert!(!is_date_folder("date=2024-13-01"));
+        assert!(!is_date_folder("date=24-01-01"));
+        assert!(!is_date_folder("date=+024-01-01"));
+        assert!(!is_date_folder("2024-01-01"));
     }
 }

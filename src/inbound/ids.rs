@@ -5,8 +5,9 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The kind of user ID a file holds. A file never mixes ID types (SPEC: File names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum IdType {
     /// AAM's own 38-digit UUID.
     AamUuid,
@@ -50,21 +51,6 @@ pub enum IdProblem {
     Case {
         expected: &'static str,
     },
-}
-
-impl IdProblem {
-    /// A stable reason code, shared by the rejects file and the validator.
-    pub fn code(&self) -> &'static str {
-        match self {
-            IdProblem::Empty => "missing-user-id",
-            IdProblem::Email => "pii-user-id",
-            IdProblem::Colon | IdProblem::ControlChar | IdProblem::PercentEncoded => {
-                "invalid-user-id"
-            }
-            IdProblem::Format { .. } => "invalid-device-id",
-            IdProblem::Case { .. } => "device-id-case",
-        }
-    }
 }
 
 impl fmt::Display for IdProblem {
@@ -195,7 +181,7 @@ impl IdType {
         }
         match self {
             IdType::AamUuid => {
-                if id.len() == 38 && id.bytes().all(|b| b.is_ascii_digit()) {
+                if is_aam_uuid(id) {
                     Ok(())
                 } else {
                     Err(IdProblem::Format {
@@ -255,6 +241,11 @@ fn check_uuid(id: &str, upper: bool) -> Result<(), IdProblem> {
         return Err(IdProblem::Case { expected: case });
     }
     Ok(())
+}
+
+/// Exactly 38 digits: the shape of AAM's own UUID (SPEC: User IDs).
+pub fn is_aam_uuid(id: &str) -> bool {
+    id.len() == 38 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// 8-4-4-4-12 hex digits, in either case: the shape of most device IDs.
@@ -347,17 +338,16 @@ mod tests {
         let upper = "E4FE9BDE-CAA0-47B6-908D-FFBA3FA184F2";
         for t in [IdType::Gaid, IdType::Rida, IdType::FireTv, IdType::Lgudid] {
             assert_eq!(t.check(lower), Ok(()), "{t:?}");
-            assert_eq!(
-                t.check(upper).unwrap_err().code(),
-                "device-id-case",
+            assert!(
+                matches!(t.check(upper), Err(IdProblem::Case { .. })),
                 "{t:?}"
             );
         }
         assert_eq!(IdType::Idfa.check(upper), Ok(()));
-        assert_eq!(
-            IdType::Idfa.check(lower).unwrap_err().code(),
-            "device-id-case"
-        );
+        assert!(matches!(
+            IdType::Idfa.check(lower),
+            Err(IdProblem::Case { .. })
+        ));
         assert_eq!(IdType::Idfa.normalize_case(lower).as_deref(), Some(upper));
         assert_eq!(IdType::Gaid.normalize_case(upper).as_deref(), Some(lower));
         assert_eq!(IdType::Gaid.normalize_case(lower), None);
@@ -371,9 +361,8 @@ mod tests {
             "g4fe9bde-caa0-47b6-908d-ffba3fa184f2",   // not hex
             "e4fe9bde-caa0-47b6-908d-ffba3fa184f2-0", // long
         ] {
-            assert_eq!(
-                IdType::Gaid.check(bad).unwrap_err().code(),
-                "invalid-device-id",
+            assert!(
+                matches!(IdType::Gaid.check(bad), Err(IdProblem::Format { .. })),
                 "{bad}"
             );
         }

@@ -12,15 +12,6 @@ pub enum WrapError {
     TooManyLines { needed: usize, max: usize },
 }
 
-impl WrapError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            WrapError::TraitTooLong { .. } => "trait-too-long",
-            WrapError::TooManyLines { .. } => "too-many-lines",
-        }
-    }
-}
-
 impl fmt::Display for WrapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -137,18 +128,6 @@ pub enum LineError {
     NoTraits,
     /// Trailing space or TAB: AAM does not process such lines.
     TrailingWhitespace,
-}
-
-impl LineError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            LineError::NoTab => "missing-tab",
-            LineError::ExtraTab => "extra-tab",
-            LineError::EmptyUserId => "missing-user-id",
-            LineError::NoTraits => "no-traits",
-            LineError::TrailingWhitespace => "trailing-whitespace",
-        }
-    }
 }
 
 impl fmt::Display for LineError {

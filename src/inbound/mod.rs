@@ -6,14 +6,18 @@
 mod filename;
 mod ids;
 mod line;
+mod parts;
 mod traits;
 
-pub use filename::{date_folder, FileName, FileNameError, Mode, TIMESTAMP_RANGE};
-pub use ids::{email_sha256, is_uuid_shape, looks_like_email, looks_like_phone, IdProblem, IdType};
+pub use filename::{date_folder, is_date_folder, FileName, FileNameError, Mode, TIMESTAMP_RANGE};
+pub use ids::{
+    email_sha256, is_aam_uuid, is_uuid_shape, looks_like_email, looks_like_phone, IdProblem, IdType,
+};
 pub use line::{parse_line, wrap_user, LineError, ParsedLine, RenderTrait, WrapError};
+pub use parts::{PartLimit, Rendered, UserBlock, UserTooLarge};
 pub use traits::{
-    parse_element, parse_trait, Element, ElementValue, IdTrait, ParsedTrait, Removal, Trait,
-    TraitError, KINDS,
+    parse_element, parse_trait, Element, ElementValue, IdTrait, KindCounts, ParsedTrait, Removal,
+    Trait, TraitError, TraitKind,
 };
 
 /// SPEC: File contents. A line may be at most 102,400 bytes; longer lines are dropped whole.
@@ -25,6 +29,9 @@ pub const MAX_LINES_PER_USER: usize = 200;
 
 /// SPEC: File sizes. Optimal uncompressed part size (1 GB).
 pub const OPTIMAL_PART_BYTES: u64 = 1_000_000_000;
+
+/// SPEC: File sizes. Optimal gzip-compressed part size (200-300 MB).
+pub const OPTIMAL_COMPRESSED_BYTES: u64 = 300_000_000;
 
 /// SPEC: File sizes. Maximum uncompressed file size (5 GB).
 pub const MAX_UNCOMPRESSED_BYTES: u64 = 5_000_000_000;

@@ -2,8 +2,64 @@
 
 use std::fmt;
 
-/// The kinds of trait reported in receipts, indexed by [`Trait::kind_index`].
-pub const KINDS: [&str; 5] = ["d_sid", "d_unsid", "ic", "key_value", "removal"];
+/// The kinds of trait counted in receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraitKind {
+    /// `d_sid=N`
+    Sid,
+    /// `d_unsid=N`
+    Unsid,
+    /// `N` and `ic=N`
+    Ic,
+    /// `key=value`
+    KeyValue,
+    /// `N:0` and `N:-1`
+    Removal,
+}
+
+impl TraitKind {
+    pub const ALL: [TraitKind; 5] = [
+        TraitKind::Sid,
+        TraitKind::Unsid,
+        TraitKind::Ic,
+        TraitKind::KeyValue,
+        TraitKind::Removal,
+    ];
+
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraitKind::Sid => "d_sid",
+            TraitKind::Unsid => "d_unsid",
+            TraitKind::Ic => "ic",
+            TraitKind::KeyValue => "key_value",
+            TraitKind::Removal => "removal",
+        }
+    }
+}
+
+/// Traits counted by kind, without allocating on the hot path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounts([u64; 5]);
+
+impl KindCounts {
+    pub fn add(&mut self, kind: TraitKind, n: u64) {
+        self.0[kind as usize] += n;
+    }
+
+    pub fn get(&self, kind: TraitKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// The kinds with a count, by name: the receipts' by-kind table.
+    pub fn by_name(&self) -> std::collections::BTreeMap<String, u64> {
+        TraitKind::ALL
+            .into_iter()
+            .filter(|&k| self.get(k) > 0)
+            .map(|k| (k.name().to_owned(), self.get(k)))
+            .collect()
+    }
+}
 
 /// How a removal of trait N is spelled when it is not `d_unsid=N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,20 +106,6 @@ pub enum TraitError {
     UnknownForm(String),
 }
 
-impl TraitError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            TraitError::Empty => "empty-trait",
-            TraitError::NotDigits(_) => "invalid-trait-id",
-            TraitError::EmptyKey => "empty-signal-key",
-            TraitError::ControlChar => "control-char-in-signal",
-            TraitError::Quote => "quote-in-signal",
-            TraitError::BadQuoting(_) => "bad-quoting",
-            TraitError::UnknownForm(_) => "unknown-trait-form",
-        }
-    }
-}
-
 impl fmt::Display for TraitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -107,24 +149,20 @@ impl Trait {
         }
     }
 
-    pub fn is_removal(&self) -> bool {
-        matches!(self, Trait::Unsid(_) | Trait::Remove(..))
+    pub fn kind(&self) -> TraitKind {
+        self.as_id().map_or(TraitKind::KeyValue, IdTrait::kind)
     }
 
-    /// The kind name used in reports: d_sid, d_unsid, ic, key_value, removal.
-    pub fn kind(&self) -> &'static str {
-        KINDS[self.kind_index()]
-    }
-
-    /// This trait's index in [`KINDS`], for counting without allocating.
-    pub fn kind_index(&self) -> usize {
-        match self {
-            Trait::Sid(_) => 0,
-            Trait::Unsid(_) => 1,
-            Trait::Ic(_) | Trait::IcPrefixed(_) => 2,
-            Trait::Signal { .. } => 3,
-            Trait::Remove(..) => 4,
-        }
+    /// The trait as a number form; `None` for a signal.
+    fn as_id(&self) -> Option<IdTrait> {
+        Some(match *self {
+            Trait::Sid(id) => IdTrait::Sid(id),
+            Trait::Ic(id) => IdTrait::Ic(id),
+            Trait::IcPrefixed(id) => IdTrait::IcPrefixed(id),
+            Trait::Unsid(id) => IdTrait::Unsid(id),
+            Trait::Remove(id, r) => IdTrait::Remove(id, r),
+            Trait::Signal { .. } => return None,
+        })
     }
 
     /// Appends the compact rendering (SPEC: "A writer should emit the compact form").
@@ -236,14 +274,21 @@ impl ElementValue<'_> {
         }
     }
 
-    /// See [`Trait::kind_index`].
-    pub fn kind_index(self) -> usize {
+    pub fn kind(self) -> TraitKind {
         match self {
-            ElementValue::Id(IdTrait::Sid(_)) => 0,
-            ElementValue::Id(IdTrait::Unsid(_)) => 1,
-            ElementValue::Id(IdTrait::Ic(_) | IdTrait::IcPrefixed(_)) => 2,
-            ElementValue::Signal { .. } => 3,
-            ElementValue::Id(IdTrait::Remove(..)) => 4,
+            ElementValue::Id(t) => t.kind(),
+            ElementValue::Signal { .. } => TraitKind::KeyValue,
+        }
+    }
+}
+
+impl IdTrait {
+    pub fn kind(self) -> TraitKind {
+        match self {
+            IdTrait::Sid(_) => TraitKind::Sid,
+            IdTrait::Unsid(_) => TraitKind::Unsid,
+            IdTrait::Ic(_) | IdTrait::IcPrefixed(_) => TraitKind::Ic,
+            IdTrait::Remove(..) => TraitKind::Removal,
         }
     }
 }

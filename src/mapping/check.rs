@@ -1,31 +1,29 @@
 //! Turns the raw TOML structs into a [`Mapping`], collecting every problem in one pass.
 
-use super::raw::{RawInput, RawMapping, RawOutput, RawRule, RawUserId};
-use super::{
-    Emit, Encoding, Format, Input, InputOptions, Mapping, OutputOptions, Rule, RuleKind, UserIdSpec,
-};
+use super::raw::{RawInput, RawMapping, RawOutput, RawUserId};
+use super::rule::check_rule;
+use super::{Encoding, Format, InputOptions, Mapping, OutputOptions, UserIdSpec};
 use crate::error::Problem;
-use crate::inbound::{IdType, Mode, Removal, Trait, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
-use std::collections::BTreeMap;
+use crate::inbound::{IdType, Mode, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
 
 /// Problems and warnings found so far.
 #[derive(Default)]
-struct Findings {
-    errors: Vec<Problem>,
-    warnings: Vec<Problem>,
+pub(super) struct Findings {
+    pub(super) errors: Vec<Problem>,
+    pub(super) warnings: Vec<Problem>,
 }
 
 impl Findings {
-    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Problem::new(key, message));
     }
 
-    fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Problem::new(key, message));
     }
 
     /// Looks up an enumerated value; a bad one is reported with the accepted spellings.
-    fn choice<T: Copy>(
+    pub(super) fn choice<T: Copy>(
         &mut self,
         key: &str,
         value: Option<&str>,
@@ -251,258 +249,22 @@ fn check_output(raw: &RawOutput, id_type: IdType, f: &mut Findings) -> OutputOpt
     }
 }
 
-const FORMS: &[(&str, Emit)] = &[
-    ("d_sid", Emit::Sid),
-    ("ic", Emit::Ic),
-    ("ic_prefixed", Emit::IcPrefixed),
-];
-const REMOVALS: &[(&str, Emit)] = &[
-    ("d_unsid", Emit::Unsid),
-    ("zero", Emit::Remove(Removal::Zero)),
-    ("minus_one", Emit::Remove(Removal::MinusOne)),
-];
-
-/// Which optional keys each rule type takes; any other key given is an error.
-fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "trait_ids" => &["column", "action", "form", "removal", "split"],
-        "flag" => &["column", "trait_id", "form", "remove_when_false", "removal"],
-        "condition" => &["when", "trait_id", "form", "remove_when_false", "removal"],
-        "value_map" => &["column", "values", "form", "unmapped", "split"],
-        "key_value" => &["column", "key", "split"],
-        _ => return None,
-    })
-}
-
-fn given_keys(r: &RawRule) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut add = |present: bool, name| {
-        if present {
-            keys.push(name)
-        }
-    };
-    add(r.column.is_some(), "column");
-    add(r.when.is_some(), "when");
-    add(r.action.is_some(), "action");
-    add(r.form.is_some(), "form");
-    add(r.removal.is_some(), "removal");
-    add(r.trait_id.is_some(), "trait_id");
-    add(r.remove_when_false.is_some(), "remove_when_false");
-    add(r.values.is_some(), "values");
-    add(r.unmapped.is_some(), "unmapped");
-    add(r.key.is_some(), "key");
-    add(r.split.is_some(), "split");
-    keys
-}
-
-fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule> {
-    let path = format!("traits[{i}]");
-    let key = |k: &str| format!("{path}.{k}");
-    let Some(allowed) = allowed_keys(&r.kind) else {
-        f.error(
-            key("type"),
-            format!(
-                "unknown rule type \"{}\"; expected one of \"trait_ids\", \"flag\", \"condition\", \"value_map\", \"key_value\"",
-                r.kind
-            ),
-        );
-        return None;
-    };
-    let errors_before = f.errors.len();
-    for k in given_keys(r) {
-        if !allowed.contains(&k) {
-            f.error(
-                key(k),
-                format!("does not apply to type = \"{}\" rules", r.kind),
-            );
-        }
-    }
-    let input = if r.kind == "condition" {
-        match r.when.as_deref().map(str::trim) {
-            Some(w) if !w.is_empty() => Input::Condition(w.to_owned()),
-            _ => {
-                f.error(key("when"), "missing: a condition such as `ltv > 1000`");
-                Input::Condition(String::new())
-            }
-        }
-    } else {
-        match r.column.as_deref() {
-            Some(c) if !c.is_empty() => Input::Column(c.to_owned()),
-            _ => {
-                f.error(key("column"), "missing: name the source column");
-                Input::Column(String::new())
-            }
-        }
-    };
-    if let Some(w) = &r.filter {
-        if w.trim().is_empty() {
-            f.error(key("where"), "empty filter: remove it or write a condition");
-        }
-    }
-    if r.split.as_deref() == Some("") {
-        f.error(
-            key("split"),
-            "empty separator: remove it or give one such as \"|\"",
-        );
-    }
-    let form = f.choice(&key("form"), r.form.as_deref(), Emit::Sid, FORMS);
-    let removal = f.choice(&key("removal"), r.removal.as_deref(), Emit::Unsid, REMOVALS);
-
-    let mut kind = match r.kind.as_str() {
-        "trait_ids" => {
-            let remove = f.choice(
-                &key("action"),
-                r.action.as_deref(),
-                false,
-                &[("add", false), ("remove", true)],
-            );
-            if remove && r.form.is_some() {
-                f.error(
-                    key("form"),
-                    "`form` sets how additions are written; removals use `removal`",
-                );
-            }
-            if !remove && r.removal.is_some() {
-                f.error(key("removal"), "applies only with action = \"remove\"");
-            }
-            RuleKind::TraitIds {
-                emit: if remove { removal } else { form },
-            }
-        }
-        "flag" | "condition" => {
-            let Some(id) = r.trait_id else {
-                f.error(key("trait_id"), "missing: the trait ID to add when true");
-                return None;
-            };
-            let remove = r.remove_when_false.unwrap_or(false);
-            if r.removal.is_some() && !remove {
-                f.error(key("removal"), "applies only with remove_when_false = true");
-            }
-            if remove && form != Emit::Sid {
-                f.error(
-                    key("remove_when_false"),
-                    "only d_sid traits can be removed; ic traits have no removal form",
-                );
-            }
-            RuleKind::Flag {
-                on_true: form.make(id),
-                on_false: remove.then(|| removal.make(id)),
-            }
-        }
-        "value_map" => {
-            let values = match &r.values {
-                Some(v) if !v.is_empty() => v,
-                _ => {
-                    f.error(
-                        key("values"),
-                        "missing: a table of value = trait ID, e.g. { gold = 111, silver = 112 }",
-                    );
-                    return None;
-                }
-            };
-            let reject_unmapped = f.choice(
-                &key("unmapped"),
-                r.unmapped.as_deref(),
-                true,
-                &[("reject", true), ("skip", false)],
-            );
-            RuleKind::ValueMap {
-                values: values
-                    .iter()
-                    .map(|(k, id)| (k.clone(), form.make(*id)))
-                    .collect::<BTreeMap<_, _>>(),
-                reject_unmapped,
-            }
-        }
-        "key_value" => {
-            let name = r
-                .key
-                .clone()
-                .or_else(|| r.column.clone())
-                .unwrap_or_default();
-            let which = if r.key.is_some() { "key" } else { "column" };
-            check_signal_key(&name, &key(which), f);
-            RuleKind::KeyValue { key: name }
-        }
-        _ => unreachable!("allowed_keys knows every rule type"),
-    };
-    if f.errors.len() > errors_before {
-        return None;
-    }
-    // SPEC: File names. AAM ignores d_unsid removals in .overwrite files, and an overwrite
-    // replaces a user's traits anyway, so removal rules are left out with a warning.
-    if mode == Mode::Overwrite {
-        match &mut kind {
-            RuleKind::TraitIds {
-                emit: Emit::Unsid | Emit::Remove(_),
-            } => {
-                f.warn(
-                    &path,
-                    "removal rule ignored: mode = \"overwrite\" replaces all of a user's traits and AAM ignores removals there",
-                );
-                return None;
-            }
-            RuleKind::Flag { on_false, .. } if on_false.is_some() => {
-                f.warn(
-                    key("remove_when_false"),
-                    "ignored in mode = \"overwrite\": removals are not written there",
-                );
-                *on_false = None;
-            }
-            _ => {}
-        }
-    }
-    Some(Rule {
-        path,
-        input,
-        filter: r.filter.clone(),
-        split: r.split.clone(),
-        kind,
-    })
-}
-
-fn check_signal_key(name: &str, key: &str, f: &mut Findings) {
-    if name.is_empty() {
-        f.error(key, "the signal key is empty");
-    } else if name.starts_with('-') {
-        f.error(
-            key,
-            format!("signal key \"{name}\" starts with `-`, which AAM strips; set `key` to a name without it"),
-        );
-    } else if let Err(e) = Trait::signal(name, "x") {
-        f.error(key, format!("signal key \"{name}\" cannot be written: {e}"));
-    }
-}
-
 /// The candidate closest to `name` by edit distance, if it is plausibly a typo of it.
 pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
     let lower = name.to_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .map(|c| (strsim::levenshtein(&lower, &c.to_lowercase()), c))
         .filter(|(d, c)| *d <= (c.chars().count().max(name.chars().count()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.as_str())
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::Mapping;
+    use super::super::{Emit, Mapping, RuleKind};
     use super::*;
+    use crate::inbound::Trait;
 
     const BASE: &str = r#"
 [output]

@@ -7,6 +7,7 @@
 
 mod check;
 mod raw;
+mod rule;
 
 pub use check::closest;
 
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Source file formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Csv,
     Parquet,

@@ -45,8 +45,9 @@ fn every_rule_is_triggered_by_a_fixture_with_its_line_and_message() {
     // Rules that need big inputs are pinned by the generated cases below and by unit tests
     // (sizes); every other rule appears in the golden output.
     let generated = ["L003", "U002", "U007", "F009", "F010"];
-    for (_, code, name, _, _) in aam_etl::validate::RULES {
-        if generated.contains(code) {
+    for rule in aam_etl::validate::Rule::ALL {
+        let (code, name) = (rule.code(), rule.name());
+        if generated.contains(&code) {
             continue;
         }
         assert!(
@@ -149,5 +150,41 @@ fn everything_the_writer_produces_validates_clean() {
         let v = w.run(&["validate", "--strict", "out"]);
         assert_eq!(v.code, 0, "{m}: {}", v.stdout);
         assert!(!v.stdout.contains(": warning "), "{m}: {}", v.stdout);
+    }
+}
+
+/// `aam-etl validate big/ | head -1`: the reader goes away after one line, and the
+/// validator must stop quietly (exit 0, nothing on stderr), in text and in JSON.
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let w = Workdir::new();
+    // 20,000 bad lines: far more output than a pipe holds.
+    let body: String = (0..20_000).map(|i| format!("u{i}\td_sid=x{i}\n")).collect();
+    w.write("big/ftp_dpm_21_1700000000.sync", body);
+    for format in ["text", "json"] {
+        for attempt in 0..5 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_aam-etl"))
+                .args(["validate", "--max-per-rule", "100000", "--format", format])
+                .arg(w.path("big"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            // The reader is dropped here: the pipe closes, as `head -1` closes it.
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!first.is_empty(), "{format}: no first line");
+            assert_eq!(
+                (out.status.code(), stderr.as_ref()),
+                (Some(0), ""),
+                "{format}, attempt {attempt}"
+            );
+        }
     }
 }

@@ -1,15 +1,63 @@
 //! The default command: convert an export into inbound files.
 
-use crate::cli::ConvertArgs;
 use aam_etl::convert::{self, Status};
 use aam_etl::mapping::{Format, Mapping};
-use aam_etl::{reject, source, writer};
+use aam_etl::{reject, writer};
 use anyhow::Result;
+use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Convert an export into inbound files (the default command).
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The TOML mapping: user ID column and trait rules.
+    #[arg(long, short, value_name = "FILE", required = true)]
+    pub mapping: Option<PathBuf>,
+    /// Input files or glob patterns; together they are one export.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<String>,
+    /// Folder for the inbound files.
+    #[arg(long, short, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// UTC Unix time (10 digits) for the file names; default: now. Fix it for reproducible runs.
+    #[arg(long, value_name = "SECONDS")]
+    pub timestamp: Option<u64>,
+    /// Source format for every input, overriding extensions and the mapping.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Replace output files that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the plan and the first lines of output; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Write every rejected row (file, row, user ID, reason, message) to this CSV file.
+    #[arg(long, value_name = "FILE.csv")]
+    pub rejects: Option<PathBuf>,
+    /// Percentage of rows that may be rejected; above it nothing is published and the exit
+    /// code is 1.
+    #[arg(long, value_name = "PERCENT", default_value = "1", value_parser = parse_percent)]
+    pub max_reject_rate: f64,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage such as 1 or 0.5%"))?;
+    if (0.0..=100.0).contains(&n) {
+        Ok(n / 100.0)
+    } else {
+        Err(format!("`{s}` is not between 0 and 100"))
+    }
+}
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let mapping_path = args.mapping.clone().unwrap_or_default();
@@ -18,17 +66,8 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     for w in &mapping.warnings {
         writeln!(err, "warning: {}: {w}", mapping_path.display())?;
     }
-    let format = args
-        .format
-        .as_deref()
-        .and_then(Format::from_name)
-        .or(mapping.input.format);
-    let sources = source::resolve(&args.inputs, format)?;
-    let timestamp = match args.timestamp {
-        Some(t) if aam_etl::inbound::TIMESTAMP_RANGE.contains(&t) => t,
-        Some(t) => anyhow::bail!("--timestamp {t} is not a 10-digit UTC Unix time in seconds"),
-        None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
-    };
+    let sources = convert::sources(&mapping, &args.inputs, args.format)?;
+    let timestamp = convert::timestamp(args.timestamp)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     ctrlc::set_handler(move || {
@@ -58,6 +97,15 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         writer::write_atomically(path, &json)?;
     }
 
+    print_outcome(&outcome, &args, &mut err)
+}
+
+/// The summary on stdout, and what became of the output on stderr; the exit code.
+fn print_outcome(
+    outcome: &convert::Outcome,
+    args: &ConvertArgs,
+    err: &mut impl Write,
+) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(outcome.receipt.to_text().as_bytes())?;
     let code = match outcome.status {

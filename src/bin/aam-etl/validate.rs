@@ -1,16 +1,42 @@
 //! `aam-etl validate`: lint inbound files; exit 0 clean, 1 errors found, 2 could not read.
 
-use crate::cli::ValidateArgs;
 use aam_etl::inbound::IdType;
 use aam_etl::report::FileReceipt;
 use aam_etl::validate::{self, FileReport};
 use anyhow::Result;
+use clap::{Args, ValueEnum};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Inbound files, or folders to check recursively.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The ID type of the files; default: from a device DPID in the name, else DPUUID.
+    #[arg(long, value_name = "TYPE")]
+    pub id_type: Option<IdType>,
+    /// Also report style warnings (spaces around traits and `=`).
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: OutputFormat,
+    /// Diagnostics listed per rule and file; the rest are counted.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_per_rule: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
 
 pub fn run(args: ValidateArgs) -> Result<ExitCode> {
     let opts = validate::Options {
-        id_type: args.id_type.as_deref().and_then(IdType::from_name),
+        id_type: args.id_type,
         strict: args.strict,
         max_per_rule: args.max_per_rule,
     };
@@ -21,12 +47,12 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
     for f in &files {
         let report = validate::validate_file(f, &opts)?;
         total.add(&report.receipt);
-        if args.format == "text" {
+        if args.format == OutputFormat::Text {
             print_text(&mut out, &report)?;
         }
         reports.push(report);
     }
-    if args.format == "json" {
+    if args.format == OutputFormat::Json {
         let json = serde_json::json!({ "files": reports, "total": total });
         serde_json::to_writer_pretty(&mut out, &json)?;
         writeln!(out)?;

@@ -1,9 +1,16 @@
 //! The one place that opens sources: expands globs, detects formats, applies the mapping's
 //! CSV/encoding options and hands back Polars `LazyFrame`s.
 
+mod batches;
+mod csv_check;
+mod encoding;
+
+pub use batches::Batches;
+
 use crate::error::{Error, Result};
-use crate::mapping::{Encoding, Format, InputOptions};
-use flate2::read::MultiGzDecoder;
+use crate::mapping::{Encoding, Format, InputOptions, Mapping};
+use batches::TextCuts;
+use csv_check::check_csv;
 use polars::prelude::*;
 use std::io::Read;
 use std::path::PathBuf;
@@ -165,61 +172,9 @@ impl Source {
         })
     }
 
-    /// NDJSON batches: cut at the first line end after each multiple of `batch_bytes`.
-    fn line_cuts(&self, text: Option<&[u8]>, len: u64, batch_bytes: u64) -> Result<TextCuts> {
-        let mut file = None;
-        let mut next_line = |at: u64| -> std::io::Result<Option<u64>> {
-            match text {
-                Some(t) => Ok(t[at as usize..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map(|i| at + i as u64 + 1)),
-                None => {
-                    let f = match &mut file {
-                        Some(f) => f,
-                        None => file.insert(std::fs::File::open(&self.path)?),
-                    };
-                    next_line_in_file(f, at)
-                }
-            }
-        };
-        let mut cuts = vec![0];
-        let mut at = batch_bytes.max(1);
-        while at < len {
-            match next_line(at).map_err(|e| Error::io(&self.path, e))? {
-                Some(cut) if cut < len => cuts.push(cut),
-                _ => break,
-            }
-            at = cuts[cuts.len() - 1] + batch_bytes.max(1);
-        }
-        cuts.push(len);
-        Ok(TextCuts {
-            header: 0,
-            cuts,
-            more: None,
-        })
-    }
-
     fn separator(&self, opts: &InputOptions) -> u8 {
         opts.delimiter
             .unwrap_or(if self.tsv { b'\t' } else { b',' })
-    }
-
-    /// A bad CSV record (not UTF-8, or a field count unlike the first row's), with its line.
-    fn csv_error(&self, e: csv::Error, opts: &InputOptions) -> Error {
-        let line = e.position().map_or(0, |p| p.line());
-        let message = match e.kind() {
-            csv::ErrorKind::Utf8 { .. } => format!("line {line}: {}", utf8_hint(opts)),
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => format!(
-                "line {line}: {len} fields where the {} has {expected_len}; check the delimiter and quoting",
-                if opts.has_header { "header" } else { "first row" }
-            ),
-            csv::ErrorKind::Io(io) => return Error::io(&self.path, std::io::Error::new(io.kind(), io.to_string())),
-            _ => format!("line {line}: {e}"),
-        };
-        Error::source(&self.path, message)
     }
 
     /// Polars' own message, made specific where we can: JSON syntax errors get their line.
@@ -269,81 +224,13 @@ impl Source {
         PlRefPath::try_from_path(&self.path).map_err(|e| Error::source(&self.path, e))
     }
 
-    /// The file's text as UTF-8 bytes: gunzipped and decoded from `encoding` when needed.
-    fn read_text(&self, encoding: Encoding) -> Result<Vec<u8>> {
-        let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let mut bytes = Vec::new();
-        let read = if self.gzip {
-            MultiGzDecoder::new(std::io::BufReader::new(file)).read_to_end(&mut bytes)
-        } else {
-            std::io::BufReader::new(file).read_to_end(&mut bytes)
-        };
-        read.map_err(|e| {
-            if self.gzip {
-                Error::source(&self.path, format!("not a valid gzip file: {e}"))
-            } else {
-                Error::io(&self.path, e)
-            }
-        })?;
-        Ok(match encoding {
-            Encoding::Utf8 => bytes,
-            Encoding::Latin1 => decode_single_byte(&bytes, char::from),
-            Encoding::Windows1252 => decode_single_byte(&bytes, windows_1252),
-        })
+    /// The column names a scan yields.
+    pub fn column_names(&self, lf: &mut LazyFrame, opts: &InputOptions) -> Result<Vec<String>> {
+        let schema = lf
+            .collect_schema()
+            .map_err(|e| self.polars_error(e, opts))?;
+        Ok(schema.iter_names().map(|n| n.to_string()).collect())
     }
-}
-
-/// Reads every record (field counts, UTF-8) and sends where batches of about `batch_bytes`
-/// start (always at a record start, never inside a quoted field): first the end of the header,
-/// then each cut, then the end of the data; or the first error.
-fn check_csv(
-    source: &Source,
-    reader: impl Read,
-    opts: &InputOptions,
-    batch_bytes: u64,
-    tx: &std::sync::mpsc::Sender<Result<u64>>,
-) {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .delimiter(source.separator(opts))
-        .quote(opts.quote.unwrap_or(b'"'))
-        .buffer_capacity(1 << 20)
-        .from_reader(reader);
-    let mut record = csv::StringRecord::new();
-    let mut last: Option<u64> = None;
-    let mut index = 0u64;
-    loop {
-        match csv.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let _ = tx.send(Err(source.csv_error(e, opts)));
-                return;
-            }
-        }
-        let start = record.position().map_or(0, |p| p.byte());
-        index += 1;
-        if index == 1 && opts.has_header {
-            continue;
-        }
-        let cut = match last {
-            None => true,
-            Some(l) => start >= l + batch_bytes.max(1),
-        };
-        if cut {
-            // A failed send: the reading side stopped; so does the check.
-            if tx.send(Ok(start)).is_err() {
-                return;
-            }
-            last = Some(start);
-        }
-    }
-    let end = csv.position().byte();
-    if last.is_none() {
-        // No data rows: the header, then an empty batch.
-        let _ = tx.send(Ok(end));
-    }
-    let _ = tx.send(Ok(end));
 }
 
 fn utf8_hint(opts: &InputOptions) -> String {
@@ -369,54 +256,10 @@ pub struct Opened<'s> {
     cuts: std::cell::RefCell<Option<TextCuts>>,
 }
 
-/// Byte offsets in a text source: `header` ends the header line (0 without one); each pair
-/// of neighbouring `cuts` is one batch of whole records. Cuts still being found (a CSV
-/// checked on another thread) arrive through `more`.
-#[derive(Debug)]
-struct TextCuts {
-    header: u64,
-    cuts: Vec<u64>,
-    more: Option<std::sync::mpsc::Receiver<Result<u64>>>,
-}
-
-impl TextCuts {
-    /// Cut `i`, waiting for it if it is still being found; `None` past the end.
-    fn get(&mut self, i: usize) -> Result<Option<u64>> {
-        while self.cuts.len() <= i {
-            let Some(rx) = &self.more else {
-                return Ok(None);
-            };
-            match rx.recv() {
-                Ok(cut) => self.cuts.push(cut?),
-                Err(_) => self.more = None,
-            }
-        }
-        Ok(Some(self.cuts[i]))
-    }
-}
-
-/// The first line end at or after `at`, as the offset just past it.
-fn next_line_in_file(file: &mut std::fs::File, at: u64) -> std::io::Result<Option<u64>> {
-    use std::io::{Seek, SeekFrom};
-    file.seek(SeekFrom::Start(at))?;
-    let mut buf = [0u8; 64 << 10];
-    let mut pos = at;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
-            return Ok(Some(pos + i as u64 + 1));
-        }
-        pos += n as u64;
-    }
-}
-
 impl Opened<'_> {
     /// A lazy scan of the whole source with the mapping's input options applied. In CSV
     /// files the `text_columns` are read as text whatever they look like.
-    pub fn scan(&self, text_columns: &[String]) -> Result<LazyFrame> {
+    fn scan(&self, text_columns: &[String]) -> Result<LazyFrame> {
         let sources = match &self.text {
             Some(text) => text.clone(),
             None => ScanSources::Paths(vec![self.source.pl_path()?].into()),
@@ -424,39 +267,29 @@ impl Opened<'_> {
         self.scan_sources(sources, text_columns, None)
     }
 
-    /// The source as lazy frames of whole records, in order, each about `batch_rows` rows
-    /// (Parquet, IPC) or the `batch_bytes` given to `open` (CSV, NDJSON), all with the
-    /// schema of `whole`, the caller's [`scan`](Self::scan) of the whole source. Only one
-    /// batch needs to be in memory at a time.
-    pub fn batches(&self, mut whole: LazyFrame, batch_rows: u64) -> Result<Batches<'_>> {
-        let (source, opts) = (self.source, self.opts);
-        let err = |e: PolarsError| source.polars_error(e, opts);
-        let schema = whole.collect_schema().map_err(err)?;
-        let plan = match (self.cuts.take(), source.format) {
-            (Some(cuts), _) => BatchPlan::Text(cuts),
-            (None, Format::Parquet | Format::Ipc) => {
-                let n = whole
-                    .clone()
-                    .select([len()])
-                    .collect()
-                    .map_err(err)?
-                    .column("len")
-                    .and_then(|c| c.get(0).map(|v| v.extract::<u64>().unwrap_or(0)))
-                    .map_err(err)?;
-                BatchPlan::Rows {
-                    total: n,
-                    step: batch_rows.max(1),
-                }
-            }
-            (None, _) => BatchPlan::Whole,
-        };
-        Ok(Batches {
-            opened: self,
-            whole,
-            schema,
-            plan,
-            next: 0,
-        })
+    /// A scan of the whole source for `mapping`, after checking that the source has every
+    /// column the mapping names. In CSV files the columns the mapping reads are read as text
+    /// (IDs keep leading zeros, bad cells become counted rejects rather than parse
+    /// failures); other columns keep inferred types for conditions and filters. Returns the
+    /// scan and the source's column names.
+    pub fn scan_for(&self, mapping: &Mapping) -> Result<(LazyFrame, Vec<String>)> {
+        let mut lf = self.scan(&[])?;
+        let names = self.source.column_names(&mut lf, self.opts)?;
+        mapping
+            .check_columns(&names)
+            .map_err(|problems| Error::Columns {
+                path: self.source.path.clone(),
+                problems,
+            })?;
+        if self.source.format == Format::Csv {
+            let text: Vec<String> = mapping
+                .columns()
+                .into_iter()
+                .map(|(_, c)| c.to_owned())
+                .collect();
+            lf = self.scan(&text)?;
+        }
+        Ok((lf, names))
     }
 
     fn scan_sources(
@@ -541,102 +374,6 @@ impl Opened<'_> {
     }
 }
 
-enum BatchPlan {
-    /// Read whole (JSON arrays).
-    Whole,
-    /// Row slices (Parquet, IPC: the readers skip to a row cheaply).
-    Rows { total: u64, step: u64 },
-    /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own.
-    Text(TextCuts),
-}
-
-/// See [`Opened::batches`].
-pub struct Batches<'o> {
-    opened: &'o Opened<'o>,
-    whole: LazyFrame,
-    schema: SchemaRef,
-    plan: BatchPlan,
-    next: usize,
-}
-
-impl Iterator for Batches<'_> {
-    type Item = Result<LazyFrame>;
-
-    fn next(&mut self) -> Option<Result<LazyFrame>> {
-        let i = self.next;
-        self.next += 1;
-        match &mut self.plan {
-            BatchPlan::Whole => (i == 0).then(|| Ok(self.whole.clone())),
-            BatchPlan::Rows { total, step } => {
-                let (total, step) = (*total, *step);
-                let offset = i as u64 * step;
-                // An empty file still yields one (empty) batch: its columns get checked.
-                (offset < total || i == 0).then(|| {
-                    Ok(self
-                        .whole
-                        .clone()
-                        .slice(offset as i64, step.min(IdxSize::MAX as u64) as IdxSize))
-                })
-            }
-            BatchPlan::Text(cuts) => {
-                let header = cuts.header;
-                let range = match cuts.get(i).and_then(|s| Ok(s.zip(cuts.get(i + 1)?))) {
-                    Ok(Some((start, end))) => start..end,
-                    Ok(None) => return None,
-                    Err(e) => return Some(Err(e)),
-                };
-                if range.is_empty() && i > 0 {
-                    return None;
-                }
-                let mut bytes = Vec::with_capacity((header + range.end - range.start) as usize);
-                Some(
-                    self.opened
-                        .bytes(0..header, &mut bytes)
-                        .and_then(|()| self.opened.bytes(range, &mut bytes))
-                        .and_then(|()| {
-                            self.opened.scan_sources(
-                                ScanSources::Buffers(vec![bytes.into()].into()),
-                                &[],
-                                Some(self.schema.clone()),
-                            )
-                        }),
-                )
-            }
-        }
-    }
-}
-
-impl Source {
-    /// The column names a scan yields.
-    pub fn column_names(&self, lf: &mut LazyFrame, opts: &InputOptions) -> Result<Vec<String>> {
-        let schema = lf
-            .collect_schema()
-            .map_err(|e| self.polars_error(e, opts))?;
-        Ok(schema.iter_names().map(|n| n.to_string()).collect())
-    }
-}
-
-fn decode_single_byte(bytes: &[u8], map: impl Fn(u8) -> char) -> Vec<u8> {
-    let mut out = String::with_capacity(bytes.len() + bytes.len() / 8);
-    for &b in bytes {
-        out.push(if b.is_ascii() { char::from(b) } else { map(b) });
-    }
-    out.into_bytes()
-}
-
-/// Windows-1252 differs from Latin-1 only in 0x80..=0x9F.
-fn windows_1252(b: u8) -> char {
-    const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
-        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
-        'ž', 'Ÿ',
-    ];
-    match b {
-        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
-        _ => char::from(b),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,17 +395,5 @@ mod tests {
         assert!(f("a.parquet.gz").is_err());
         let forced = Source::detect(PathBuf::from("export.dat"), Some(Format::Csv)).unwrap();
         assert_eq!(forced.format, Format::Csv);
-    }
-
-    #[test]
-    fn single_byte_encodings_decode() {
-        assert_eq!(
-            decode_single_byte(b"Z\xfcrich", char::from),
-            "Zürich".as_bytes()
-        );
-        assert_eq!(
-            decode_single_byte(b"\x80 \x93x\x94", windows_1252),
-            "€ “x”".as_bytes()
-        );
     }
 }

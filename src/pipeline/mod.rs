@@ -1,0 +1,190 @@
+//! Sources + mapping -> every user's de-duplicated traits, rendered as lines, plus rejects.
+//!
+//! Two phases, so that memory stays flat however large the export:
+//! 1. Each source is read in batches (Polars projects the mapping's columns and evaluates its
+//!    SQL conditions and filters; a second thread reads the next batch while this one is
+//!    converted). Each batch is cut into one slice per converting thread; each row becomes
+//!    (user ID, trait codes), computed column by column, with traits interned as integers.
+//!    Each converter sorts its rows by user ID, in runs spilled to disk past its share of the
+//!    budget (`spill`).
+//! 2. The runs are merged; each user's rows come out together and the user's lines are
+//!    rendered once, on one thread while the writer compresses on the others. Users are in
+//!    bytewise ID order; traits by form then ID or text.
+
+mod cell;
+mod intern;
+mod render;
+mod rows;
+mod select;
+
+use crate::error::{Error, Result};
+use crate::inbound::{KindCounts, PartLimit, Rendered};
+use crate::mapping::Mapping;
+use crate::reject::{Reject, RejectReason};
+use crate::report::Receipt;
+use crate::source::Source;
+use crate::spill;
+use intern::Interner;
+use polars::prelude::DataFrame;
+use render::{RenderContext, Tally};
+use rows::Converter;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+
+/// How big the pieces are. The output does not depend on these, only memory and speed do.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Rows per batch for Parquet and IPC.
+    pub batch_rows: u64,
+    /// Bytes per batch for CSV and NDJSON.
+    pub batch_bytes: u64,
+    /// Bytes of converted rows held in memory before they are spilled to TMPDIR.
+    pub spill_budget: usize,
+    /// Threads converting rows, each over its share of every batch.
+    pub threads: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            batch_rows: 1 << 20,
+            batch_bytes: 64 << 20,
+            spill_budget: 256 << 20,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A row-level problem: the row is left out, counted and reported.
+struct RowReject {
+    reason: RejectReason,
+    message: String,
+}
+
+impl RowReject {
+    fn new(reason: RejectReason, message: impl Into<String>) -> RowReject {
+        RowReject {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs the mapping over all sources (one logical export) and hands every user's lines to
+/// `sink`, in output order, about 4 MB at a time. `cancel` is checked between batches and
+/// every few thousand rows (Ctrl-C).
+pub fn run(
+    mapping: &Mapping,
+    sources: &[Source],
+    tuning: Tuning,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+) -> Result<(Receipt, Vec<Reject>)> {
+    let interner = Mutex::new(Interner::default());
+    let threads = tuning.threads.max(1);
+    let mut converters: Vec<Converter> = (0..threads)
+        .map(|_| Converter::new(mapping, &interner, tuning.spill_budget / threads))
+        .collect();
+    let mut receipt = Receipt::default();
+    let mut rejects = Vec::new();
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = sync_channel(1);
+        let reader = std::thread::Builder::new().name("read".into());
+        reader
+            .spawn_scoped(s, move || {
+                for (file, source) in sources.iter().enumerate() {
+                    let read = select::read_source(
+                        mapping,
+                        source,
+                        tuning,
+                        cancel,
+                        &mut |first_row, df| {
+                            // A closed channel: the converting side stopped (and reports why).
+                            tx.send(Ok((file, first_row, df))).is_ok()
+                        },
+                    );
+                    if let Err(e) = read {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            })
+            .expect("a thread can be started");
+        for batch in rx {
+            let (file, first_row, df) = batch?;
+            convert_frame(
+                &mut converters,
+                &df,
+                file,
+                first_row,
+                &sources[file],
+                cancel,
+            )?;
+            // In input order: each converter took the rows after the previous one's.
+            for c in &mut converters {
+                rejects.append(&mut c.rejects);
+            }
+        }
+        Ok(())
+    })?;
+    let mut sorters = Vec::new();
+    for c in converters {
+        receipt.absorb(c.receipt);
+        sorters.push(c.sorter);
+    }
+    receipt.files_read = sources.len() as u64;
+    let interner = interner.into_inner().expect("no converter panicked");
+    let part = PartLimit {
+        max_bytes: mapping.output.max_part_bytes,
+    };
+    let ctx = RenderContext::new(&interner.traits, part, sources);
+    let merge = spill::merge(sorters).map_err(spill_error)?;
+    let tally = Tally {
+        receipt,
+        rejects,
+        kinds: KindCounts::default(),
+    };
+    ctx.render(merge, tally, cancel, sink)
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::io(std::env::temp_dir(), e)
+}
+
+/// Converts one batch, cut into as many row ranges as there are converters, on that many
+/// threads.
+fn convert_frame(
+    converters: &mut [Converter],
+    df: &DataFrame,
+    file: usize,
+    first_row: u64,
+    source: &Source,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let per = df.height().div_ceil(converters.len()).max(1);
+    std::thread::scope(|s| {
+        let mut pieces = converters.iter_mut().enumerate().map(|(k, c)| {
+            let offset = k * per;
+            let piece = df.slice(offset as i64, per);
+            let first = first_row + offset as u64;
+            move || c.add_frame(&piece, file, first, source, cancel)
+        });
+        let mut mine = pieces.next().expect("at least one converter");
+        let others: Vec<_> = pieces
+            .map(|work| {
+                std::thread::Builder::new()
+                    .name("convert".into())
+                    .spawn_scoped(s, work)
+                    .expect("a thread can be started")
+            })
+            .collect();
+        // The first error in row order is the one reported.
+        let mut result = mine();
+        for h in others {
+            let r = h.join().expect("converters do not panic");
+            result = result.and(r);
+        }
+        result
+    })
+}

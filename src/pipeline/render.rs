@@ -1,0 +1,254 @@
+//! Users to lines: each user's rows, merged from the sorted runs, are de-duplicated, their
+//! add/remove conflicts resolved (the addition wins, counted), and rendered through
+//! [`inbound::wrap_user`]; users that cannot be sent whole are rejected whole.
+
+use super::spill_error;
+use crate::error::{Error, Result};
+use crate::inbound::{
+    self, KindCounts, PartLimit, Rendered, Trait, TraitKind, UserBlock, MAX_LINES_PER_USER,
+    MAX_LINE_BYTES,
+};
+use crate::reject::{mask_pii, Reject, RejectReason};
+use crate::report::Receipt;
+use crate::source::Source;
+use crate::spill::{Merge, UserRows};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+
+/// Rendered bytes handed to the sink at a time.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// What rendering needs to know besides a user's rows.
+pub(super) struct RenderContext<'a> {
+    /// Trait code -> rank in line order.
+    rank: Vec<u32>,
+    /// Rank -> what rendering asks of the trait: the trait ID it adds (true) or removes
+    /// (false), if any, and its kind.
+    ranked: Vec<(Option<(u64, bool)>, TraitKind)>,
+    /// Rank -> the trait's text, rendered once.
+    texts: Vec<Vec<u8>>,
+    part: PartLimit,
+    sources: &'a [Source],
+}
+
+/// What happened to the users: the receipt's counters, the rejected users, and traits
+/// written by kind.
+pub(super) struct Tally {
+    pub(super) receipt: Receipt,
+    pub(super) rejects: Vec<Reject>,
+    pub(super) kinds: KindCounts,
+}
+
+/// Buffers reused from user to user.
+#[derive(Default)]
+struct Scratch {
+    ranks: Vec<u32>,
+    /// Per trait code, the last user (by `user`) that had it: duplicates are dropped before
+    /// sorting, which leaves a dozen ranks rather than forty.
+    seen: Vec<u32>,
+    user: u32,
+    added: Vec<u64>,
+    removed: Vec<u64>,
+    /// The ranks of the traits written.
+    line: Vec<u32>,
+}
+
+impl<'a> RenderContext<'a> {
+    /// `traits` by code.
+    pub(super) fn new(
+        traits: &'a [Trait],
+        part: PartLimit,
+        sources: &'a [Source],
+    ) -> RenderContext<'a> {
+        // Rank of each trait code in the line order (Trait's Ord), so sorting ranks sorts traits.
+        let mut by_order: Vec<u32> = (0..traits.len() as u32).collect();
+        by_order.sort_unstable_by(|a, b| traits[*a as usize].cmp(&traits[*b as usize]));
+        let mut rank = vec![0u32; traits.len()];
+        for (r, &code) in by_order.iter().enumerate() {
+            rank[code as usize] = r as u32;
+        }
+        let in_order = by_order.iter().map(|&c| &traits[c as usize]);
+        let ranked = in_order.clone().map(|t| (t.target(), t.kind())).collect();
+        let texts = in_order.map(|t| t.render().into_bytes()).collect();
+        RenderContext {
+            rank,
+            ranked,
+            texts,
+            part,
+            sources,
+        }
+    }
+
+    /// Merges the sorted rows into users and renders their lines on a second thread, so
+    /// that rendering overlaps the sink's work; hands the sink about 4 MB at a time.
+    pub(super) fn render(
+        &self,
+        mut merge: Merge,
+        mut tally: Tally,
+        cancel: &AtomicBool,
+        sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+    ) -> Result<(Receipt, Vec<Reject>)> {
+        let mut tally = std::thread::scope(|s| -> Result<Tally> {
+            let (tx, rx) = sync_channel::<Rendered>(1);
+            let renderer = std::thread::Builder::new().name("render".into());
+            let rendering = renderer
+                .spawn_scoped(s, move || -> Result<Tally> {
+                    let mut user = UserRows::default();
+                    let mut scratch = Scratch::default();
+                    loop {
+                        let mut chunk = Rendered::default();
+                        let mut more = true;
+                        while more && chunk.body.len() < CHUNK_BYTES {
+                            more = merge.next_user(&mut user).map_err(spill_error)?;
+                            if more {
+                                self.render_user(&user, &mut chunk, &mut tally, &mut scratch);
+                            }
+                        }
+                        if cancel.load(Ordering::Relaxed) {
+                            return Err(Error::Interrupted);
+                        }
+                        // A closed channel: the sink failed, and that error is reported.
+                        let sent = chunk.users.is_empty() || tx.send(chunk).is_ok();
+                        if !sent || !more {
+                            return Ok(tally);
+                        }
+                    }
+                })
+                .expect("a thread can be started");
+            for chunk in rx {
+                sink(&chunk)?;
+            }
+            rendering.join().expect("the render thread does not panic")
+        })?;
+        tally.receipt.traits_by_kind = tally.kinds.by_name();
+        Ok((tally.receipt, tally.rejects))
+    }
+
+    /// Orders and de-duplicates a user's traits, resolves add/remove conflicts and renders
+    /// the user's lines into `out`.
+    fn render_user(
+        &self,
+        user: &UserRows,
+        out: &mut Rendered,
+        tally: &mut Tally,
+        scratch: &mut Scratch,
+    ) {
+        tally.receipt.users_read += 1;
+        self.distinct_ranks(&user.codes, scratch);
+        self.resolve_conflicts(scratch, &mut tally.receipt);
+        let line = &scratch.line;
+        if line.is_empty() {
+            tally.receipt.users_without_traits += 1;
+            return;
+        }
+        // IDs were checked as UTF-8 text on the way in.
+        let uid = std::str::from_utf8(&user.id).unwrap_or_default();
+        match self.write_lines(uid, line, &mut out.body) {
+            Ok(lines) => {
+                out.users.push(UserBlock {
+                    end: out.body.len(),
+                    lines: lines as u32,
+                });
+                let receipt = &mut tally.receipt;
+                receipt.users_written += 1;
+                receipt.lines += lines as u64;
+                receipt.traits += line.len() as u64;
+                for &r in line {
+                    tally.kinds.add(self.ranked[r as usize].1, 1);
+                }
+            }
+            Err((reason, message)) => {
+                tally.receipt.users_rejected += 1;
+                tally.receipt.reject(reason, user.rows);
+                tally.rejects.push(Reject {
+                    file: self.sources[user.first_file as usize]
+                        .path
+                        .display()
+                        .to_string(),
+                    row: user.first_row,
+                    user_id: mask_pii(uid),
+                    reason,
+                    message: format!("{message} ({} rows of this user left out)", user.rows),
+                });
+            }
+        }
+    }
+
+    /// The ranks of a user's distinct trait codes, in line order, into `scratch.ranks`.
+    fn distinct_ranks(&self, codes: &[u32], scratch: &mut Scratch) {
+        let Scratch {
+            ranks,
+            seen,
+            user: stamp,
+            ..
+        } = scratch;
+        *stamp = stamp.wrapping_add(1);
+        if *stamp == 0 || seen.len() < self.rank.len() {
+            seen.clear();
+            seen.resize(self.rank.len(), 0);
+            *stamp = 1;
+        }
+        ranks.clear();
+        for &c in codes {
+            let last = &mut seen[c as usize];
+            if *last != *stamp {
+                *last = *stamp;
+                ranks.push(self.rank[c as usize]);
+            }
+        }
+        ranks.sort_unstable();
+    }
+
+    /// The traits to write, into `scratch.line`: a removal of a trait the user also gets
+    /// is dropped (a conflict, counted), and a removal in two spellings is written once.
+    fn resolve_conflicts(&self, scratch: &mut Scratch, receipt: &mut Receipt) {
+        let Scratch {
+            ranks,
+            added,
+            removed,
+            line,
+            ..
+        } = scratch;
+        added.clear();
+        removed.clear();
+        line.clear();
+        for &r in ranks.iter() {
+            match self.ranked[r as usize].0 {
+                Some((id, true)) => added.push(id),
+                // Additions sort before removals, so `added` is complete here.
+                Some((id, false)) if added.binary_search(&id).is_ok() => {
+                    receipt.conflicts += 1;
+                    continue;
+                }
+                Some((id, false)) if removed.contains(&id) => continue,
+                Some((id, false)) => removed.push(id),
+                None => {}
+            }
+            line.push(r);
+        }
+    }
+
+    /// Appends a user's lines to `body`; on error leaves it as it was and says why.
+    fn write_lines(
+        &self,
+        uid: &str,
+        line: &[u32],
+        body: &mut Vec<u8>,
+    ) -> Result<usize, (RejectReason, String)> {
+        let start = body.len();
+        let lines = inbound::wrap_user(
+            uid,
+            line.iter().map(|&r| &self.texts[r as usize][..]),
+            MAX_LINE_BYTES,
+            MAX_LINES_PER_USER,
+            body,
+        )
+        .map_err(|e| (RejectReason::from(&e), e.to_string()))?;
+        let bytes = (body.len() - start) as u64;
+        self.part.check_user(bytes).map_err(|e| {
+            body.truncate(start);
+            (RejectReason::from(&e), e.to_string())
+        })?;
+        Ok(lines)
+    }
+}

@@ -1,0 +1,438 @@
+//! Rows to trait codes: a [`Converter`] per thread turns its share of each batch into
+//! (user ID, trait codes), column by column, and feeds its own sorter. A row refused by one
+//! rule is counted once, with its first reason, as if rows went one at a time.
+
+use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
+use super::intern::{intern, rule_caches, Interner, RuleCache};
+use super::select::{filter_col, value_col, UID};
+use super::{spill_error, RowReject};
+use crate::error::{Error, Result};
+use crate::inbound::{self, IdType, Trait};
+use crate::mapping::{Input, Mapping, RuleKind};
+use crate::reject::{mask_pii, Reject, RejectReason};
+use crate::report::Receipt;
+use crate::source::Source;
+use crate::spill::Sorter;
+use polars::prelude::*;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// A rule with its values and filter column for the frame at hand.
+struct Bound<'m> {
+    /// `traits[0] (column "segments")`, for messages.
+    label: String,
+    split: Option<&'m str>,
+    kind: &'m RuleKind,
+    values: Cells,
+    filter: Option<BooleanChunked>,
+}
+
+/// Converts rows on one thread: its own counts, rejects and sorter, and caches in front of
+/// the shared interner, so that the lock is taken only for a value not seen before.
+pub(super) struct Converter<'m> {
+    mapping: &'m Mapping,
+    pub(super) receipt: Receipt,
+    pub(super) rejects: Vec<Reject>,
+    interner: &'m Mutex<Interner>,
+    /// Accepted rows, as (user ID, trait codes), sorted by ID on disk past a budget.
+    pub(super) sorter: Sorter,
+    /// Per rule, its trait codes by value.
+    caches: Vec<RuleCache>,
+    /// Reused for numbers rendered as text.
+    text_buf: String,
+    /// Per rule, the codes of the frame being converted (buffers reused).
+    rule_codes: Vec<RuleCodes>,
+}
+
+impl<'m> Converter<'m> {
+    pub(super) fn new(
+        mapping: &'m Mapping,
+        interner: &'m Mutex<Interner>,
+        spill_budget: usize,
+    ) -> Converter<'m> {
+        Converter {
+            mapping,
+            receipt: Receipt::default(),
+            rejects: Vec::new(),
+            interner,
+            sorter: Sorter::new(spill_budget),
+            caches: rule_caches(mapping, interner),
+            text_buf: String::new(),
+            rule_codes: Vec::new(),
+        }
+    }
+
+    /// Converts a frame column by column: the user IDs, then each rule over all rows (a
+    /// row rejected by one rule is not looked at by the next, as if row by row), then each
+    /// accepted row's codes go to the sorter, rejects to the list, in row order.
+    pub(super) fn add_frame(
+        &mut self,
+        df: &DataFrame,
+        file_index: usize,
+        first_row: u64,
+        source: &Source,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let err = |e: PolarsError| Error::source(&source.path, e);
+        let uids = df
+            .column(UID)
+            .map_err(err)?
+            .as_materialized_series()
+            .str()
+            .map_err(err)?
+            .clone();
+        let bound = self.bind_rules(df).map_err(err)?;
+        let mut rows = RowStatus {
+            rejected: vec![false; df.height()],
+            reasons: Vec::new(),
+        };
+        let ids = self.user_ids(&uids, &mut rows, cancel)?;
+        let mut codes = std::mem::take(&mut self.rule_codes);
+        codes.resize_with(bound.len(), RuleCodes::default);
+        for (i, (b, out)) in bound.iter().zip(&mut codes).enumerate() {
+            out.ends.clear();
+            out.codes.clear();
+            self.convert_rule(i, b, &mut rows, out);
+        }
+        let result = self.emit_rows(&ids, rows, &codes, file_index, first_row, source);
+        self.rule_codes = codes;
+        result
+    }
+
+    /// Each rule with its columns in `df`.
+    fn bind_rules(&self, df: &DataFrame) -> PolarsResult<Vec<Bound<'m>>> {
+        let mut bound = Vec::new();
+        for (i, rule) in self.mapping.rules.iter().enumerate() {
+            let values = Cells::from_series(df.column(&value_col(i))?.as_materialized_series())?;
+            let filter = match df.column(&filter_col(i)) {
+                Ok(c) => Some(c.as_materialized_series().bool()?.clone()),
+                Err(_) => None,
+            };
+            let label = match &rule.input {
+                Input::Column(c) => format!("{} (column \"{c}\")", rule.path),
+                Input::Condition(w) => format!("{} (when \"{w}\")", rule.path),
+            };
+            bound.push(Bound {
+                label,
+                split: rule.split.as_deref(),
+                kind: &rule.kind,
+                values,
+                filter,
+            });
+        }
+        Ok(bound)
+    }
+
+    /// Every row's user ID as it will be written; rows whose ID cannot be sent are rejected.
+    fn user_ids<'a>(
+        &mut self,
+        uids: &'a StringChunked,
+        rows: &mut RowStatus,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Cow<'a, str>>> {
+        let mut ids = Vec::with_capacity(uids.len());
+        for (row, raw) in uids.iter().enumerate() {
+            if row % 65_536 == 0 && cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            let raw = raw.unwrap_or("");
+            match self.user_id(raw) {
+                Ok(id) => ids.push(id),
+                Err(r) => {
+                    rows.reject(row, r);
+                    ids.push(Cow::Borrowed(raw));
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Hands each accepted row's codes to the sorter and each rejected row to the rejects,
+    /// in row order.
+    fn emit_rows(
+        &mut self,
+        ids: &[Cow<str>],
+        rows: RowStatus,
+        codes: &[RuleCodes],
+        file_index: usize,
+        first_row: u64,
+        source: &Source,
+    ) -> Result<()> {
+        // Rejects in row order; a row has at most one.
+        let RowStatus {
+            rejected,
+            mut reasons,
+        } = rows;
+        reasons.sort_by_key(|&(row, _)| row);
+        let mut reasons = reasons.into_iter();
+        let file = source.path.display().to_string();
+        let mut scratch: Vec<u32> = Vec::new();
+        self.receipt.rows_read += ids.len() as u64;
+        for (row, id) in ids.iter().enumerate() {
+            let row_number = first_row + row as u64 + 1;
+            if rejected[row] {
+                let (_, r) = reasons.next().expect("a rejected row has its reason");
+                self.receipt.reject(r.reason, 1);
+                self.rejects.push(Reject {
+                    file: file.clone(),
+                    row: row_number,
+                    user_id: mask_pii(id),
+                    reason: r.reason,
+                    message: r.message,
+                });
+                continue;
+            }
+            scratch.clear();
+            for c in codes {
+                let start = if row == 0 { 0 } else { c.ends[row - 1] };
+                // A rule gives a row a code or two: a loop, not a call to memcpy.
+                let mine = &c.codes[start as usize..c.ends[row] as usize];
+                scratch.extend(mine.iter().copied());
+            }
+            self.sorter
+                .push(id.as_bytes(), file_index as u32, row_number, &scratch)
+                .map_err(spill_error)?;
+        }
+        Ok(())
+    }
+
+    /// The user ID as it will be written: trimmed, hashed, case-normalized as the mapping
+    /// asks, then checked against its type (SPEC: User IDs).
+    fn user_id<'r>(&mut self, raw: &'r str) -> Result<Cow<'r, str>, RowReject> {
+        let spec = &self.mapping.user_id;
+        let mut id = Cow::Borrowed(if spec.trim {
+            super::cell::trim(raw)
+        } else {
+            raw
+        });
+        if spec.hash_email && !id.is_empty() {
+            if !inbound::looks_like_email(&id) {
+                return Err(RowReject::new(
+                    RejectReason::NotAnEmail,
+                    "user_id.hash = \"sha256\" expects e-mail addresses; this value is not one",
+                ));
+            }
+            id = Cow::Owned(inbound::email_sha256(&id));
+        }
+        if spec.normalize_case {
+            if let Some(n) = spec.id_type.normalize_case(&id) {
+                id = Cow::Owned(n);
+                self.receipt.ids_normalized += 1;
+            }
+        }
+        if spec.id_type == IdType::Dpuuid && inbound::looks_like_phone(&id) {
+            self.receipt.ids_phone_like += 1;
+        }
+        spec.id_type.check(&id).map_err(|p| {
+            let what = match spec.id_type {
+                IdType::Dpuuid => String::new(),
+                t => format!(" ({})", t.name()),
+            };
+            RowReject::new(RejectReason::from(&p), format!("user_id{what}: {p}"))
+        })?;
+        Ok(id)
+    }
+
+    /// Rule `i`'s codes for every row not yet rejected and not filtered out; a row whose
+    /// value the rule refuses is rejected.
+    fn convert_rule(&mut self, i: usize, b: &Bound, rows: &mut RowStatus, out: &mut RuleCodes) {
+        let mut coder = Coder {
+            kind: b.kind,
+            label: &b.label,
+            interner: self.interner,
+            receipt: &mut self.receipt,
+            cache: &mut self.caches[i],
+            buf: &mut self.text_buf,
+        };
+        let filter = b.filter.as_ref();
+        let split = b.split;
+        // Each physical type gets its own loop over the column, with no per-row dispatch.
+        match &b.values {
+            Cells::Str(c) => each_row(c.iter(), filter, rows, out, |s, codes| {
+                pieces(Cell::Str(s), split, &mut |cell| coder.code(cell, codes))
+            }),
+            Cells::Int(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::Int(v), codes)
+            }),
+            Cells::UInt(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::UInt(v), codes)
+            }),
+            Cells::Float(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::Float(v), codes)
+            }),
+            Cells::Bool(c) => each_row(c.iter(), filter, rows, out, |v, codes| {
+                coder.code(Cell::Bool(v), codes)
+            }),
+            Cells::List(c) => each_row(c.amortized_iter(), filter, rows, out, |v, codes| {
+                list(v.as_ref(), split, &mut |cell| coder.code(cell, codes))
+            }),
+            // No values: every row gets no codes.
+            Cells::Null => out.ends.resize(rows.rejected.len(), 0),
+        }
+    }
+}
+
+/// The rows of the frame being converted that are rejected, each with its first reason.
+struct RowStatus {
+    rejected: Vec<bool>,
+    reasons: Vec<(usize, RowReject)>,
+}
+
+impl RowStatus {
+    fn reject(&mut self, row: usize, why: RowReject) {
+        self.rejected[row] = true;
+        self.reasons.push((row, why));
+    }
+}
+
+/// One rule's codes for a frame's rows: row `r`'s are `codes[ends[r - 1]..ends[r]]`.
+#[derive(Default)]
+struct RuleCodes {
+    ends: Vec<u32>,
+    codes: Vec<u32>,
+}
+
+/// Runs `f` on each row's value that is set, where the row is not rejected and its filter
+/// (if any) is true; a refused value rejects the row and leaves no codes.
+fn each_row<T>(
+    values: impl Iterator<Item = Option<T>>,
+    filter: Option<&BooleanChunked>,
+    rows: &mut RowStatus,
+    out: &mut RuleCodes,
+    mut f: impl FnMut(T, &mut Vec<u32>) -> Result<(), RowReject>,
+) {
+    let mut filter = filter.map(|f| f.iter());
+    for (row, value) in values.enumerate() {
+        let passes = filter
+            .as_mut()
+            .is_none_or(|f| f.next().flatten() == Some(true));
+        if let (true, Some(v)) = (passes && !rows.rejected[row], value) {
+            let start = out.codes.len();
+            if let Err(why) = f(v, &mut out.codes) {
+                out.codes.truncate(start);
+                rows.reject(row, why);
+            }
+        }
+        out.ends.push(out.codes.len() as u32);
+    }
+}
+
+/// What turns one rule's cells into trait codes: the rule and its cache.
+struct Coder<'c> {
+    kind: &'c RuleKind,
+    /// `traits[0] (column "segments")`, for messages.
+    label: &'c str,
+    interner: &'c Mutex<Interner>,
+    receipt: &'c mut Receipt,
+    cache: &'c mut RuleCache,
+    buf: &'c mut String,
+}
+
+impl Coder<'_> {
+    /// Appends the code of the trait `cell` makes, if any, to `out`.
+    fn code(&mut self, cell: Cell, out: &mut Vec<u32>) -> Result<(), RowReject> {
+        match self.kind {
+            RuleKind::TraitIds { emit } => {
+                let id = trait_id(cell).map_err(|why| {
+                    RowReject::new(
+                        RejectReason::InvalidTraitId,
+                        format!("{}: trait ID {} is {why}", self.label, cell.describe()),
+                    )
+                })?;
+                out.push(self.trait_id_code(id, |id| emit.make(id)));
+            }
+            RuleKind::Flag { .. } => out.extend(self.flag_code(cell)?),
+            RuleKind::ValueMap {
+                reject_unmapped, ..
+            } => out.extend(self.value_map_code(cell, *reject_unmapped)?),
+            RuleKind::KeyValue { key } => out.push(self.signal_code(key, cell)?),
+        }
+        Ok(())
+    }
+
+    fn trait_id_code(&mut self, id: u64, make: impl FnOnce(u64) -> Trait) -> u32 {
+        match self.cache.ids.get(id) {
+            Some(code) => code,
+            None => {
+                let code = intern(self.interner, make(id));
+                self.cache.ids.insert(id, code);
+                code
+            }
+        }
+    }
+
+    fn flag_code(&mut self, cell: Cell) -> Result<Option<u32>, RowReject> {
+        let value = flag(cell).ok_or_else(|| {
+            RowReject::new(
+                RejectReason::InvalidFlag,
+                format!(
+                    "{}: {} is not a true/false value (true/false, yes/no, y/n, t/f, 1/0)",
+                    self.label,
+                    cell.describe()
+                ),
+            )
+        })?;
+        let (on_true, on_false) = self.cache.flag;
+        Ok(if value { on_true } else { on_false })
+    }
+
+    fn value_map_code(
+        &mut self,
+        cell: Cell,
+        reject_unmapped: bool,
+    ) -> Result<Option<u32>, RowReject> {
+        let text = cell.text(self.buf);
+        match self.cache.map.get(text) {
+            Some(&code) => Ok(Some(code)),
+            None if reject_unmapped => {
+                let mut known: Vec<&str> = self.cache.map.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                Err(RowReject::new(
+                    RejectReason::UnmappedValue,
+                    format!(
+                        "{}: \"{text}\" is not in `values` ({}); add it or set unmapped = \"skip\"",
+                        self.label,
+                        known.join(", ")
+                    ),
+                ))
+            }
+            None => {
+                self.receipt.values_skipped += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    fn signal_code(&mut self, key: &str, cell: Cell) -> Result<u32, RowReject> {
+        // Integers are cached as their bits: a distinct value is a distinct key.
+        if let Cell::Int(n) = cell {
+            if let Some(code) = self.cache.numbers.get(n as u64) {
+                return Ok(code);
+            }
+        }
+        let text = cell.text(self.buf);
+        let code = match self.cache.signals.get(text) {
+            Some(&code) => code,
+            None => {
+                let t = Trait::signal(key, text).map_err(|e| {
+                    RowReject::new(
+                        RejectReason::InvalidSignalValue,
+                        format!(
+                            "{}: value {} cannot be sent: {e}",
+                            self.label,
+                            cell.describe()
+                        ),
+                    )
+                })?;
+                let code = intern(self.interner, t);
+                self.cache.signals.insert(text.to_owned(), code);
+                code
+            }
+        };
+        if let Cell::Int(n) = cell {
+            self.cache.numbers.insert(n as u64, code);
+        }
+        Ok(code)
+    }
+}

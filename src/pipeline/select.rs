@@ -1,0 +1,175 @@
+//! What Polars selects from each batch: the user ID, each rule's column or condition, and
+//! each rule's filter. Conditions are Polars SQL, checked against the source's schema before
+//! anything is read, and refused when they would look at the whole column.
+
+use super::Tuning;
+use crate::error::{Error, Problem, Result};
+use crate::mapping::{Input, Mapping};
+use crate::source::Source;
+use polars::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub(super) const UID: &str = "__aam_uid";
+
+pub(super) fn value_col(i: usize) -> String {
+    format!("__aam_v{i}")
+}
+
+pub(super) fn filter_col(i: usize) -> String {
+    format!("__aam_f{i}")
+}
+
+/// Reads one source batch by batch, selecting the user ID, each rule's values and each
+/// rule's filter; `emit(first_row, batch)` returns false to stop.
+pub(super) fn read_source(
+    mapping: &Mapping,
+    source: &Source,
+    tuning: Tuning,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(u64, DataFrame) -> bool,
+) -> Result<()> {
+    let opened = source.open(&mapping.input, tuning.batch_bytes)?;
+    let (lf, names) = opened.scan_for(mapping)?;
+    let exprs = selection(mapping, source, &lf, &names)?;
+    let mut first_row = 0u64;
+    for batch in opened.batches(lf, tuning.batch_rows)? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let df = batch?
+            .select(exprs.clone())
+            .collect()
+            .map_err(|e| source.polars_error(e, &mapping.input))?;
+        let rows = df.height() as u64;
+        if !emit(first_row, df) {
+            return Ok(());
+        }
+        first_row += rows;
+    }
+    Ok(())
+}
+
+/// What each batch selects: the user ID as text, each rule's values (a column, or a
+/// condition's truth) and each rule's filter, under the names the converters look up.
+fn selection(
+    mapping: &Mapping,
+    source: &Source,
+    lf: &LazyFrame,
+    names: &[String],
+) -> Result<Vec<Expr>> {
+    let mut exprs = vec![column(&mapping.user_id.column, names)
+        .cast(DataType::String)
+        .alias(UID)];
+    let mut problems = Vec::new();
+    for (i, rule) in mapping.rules.iter().enumerate() {
+        let value = match &rule.input {
+            Input::Column(c) => Some(column(c, names)),
+            Input::Condition(sql) => sql_condition(lf, sql, &format!("{}.when", rule.path))
+                .map_err(|p| problems.push(p))
+                .ok(),
+        };
+        if let Some(v) = value {
+            exprs.push(v.alias(value_col(i)));
+        }
+        if let Some(sql) = &rule.filter {
+            match sql_condition(lf, sql, &format!("{}.where", rule.path)) {
+                Ok(f) => exprs.push(f.alias(filter_col(i))),
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(exprs)
+    } else {
+        Err(Error::Columns {
+            path: source.path.clone(),
+            problems,
+        })
+    }
+}
+
+/// A column by name, or a field inside a struct column for a dotted path (`profile.tier`).
+fn column(name: &str, names: &[String]) -> Expr {
+    if names.iter().any(|n| n == name) {
+        return col(name);
+    }
+    let mut parts = name.split('.');
+    let mut expr = col(parts.next().unwrap_or(name));
+    for field in parts {
+        expr = expr.struct_().field_by_name(field);
+    }
+    expr
+}
+
+/// Parses a Polars SQL condition and checks it against the source's schema.
+fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> {
+    let expr = polars::sql::sql_expr(sql)
+        .map_err(|e| Problem::new(key, format!("`{sql}` is not a valid SQL expression: {e}")))?;
+    if let Some(agg) = whole_column_function(&expr) {
+        return Err(Problem::new(
+            key,
+            format!(
+                "`{sql}` uses {agg}, which looks at the whole column; conditions are evaluated one row at a time (sources are read in batches), so compute it before the export"
+            ),
+        ));
+    }
+    let expr = expr.cast(DataType::Boolean);
+    lf.clone()
+        .select([expr.clone().alias("check")])
+        .collect_schema()
+        .map_err(|e| {
+            // Polars appends the query plan; the first line says what is wrong.
+            let e = e.to_string();
+            let first = e.lines().next().unwrap_or_default();
+            Problem::new(
+                key,
+                format!("`{sql}` cannot be evaluated on this source: {first}"),
+            )
+        })?;
+    Ok(expr)
+}
+
+/// An aggregate or window function in a condition, if any. Sources are read in batches,
+/// so such a function would see one batch, not the column; it is refused rather than
+/// allowed to give results that change with the batch size.
+fn whole_column_function(expr: &Expr) -> Option<&'static str> {
+    const FUNCTIONS: [(&str, &str); 16] = [
+        (".mean()", "an average"),
+        (".sum()", "a sum"),
+        (".min()", "a minimum"),
+        (".max()", "a maximum"),
+        (".count()", "a count"),
+        (".len()", "a count"),
+        ("(len())", "a count"),
+        (".first()", "first()"),
+        (".last()", "last()"),
+        (".median()", "a median"),
+        (".std(", "a standard deviation"),
+        (".var(", "a variance"),
+        (".n_unique()", "a distinct count"),
+        (".quantile(", "a quantile"),
+        (".over(", "a window function"),
+        (".rank(", "a rank"),
+    ];
+    let shown = format!("{expr:?}");
+    FUNCTIONS
+        .iter()
+        .find(|(f, _)| shown.contains(f))
+        .map(|&(_, what)| what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_over_the_whole_column_are_refused() {
+        let parse = |sql| whole_column_function(&polars::sql::sql_expr(sql).unwrap());
+        assert_eq!(parse("age > AVG(age)"), Some("an average"));
+        assert_eq!(parse("spend >= MAX(spend) * 0.9"), Some("a maximum"));
+        assert_eq!(parse("COUNT(*) > 3"), Some("a count"));
+        assert_eq!(parse("age > 30 AND tier = 'gold'"), None);
+        assert_eq!(parse("city LIKE '%York' OR age IN (1, 2)"), None);
+        assert_eq!(parse("LENGTH(city) > 3"), None);
+    }
+}

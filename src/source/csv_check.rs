@@ -1,0 +1,80 @@
+//! The CSV record check: every record's field count and UTF-8, read ahead of Polars' parse
+//! (on a thread of its own for files on disk), which also finds where batches may start.
+
+use super::{utf8_hint, Source};
+use crate::error::Error;
+use crate::error::Result;
+use crate::mapping::InputOptions;
+use std::io::Read;
+
+/// Reads every record (field counts, UTF-8) and sends where batches of about `batch_bytes`
+/// start (always at a record start, never inside a quoted field): first the end of the header,
+/// then each cut, then the end of the data; or the first error.
+pub(super) fn check_csv(
+    source: &Source,
+    reader: impl Read,
+    opts: &InputOptions,
+    batch_bytes: u64,
+    tx: &std::sync::mpsc::Sender<Result<u64>>,
+) {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(source.separator(opts))
+        .quote(opts.quote.unwrap_or(b'"'))
+        .buffer_capacity(1 << 20)
+        .from_reader(reader);
+    let mut record = csv::StringRecord::new();
+    let mut last: Option<u64> = None;
+    let mut index = 0u64;
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let _ = tx.send(Err(source.csv_error(e, opts)));
+                return;
+            }
+        }
+        let start = record.position().map_or(0, |p| p.byte());
+        index += 1;
+        if index == 1 && opts.has_header {
+            continue;
+        }
+        let cut = match last {
+            None => true,
+            Some(l) => start >= l + batch_bytes.max(1),
+        };
+        if cut {
+            // A failed send: the reading side stopped; so does the check.
+            if tx.send(Ok(start)).is_err() {
+                return;
+            }
+            last = Some(start);
+        }
+    }
+    let end = csv.position().byte();
+    if last.is_none() {
+        // No data rows: the header, then an empty batch.
+        let _ = tx.send(Ok(end));
+    }
+    let _ = tx.send(Ok(end));
+}
+
+impl Source {
+    /// A bad CSV record (not UTF-8, or a field count unlike the first row's), with its line.
+    fn csv_error(&self, e: csv::Error, opts: &InputOptions) -> Error {
+        let line = e.position().map_or(0, |p| p.line());
+        let message = match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => format!("line {line}: {}", utf8_hint(opts)),
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!(
+                "line {line}: {len} fields where the {} has {expected_len}; check the delimiter and quoting",
+                if opts.has_header { "header" } else { "first row" }
+            ),
+            csv::ErrorKind::Io(io) => return Error::io(&self.path, std::io::Error::new(io.kind(), io.to_string())),
+            _ => format!("line {line}: {e}"),
+        };
+        Error::source(&self.path, message)
+    }
+}

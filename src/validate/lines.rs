@@ -1,0 +1,293 @@
+//! Checks of each line: its structure, its user ID, its traits, and the 200-lines rule
+//! (SPEC: File contents, Trait forms, User IDs).
+
+use super::{Checker, Rule};
+use crate::error::{Error, Result};
+use crate::inbound::{
+    is_aam_uuid, is_uuid_shape, parse_line, ElementValue, IdProblem, IdTrait, IdType, LineError,
+    Mode, ParsedLine, TraitError, MAX_LINES_PER_USER, MAX_LINE_BYTES,
+};
+use std::hash::BuildHasher;
+use std::io::BufRead;
+
+/// A line whose user count is still to be applied. The count table holds every user of the
+/// file, so each lookup is a cache miss; looked up a few thousand at a time in a tight loop,
+/// the misses overlap instead of stalling the parse of every line.
+pub(super) struct PendingLine {
+    n: u64,
+    key: u64,
+    /// Whether the line had failed already.
+    failed: bool,
+    /// The user ID, in `Checker::pending_ids`.
+    id: std::ops::Range<usize>,
+}
+
+pub(super) const PENDING_LINES: usize = 4096;
+
+impl Checker<'_> {
+    /// Streams the lines; returns the uncompressed size.
+    pub(super) fn check_lines(&mut self, mut reader: impl BufRead) -> Result<u64> {
+        let first = self.diagnostics.len();
+        let mut buf = Vec::with_capacity(1 << 16);
+        let mut line_no = 0u64;
+        let mut total = 0u64;
+        loop {
+            buf.clear();
+            let n = match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::InvalidInput
+                        || e.kind() == std::io::ErrorKind::InvalidData
+                        || e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    self.report(
+                        line_no + 1,
+                        Rule::GzipCorrupt,
+                        format!("gzip data is corrupt or truncated: {e}"),
+                    );
+                    break;
+                }
+                Err(e) => return Err(Error::io(&self.path, e)),
+            };
+            total += n as u64;
+            line_no += 1;
+            let mut line: &[u8] = &buf;
+            if line_no == 1 {
+                if let Some(rest) = line.strip_prefix(b"\xef\xbb\xbf") {
+                    self.report(
+                        1,
+                        Rule::Bom,
+                        "the file starts with a UTF-8 byte order mark".into(),
+                    );
+                    line = rest;
+                }
+            }
+            self.check_line(line_no, line);
+        }
+        self.count_users();
+        // Counting in batches reports the 200-lines rule a little late: back in line order.
+        self.diagnostics[first..].sort_by_key(|d| d.line);
+        if self.receipt.records_received == 0 {
+            self.report(
+                0,
+                Rule::EmptyFile,
+                "no records; AAM does not process empty files".into(),
+            );
+        }
+        Ok(total)
+    }
+
+    fn check_line(&mut self, n: u64, raw: &[u8]) {
+        self.line_failed = false;
+        self.receipt.records_received += 1;
+        let mut line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        if let Some(l) = line.strip_suffix(b"\r") {
+            self.report(n, Rule::Crlf, "CRLF line ending; use \\n".into());
+            line = l;
+        }
+        if line.len() + 1 > MAX_LINE_BYTES {
+            self.report(
+                n,
+                Rule::LineTooLong,
+                format!(
+                    "line is {} bytes, over the {MAX_LINE_BYTES}-byte limit; AAM drops it",
+                    line.len() + 1
+                ),
+            );
+        }
+        if line.is_empty() {
+            self.report(n, Rule::EmptyLine, "empty line".into());
+            return self.end_line();
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.report(n, Rule::NotUtf8, "the line is not valid UTF-8".into());
+            return self.end_line();
+        };
+        let parsed = match parse_line(text) {
+            Ok(p) => p,
+            Err(e) => {
+                let rule = match e {
+                    LineError::NoTab => Rule::MissingTab,
+                    LineError::ExtraTab => Rule::ExtraTab,
+                    LineError::EmptyUserId => Rule::MissingUserId,
+                    LineError::NoTraits => Rule::NoTraits,
+                    LineError::TrailingWhitespace => Rule::TrailingWhitespace,
+                };
+                self.report(n, rule, e.to_string());
+                return self.end_line();
+            }
+        };
+        let id_ok = self.check_user_id(n, parsed.user_id);
+        self.check_traits(n, &parsed);
+        if id_ok {
+            // Counted in batches (see `PendingLine`).
+            let key = self.id_hasher.hash_one(parsed.user_id);
+            let start = self.pending_ids.len();
+            self.pending_ids.push_str(parsed.user_id);
+            self.pending.push(PendingLine {
+                n,
+                key,
+                failed: self.line_failed,
+                id: start..self.pending_ids.len(),
+            });
+            if self.pending.len() == PENDING_LINES {
+                self.count_users();
+            }
+        } else {
+            self.end_line();
+        }
+    }
+
+    /// Checks each trait element of a line.
+    fn check_traits(&mut self, n: u64, line: &ParsedLine) {
+        for (element, parsed) in line.elements() {
+            let p = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    let rule = match e {
+                        TraitError::Empty => Rule::EmptyTrait,
+                        TraitError::NotDigits(_) => Rule::InvalidTraitId,
+                        TraitError::EmptyKey => Rule::EmptySignalKey,
+                        TraitError::ControlChar => Rule::ControlChar,
+                        TraitError::Quote | TraitError::BadQuoting(_) => Rule::BadQuoting,
+                        TraitError::UnknownForm(_) => Rule::UnknownTraitForm,
+                    };
+                    self.report(n, rule, e.to_string());
+                    continue;
+                }
+            };
+            self.receipt.signals += 1;
+            self.kinds.add(p.value.kind(), 1);
+            if p.spaced && self.opts.strict {
+                self.report(
+                    n,
+                    Rule::SpacedStyle,
+                    format!(
+                        "`{}` has spaces; the compact form is `{}`",
+                        element,
+                        p.value.to_trait()
+                    ),
+                );
+            }
+            match p.value {
+                ElementValue::Id(IdTrait::Unsid(id)) if self.mode == Some(Mode::Overwrite) => self
+                    .report(
+                        n,
+                        Rule::UnsidInOverwrite,
+                        format!("d_unsid={id} in an .overwrite file is ignored by AAM"),
+                    ),
+                ElementValue::Signal { key, .. } if key.starts_with('-') => self.report(
+                    n,
+                    Rule::DashKey,
+                    format!("key `{key}` starts with `-`, which AAM strips"),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// Applies the pending lines' user counts (the 200-lines rule), in line order.
+    fn count_users(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for p in &pending {
+            let count = self.lines_per_user.entry(p.key).or_default();
+            *count += 1;
+            let count = *count;
+            self.line_failed = p.failed;
+            if count == 1 {
+                self.receipt.users += 1;
+            }
+            if count as usize > MAX_LINES_PER_USER {
+                if count as usize == MAX_LINES_PER_USER + 1 {
+                    self.report(
+                        p.n,
+                        Rule::TooManyLines,
+                        format!(
+                            "user `{}` has more than {MAX_LINES_PER_USER} lines; AAM keeps the first {MAX_LINES_PER_USER} and drops this and later ones",
+                            &self.pending_ids[p.id.clone()]
+                        ),
+                    );
+                } else {
+                    self.line_failed = true;
+                }
+            }
+            self.end_line();
+        }
+        self.pending = pending;
+        self.pending.clear();
+        self.pending_ids.clear();
+    }
+
+    fn end_line(&mut self) {
+        if self.line_failed {
+            self.receipt.format_errors += 1;
+        } else {
+            self.receipt.records_stored += 1;
+        }
+    }
+
+    /// Checks the ID against the file's type; returns whether it is valid.
+    fn check_user_id(&mut self, n: u64, id: &str) -> bool {
+        let id_type = match self.id_type {
+            Some(t) => t,
+            None => {
+                let shape = shape_of(id);
+                if !self.shapes.contains_key(shape) {
+                    if let Some((other, first)) = self.shapes.iter().next().map(|(s, l)| (*s, *l)) {
+                        self.report(
+                            n,
+                            Rule::MixedIdTypes,
+                            format!("mixed ID types: {shape} here, {other} on line {first}; never mix ID types in one file"),
+                        );
+                    }
+                    self.shapes.insert(shape, n);
+                }
+                if shape == "AAM UUID" {
+                    IdType::AamUuid
+                } else {
+                    IdType::Dpuuid
+                }
+            }
+        };
+        let Err(problem) = id_type.check(id) else {
+            return true;
+        };
+        let rule = match (&problem, id_type) {
+            (IdProblem::Empty, _) => Rule::MissingUserId,
+            (IdProblem::Email, _) => Rule::PiiUserId,
+            (IdProblem::Format { .. } | IdProblem::Case { .. }, IdType::AamUuid) => {
+                self.receipt.invalid_aam_ids += 1;
+                Rule::InvalidAamUuid
+            }
+            (IdProblem::Format { .. } | IdProblem::Case { .. }, _) => {
+                self.receipt.invalid_device_ids += 1;
+                Rule::InvalidDeviceId
+            }
+            _ => Rule::InvalidUserId,
+        };
+        let message = match problem {
+            IdProblem::Email => "user ID looks like an e-mail address (PII); send a SHA-256 of the normalized address instead".to_owned(),
+            IdProblem::Case { expected } => format!("{} ID `{id}` must be {expected}", id_type.name()),
+            IdProblem::Format { expected } => format!("`{id}` is not {expected} ({})", id_type.name()),
+            other => format!("`{id}`: {other}"),
+        };
+        self.report(n, rule, message);
+        false
+    }
+}
+
+fn shape_of(id: &str) -> &'static str {
+    if is_aam_uuid(id) {
+        return "AAM UUID";
+    }
+    if is_uuid_shape(id) {
+        if id.bytes().any(|b| b.is_ascii_lowercase()) {
+            "lowercase device"
+        } else {
+            "uppercase device"
+        }
+    } else {
+        "DPUUID"
+    }
+}
