@@ -3,7 +3,7 @@
 //! rule is counted once, with its first reason, as if rows went one at a time.
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
-use super::intern::{intern, rule_caches, Interner, RuleCache};
+use super::intern::{intern, rule_caches, HashMap, Interner, RuleCache};
 use super::select::{filter_col, value_col, UID};
 use super::{spill_error, RowReject};
 use crate::error::{Error, Result};
@@ -303,7 +303,9 @@ fn each_row<T>(
     mut f: impl FnMut(T, &mut Vec<u32>) -> Result<(), RowReject>,
 ) {
     let mut filter = filter.map(|f| f.iter());
-    for (row, value) in values.enumerate() {
+    // A counter rather than `enumerate`, which does not always inline over Polars' iterators.
+    let mut row = 0;
+    for value in values {
         let passes = filter
             .as_mut()
             .is_none_or(|f| f.next().flatten() == Some(true));
@@ -315,6 +317,7 @@ fn each_row<T>(
             }
         }
         out.ends.push(out.codes.len() as u32);
+        row += 1;
     }
 }
 
@@ -330,109 +333,107 @@ struct Coder<'c> {
 }
 
 impl Coder<'_> {
-    /// Appends the code of the trait `cell` makes, if any, to `out`.
+    /// Appends the code of the trait `cell` makes, if any, to `out`. The common paths stay
+    /// in this one function (a lookup in the rule's cache), so that they inline into the
+    /// per-column loops; what builds a reject's message is out of line.
     fn code(&mut self, cell: Cell, out: &mut Vec<u32>) -> Result<(), RowReject> {
         match self.kind {
             RuleKind::TraitIds { emit } => {
-                let id = trait_id(cell).map_err(|why| {
-                    RowReject::new(
-                        RejectReason::InvalidTraitId,
-                        format!("{}: trait ID {} is {why}", self.label, cell.describe()),
-                    )
-                })?;
-                out.push(self.trait_id_code(id, |id| emit.make(id)));
+                let id = trait_id(cell).map_err(|why| bad_trait_id(self.label, cell, &why))?;
+                let code = match self.cache.ids.get(id) {
+                    Some(code) => code,
+                    None => {
+                        let code = intern(self.interner, emit.make(id));
+                        self.cache.ids.insert(id, code);
+                        code
+                    }
+                };
+                out.push(code);
             }
-            RuleKind::Flag { .. } => out.extend(self.flag_code(cell)?),
+            RuleKind::Flag { .. } => {
+                let value = flag(cell).ok_or_else(|| bad_flag(self.label, cell))?;
+                let (on_true, on_false) = self.cache.flag;
+                if let Some(code) = if value { on_true } else { on_false } {
+                    out.push(code);
+                }
+            }
             RuleKind::ValueMap {
                 reject_unmapped, ..
-            } => out.extend(self.value_map_code(cell, *reject_unmapped)?),
-            RuleKind::KeyValue { key } => out.push(self.signal_code(key, cell)?),
+            } => {
+                let text = cell.text(self.buf);
+                match self.cache.map.get(text) {
+                    Some(&code) => out.push(code),
+                    None if *reject_unmapped => {
+                        return Err(unmapped(self.label, &self.cache.map, text))
+                    }
+                    None => self.receipt.values_skipped += 1,
+                }
+            }
+            RuleKind::KeyValue { key } => {
+                // Integers are cached as their bits: a distinct value is a distinct key.
+                if let Cell::Int(n) = cell {
+                    if let Some(code) = self.cache.numbers.get(n as u64) {
+                        out.push(code);
+                        return Ok(());
+                    }
+                }
+                let text = cell.text(self.buf);
+                let code = match self.cache.signals.get(text) {
+                    Some(&code) => code,
+                    None => {
+                        let t = Trait::signal(key, text)
+                            .map_err(|e| bad_signal(self.label, cell, &e))?;
+                        let code = intern(self.interner, t);
+                        self.cache.signals.insert(text.to_owned(), code);
+                        code
+                    }
+                };
+                if let Cell::Int(n) = cell {
+                    self.cache.numbers.insert(n as u64, code);
+                }
+                out.push(code);
+            }
         }
         Ok(())
     }
+}
 
-    fn trait_id_code(&mut self, id: u64, make: impl FnOnce(u64) -> Trait) -> u32 {
-        match self.cache.ids.get(id) {
-            Some(code) => code,
-            None => {
-                let code = intern(self.interner, make(id));
-                self.cache.ids.insert(id, code);
-                code
-            }
-        }
-    }
+#[cold]
+fn bad_trait_id(label: &str, cell: Cell, why: &str) -> RowReject {
+    RowReject::new(
+        RejectReason::InvalidTraitId,
+        format!("{label}: trait ID {} is {why}", cell.describe()),
+    )
+}
 
-    fn flag_code(&mut self, cell: Cell) -> Result<Option<u32>, RowReject> {
-        let value = flag(cell).ok_or_else(|| {
-            RowReject::new(
-                RejectReason::InvalidFlag,
-                format!(
-                    "{}: {} is not a true/false value (true/false, yes/no, y/n, t/f, 1/0)",
-                    self.label,
-                    cell.describe()
-                ),
-            )
-        })?;
-        let (on_true, on_false) = self.cache.flag;
-        Ok(if value { on_true } else { on_false })
-    }
+#[cold]
+fn bad_flag(label: &str, cell: Cell) -> RowReject {
+    RowReject::new(
+        RejectReason::InvalidFlag,
+        format!(
+            "{label}: {} is not a true/false value (true/false, yes/no, y/n, t/f, 1/0)",
+            cell.describe()
+        ),
+    )
+}
 
-    fn value_map_code(
-        &mut self,
-        cell: Cell,
-        reject_unmapped: bool,
-    ) -> Result<Option<u32>, RowReject> {
-        let text = cell.text(self.buf);
-        match self.cache.map.get(text) {
-            Some(&code) => Ok(Some(code)),
-            None if reject_unmapped => {
-                let mut known: Vec<&str> = self.cache.map.keys().map(String::as_str).collect();
-                known.sort_unstable();
-                Err(RowReject::new(
-                    RejectReason::UnmappedValue,
-                    format!(
-                        "{}: \"{text}\" is not in `values` ({}); add it or set unmapped = \"skip\"",
-                        self.label,
-                        known.join(", ")
-                    ),
-                ))
-            }
-            None => {
-                self.receipt.values_skipped += 1;
-                Ok(None)
-            }
-        }
-    }
+#[cold]
+fn unmapped(label: &str, map: &HashMap<String, u32>, text: &str) -> RowReject {
+    let mut known: Vec<&str> = map.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    RowReject::new(
+        RejectReason::UnmappedValue,
+        format!(
+            "{label}: \"{text}\" is not in `values` ({}); add it or set unmapped = \"skip\"",
+            known.join(", ")
+        ),
+    )
+}
 
-    fn signal_code(&mut self, key: &str, cell: Cell) -> Result<u32, RowReject> {
-        // Integers are cached as their bits: a distinct value is a distinct key.
-        if let Cell::Int(n) = cell {
-            if let Some(code) = self.cache.numbers.get(n as u64) {
-                return Ok(code);
-            }
-        }
-        let text = cell.text(self.buf);
-        let code = match self.cache.signals.get(text) {
-            Some(&code) => code,
-            None => {
-                let t = Trait::signal(key, text).map_err(|e| {
-                    RowReject::new(
-                        RejectReason::InvalidSignalValue,
-                        format!(
-                            "{}: value {} cannot be sent: {e}",
-                            self.label,
-                            cell.describe()
-                        ),
-                    )
-                })?;
-                let code = intern(self.interner, t);
-                self.cache.signals.insert(text.to_owned(), code);
-                code
-            }
-        };
-        if let Cell::Int(n) = cell {
-            self.cache.numbers.insert(n as u64, code);
-        }
-        Ok(code)
-    }
+#[cold]
+fn bad_signal(label: &str, cell: Cell, e: &crate::inbound::TraitError) -> RowReject {
+    RowReject::new(
+        RejectReason::InvalidSignalValue,
+        format!("{label}: value {} cannot be sent: {e}", cell.describe()),
+    )
 }
