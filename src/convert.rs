@@ -1,15 +1,20 @@
-//! The main job: mapping + sources -> inbound files, with the reject threshold applied.
+//! The main job: mapping + sources -> inbound files, with the reject threshold applied. A
+//! run is one transaction: the delivery, the rejects file and the report are published
+//! together at the end, or not at all (see [`crate::publish`]).
 
 use crate::error::{Error, Result};
 use crate::inbound::TIMESTAMP_RANGE;
 use crate::mapping::{Format, Mapping};
 use crate::pipeline::{self, Tuning};
-use crate::reject::Reject;
+use crate::publish::{existing_delivery, OutputFolder, Staged, Transaction};
+use crate::reject::{Reject, RejectLog};
 use crate::report::Receipt;
 use crate::source::{self, Source};
-use crate::writer::{PartWriter, Plan};
+use crate::spill;
+use crate::writer::{delivery_dir, PartWriter, Plan};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,11 +47,15 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// 10-digit UTC Unix time for the file names.
     pub timestamp: u64,
+    /// Replace an earlier delivery with the same name (all of its files).
     pub force: bool,
     pub dry_run: bool,
     /// Fraction of rows (0.01 = 1%) that may be rejected before the run publishes nothing.
     pub max_reject_rate: f64,
-    /// Set by a Ctrl-C handler: the run stops and removes what it had started to write.
+    /// Where to write the summary as JSON, and every rejected row as CSV.
+    pub report: Option<PathBuf>,
+    pub rejects: Option<PathBuf>,
+    /// Set by a signal handler: the run stops and removes what it had started to write.
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -66,10 +75,13 @@ pub enum Status {
 pub struct Outcome {
     pub status: Status,
     pub receipt: Receipt,
+    /// The first rejected rows (all of them are in the rejects file).
     pub rejects: Vec<Reject>,
     pub plan: Plan,
     /// The first lines of output, for `--dry-run`.
     pub preview: Vec<String>,
+    /// What the run found and cleaned up on its way (stale locks, leftovers of killed runs).
+    pub notes: Vec<String>,
 }
 
 /// Number of output lines shown by a dry run.
@@ -86,24 +98,60 @@ pub fn run_tuned(
     opts: &Options,
     tuning: Tuning,
 ) -> Result<Outcome> {
-    let mut writer = PartWriter::new(
-        &mapping.output,
-        opts.timestamp,
-        &opts.out_dir,
-        opts.force,
-        opts.dry_run,
+    let mut notes = spill::remove_abandoned();
+    // Everything that can be checked before the export is read: the output folder (locked
+    // for the run), an earlier delivery of the same name, and the report and rejects paths.
+    let _folder = if opts.dry_run {
+        None
+    } else {
+        let (folder, found) = OutputFolder::open(&opts.out_dir)?;
+        notes.extend(found);
+        Some(folder)
+    };
+    let mut writer = PartWriter::new(&mapping.output, opts.timestamp, &opts.out_dir, opts.dry_run);
+    let earlier = existing_delivery(
+        &delivery_dir(&mapping.output, opts.timestamp, &opts.out_dir),
+        &writer.name(None),
     )?;
+    if !earlier.is_empty() && !opts.force && !opts.dry_run {
+        return Err(Error::DeliveryExists { files: earlier });
+    }
+    let mut tx = Transaction::default();
+    let mut rejects = RejectLog::new(match &opts.rejects {
+        Some(path) => {
+            let (staged, file) = Staged::create(path)?;
+            tx.stage(staged);
+            Some((file, path.clone()))
+        }
+        None => None,
+    });
+    let report = match &opts.report {
+        Some(path) => {
+            let (staged, file) = Staged::create(path)?;
+            tx.stage(staged);
+            Some((path, file))
+        }
+        None => None,
+    };
+
     let mut preview = Vec::new();
-    let (mut receipt, rejects) =
-        pipeline::run(mapping, sources, tuning, &opts.cancel, &mut |rendered| {
+    let mut receipt = pipeline::run(
+        mapping,
+        sources,
+        tuning,
+        &opts.cancel,
+        &mut rejects,
+        &mut |rendered| {
             if preview.len() < PREVIEW_LINES {
                 let body =
                     &rendered.body[..preview_len(&rendered.body, PREVIEW_LINES - preview.len())];
                 preview.extend(String::from_utf8_lossy(body).lines().map(str::to_owned));
             }
             writer.push(rendered)
-        })?;
+        },
+    )?;
     let plan = writer.finish()?;
+    let rejects = rejects.finish()?;
     let status = if receipt.reject_rate() > opts.max_reject_rate {
         Status::OverThreshold
     } else if plan.parts.is_empty() {
@@ -111,16 +159,32 @@ pub fn run_tuned(
     } else if opts.dry_run {
         Status::DryRun
     } else {
-        receipt.parts = writer.publish(&plan)?;
+        receipt.parts = plan.reports();
+        writer.stage(&plan, &mut tx);
+        tx.replace(earlier);
         Status::Written
     };
-    // Unless published, dropping the writer removed what it wrote.
+    if let Some((path, mut file)) = report {
+        let mut json = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other);
+        if let Ok(json) = &mut json {
+            json.push(b'\n');
+        }
+        json.and_then(|j| file.write_all(&j))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(path, e))?;
+    }
+    // The last moment a signal stops the run: past it, the run publishes.
+    if opts.cancel.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    tx.commit()?;
     Ok(Outcome {
         status,
         receipt,
         rejects,
         plan,
         preview,
+        notes,
     })
 }
 
@@ -154,6 +218,8 @@ mod tests {
             force: false,
             dry_run: false,
             max_reject_rate: 1.0,
+            report: None,
+            rejects: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -55,11 +55,56 @@ pub enum Error {
     },
     #[error("{}: already exists; pass --force to replace it", path.display())]
     OutputExists { path: PathBuf },
+    /// An earlier delivery with the same name (data source, target, timestamp).
+    #[error(
+        "{}: a delivery with this name is already there ({}); pass --force to replace all of it",
+        delivery(files),
+        names(files)
+    )]
+    DeliveryExists { files: Vec<PathBuf> },
+    /// Another run holds the folder.
+    #[error("{}: the {what} is in use by another aam-etl run ({}); wait for it to finish",
+        path.display(), holder.as_deref().filter(|h| !h.is_empty()).unwrap_or("holder unknown"))]
+    Locked {
+        path: PathBuf,
+        what: String,
+        holder: Option<String>,
+    },
     #[error("{0}")]
     Usage(String),
-    /// Ctrl-C: the run stopped and removed what it had started to write.
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP): the run stopped and removed what it had started
+    /// to write.
     #[error("interrupted; no output written")]
     Interrupted,
+}
+
+/// `out/ftp_dpm_21_1700000000.*`: the delivery the files belong to.
+fn delivery(files: &[PathBuf]) -> String {
+    let Some(first) = files.first() else {
+        return String::new();
+    };
+    let name = first
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = crate::inbound::FileName::parse(&name).map_or(name, |f| f.stem());
+    first
+        .with_file_name(format!("{stem}.*"))
+        .display()
+        .to_string()
+}
+
+fn names(files: &[PathBuf]) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    format!(
+        "{} file{}: {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    )
 }
 
 fn list(problems: &[Problem]) -> String {

@@ -1,9 +1,12 @@
 //! Rejected rows: what was left out, where it came from and why (`--rejects FILE.csv`).
 //! [`RejectReason`] is the one list of reason codes; the README's table lists exactly these.
 
+use crate::error::{Error, Result};
 use crate::inbound::{looks_like_email, IdProblem, UserTooLarge, WrapError};
 use serde::Serialize;
 use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 /// Why a row (or a whole user) was left out. The codes are stable: scripts read them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,17 +131,63 @@ pub fn mask_pii(user_id: &str) -> String {
     format!("{first}***@{domain}")
 }
 
-/// Writes the rejects as CSV: file,row,user_id,reason,message.
-pub fn write_csv(rejects: &[Reject], out: impl std::io::Write) -> csv::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    for r in rejects {
-        w.serialize(r)?;
+/// How many rejects a run keeps in memory (for its outcome); the rest only go to the file.
+pub const SAMPLE: usize = 1000;
+
+/// Where a run's rejects go as they happen: the rejects file (CSV: file,row,user_id,reason,
+/// message), if one was asked for, and a bounded sample in memory, so that a run that
+/// rejects every row does not hold them all.
+pub struct RejectLog {
+    out: Option<(csv::Writer<std::io::BufWriter<File>>, PathBuf)>,
+    written: u64,
+    sample: Vec<Reject>,
+}
+
+impl RejectLog {
+    /// `file` is where the CSV goes, and the path to name in errors.
+    pub fn new(file: Option<(File, PathBuf)>) -> RejectLog {
+        RejectLog {
+            out: file.map(|(f, path)| {
+                let w = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 16, f));
+                (w, path)
+            }),
+            written: 0,
+            sample: Vec::new(),
+        }
     }
-    if rejects.is_empty() {
-        w.write_record(["file", "row", "user_id", "reason", "message"])?;
+
+    pub fn push(&mut self, r: Reject) -> Result<()> {
+        if let Some((w, path)) = &mut self.out {
+            w.serialize(&r).map_err(|e| csv_error(path, e))?;
+        }
+        self.written += 1;
+        if self.sample.len() < SAMPLE {
+            self.sample.push(r);
+        }
+        Ok(())
     }
-    w.flush()?;
-    Ok(())
+
+    /// Ends the file (a header alone when nothing was rejected, so that it is never empty)
+    /// and returns the first rejects.
+    pub fn finish(mut self) -> Result<Vec<Reject>> {
+        if let Some((mut w, path)) = self.out.take() {
+            if self.written == 0 {
+                w.write_record(["file", "row", "user_id", "reason", "message"])
+                    .map_err(|e| csv_error(&path, e))?;
+            }
+            let file = w
+                .into_inner()
+                .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?
+                .into_inner()
+                .map_err(|e| Error::io(&path, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(self.sample)
+    }
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    Error::io(path, std::io::Error::other(e))
 }
 
 #[cfg(test)]
@@ -153,7 +202,8 @@ mod tests {
 
     #[test]
     fn csv_has_a_header_and_quotes_fields() {
-        let mut out = Vec::new();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rejects.csv");
         let r = Reject {
             file: "a.csv".into(),
             row: 3,
@@ -161,15 +211,18 @@ mod tests {
             reason: RejectReason::InvalidTraitId,
             message: "traits[0]: `12a`, not digits".into(),
         };
-        write_csv(&[r], &mut out).unwrap();
+        let file = File::create(&path).unwrap();
+        let mut log = RejectLog::new(Some((file, path.clone())));
+        log.push(r.clone()).unwrap();
+        assert_eq!(log.finish().unwrap(), [r]);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            std::fs::read_to_string(&path).unwrap(),
             "file,row,user_id,reason,message\na.csv,3,u1,invalid-trait-id,\"traits[0]: `12a`, not digits\"\n"
         );
-        let mut empty = Vec::new();
-        write_csv(&[], &mut empty).unwrap();
+        let log = RejectLog::new(Some((File::create(&path).unwrap(), path.clone())));
+        assert_eq!(log.finish().unwrap(), []);
         assert_eq!(
-            String::from_utf8(empty).unwrap(),
+            std::fs::read_to_string(&path).unwrap(),
             "file,row,user_id,reason,message\n"
         );
     }

@@ -35,6 +35,9 @@ pub struct Receipt {
     pub ids_phone_like: u64,
     /// Values not in a `value_map` with `unmapped = "skip"`.
     pub values_skipped: u64,
+    /// Rows whose `when` condition was NULL, by rule: neither the trait nor its removal.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub null_conditions: BTreeMap<String, u64>,
     pub parts: Vec<PartReport>,
 }
 
@@ -75,6 +78,7 @@ impl Receipt {
             ids_normalized,
             ids_phone_like,
             values_skipped,
+            null_conditions,
             parts,
         } = other;
         self.files_read += files_read;
@@ -96,6 +100,9 @@ impl Receipt {
         self.ids_normalized += ids_normalized;
         self.ids_phone_like += ids_phone_like;
         self.values_skipped += values_skipped;
+        for (rule, n) in null_conditions {
+            *self.null_conditions.entry(rule).or_default() += n;
+        }
         self.parts.extend(parts);
     }
 
@@ -156,6 +163,12 @@ impl Receipt {
             row(
                 "unmapped values",
                 format!("{} (skipped)", self.values_skipped),
+            );
+        }
+        for (rule, n) in &self.null_conditions {
+            row(
+                &format!("NULL condition {rule}"),
+                format!("{n} rows (neither added nor removed; see COALESCE in the README)"),
             );
         }
         for p in &self.parts {

@@ -1,12 +1,14 @@
-//! Cuts rendered lines into parts as they arrive, names them (SPEC: File names), gzips them on
-//! all cores and publishes them only complete: every part is written under a temporary name
-//! and all are renamed at the end. If the run fails or is abandoned, dropping the writer
-//! removes the temporaries and the folders it created.
+//! Cuts rendered lines into parts as they arrive, names them (SPEC: File names) and gzips
+//! them on all cores. Every part is written under a temporary name; the finished parts are
+//! handed to the run's [`Transaction`], which publishes them with the rest of the run or not
+//! at all. Until then, dropping the writer removes the temporaries and the folders it
+//! created.
 
 use crate::error::{Error, Result};
 use crate::gzip::Member;
 use crate::inbound::{date_folder, FileName, PartLimit, Rendered, MAX_COMPRESSED_BYTES};
 use crate::mapping::OutputOptions;
+use crate::publish::{create_dirs, temp_name, Staged, Transaction};
 use crate::report::PartReport;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -37,13 +39,26 @@ impl Plan {
             .map(|p| self.dir.join(p.name.render()))
             .collect()
     }
+
+    /// The parts as the receipt lists them.
+    pub fn reports(&self) -> Vec<PartReport> {
+        self.parts
+            .iter()
+            .map(|p| PartReport {
+                file: p.name.render(),
+                bytes: p.bytes,
+                uncompressed_bytes: p.uncompressed_bytes,
+                users: p.users,
+                lines: p.lines,
+            })
+            .collect()
+    }
 }
 
 pub struct PartWriter<'o> {
     opts: &'o OutputOptions,
     timestamp: u64,
     dir: PathBuf,
-    force: bool,
     /// Count and cut, write nothing.
     dry_run: bool,
     threads: usize,
@@ -52,7 +67,8 @@ pub struct PartWriter<'o> {
     /// Closed parts, with their temporary files.
     closed: Vec<(Part, PathBuf)>,
     open: Option<OpenPart>,
-    published: bool,
+    /// Handed to a transaction: no longer this writer's to clean up.
+    handed_over: bool,
 }
 
 struct OpenPart {
@@ -68,40 +84,27 @@ enum Sink {
 }
 
 impl<'o> PartWriter<'o> {
-    /// Fails early if the delivery's first file already exists (unless `force`).
     pub fn new(
         opts: &'o OutputOptions,
         timestamp: u64,
         out_dir: &Path,
-        force: bool,
         dry_run: bool,
-    ) -> Result<PartWriter<'o>> {
-        let dir = if opts.date_folder {
-            out_dir.join(date_folder(timestamp))
-        } else {
-            out_dir.to_owned()
-        };
-        let w = PartWriter {
+    ) -> PartWriter<'o> {
+        PartWriter {
             opts,
             timestamp,
-            dir,
-            force,
+            dir: delivery_dir(opts, timestamp, out_dir),
             dry_run,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             created: Vec::new(),
             closed: Vec::new(),
             open: None,
-            published: false,
-        };
-        if !force && !dry_run {
-            for split in [None, Some(1)] {
-                w.check_free(&w.dir.join(w.name(split).render()))?;
-            }
+            handed_over: false,
         }
-        Ok(w)
     }
 
-    fn name(&self, split: Option<u32>) -> FileName {
+    /// The name of the delivery's single file (its parts differ only in their split).
+    pub fn name(&self, split: Option<u32>) -> FileName {
         FileName {
             dpid: self.opts.dpid,
             target_dpid: self.opts.target_dpid,
@@ -110,15 +113,6 @@ impl<'o> PartWriter<'o> {
             split,
             gzip: self.opts.gzip,
         }
-    }
-
-    fn check_free(&self, path: &Path) -> Result<()> {
-        if !self.force && path.exists() {
-            return Err(Error::OutputExists {
-                path: path.to_owned(),
-            });
-        }
-        Ok(())
     }
 
     /// Adds users' lines: a part is closed when the next user would take it over
@@ -153,9 +147,7 @@ impl<'o> PartWriter<'o> {
             let index = self.closed.len() as u32 + 1;
             let name = self.name(Some(index));
             // `.ftp_dpm_21_1700000000.sync.1.gz.4242.tmp`: hidden, and never a valid name.
-            let temp = self
-                .dir
-                .join(format!(".{}.{}.tmp", name.render(), std::process::id()));
+            let temp = temp_name(&self.dir.join(name.render()));
             let sink = if self.dry_run {
                 Sink::Nothing
             } else {
@@ -235,33 +227,32 @@ impl<'o> PartWriter<'o> {
         })
     }
 
-    /// Renames every finished part to its final name.
-    pub fn publish(mut self, plan: &Plan) -> Result<Vec<PartReport>> {
-        let finals = plan.paths();
-        for f in &finals {
-            self.check_free(f)?;
+    /// Hands the finished parts (and the folders made for them) to `tx`, which publishes
+    /// them or, if the run fails, removes them.
+    pub fn stage(mut self, plan: &Plan, tx: &mut Transaction) {
+        for ((_, temp), path) in self.closed.iter().zip(plan.paths()) {
+            tx.stage(Staged {
+                temp: temp.clone(),
+                path,
+            });
         }
-        for ((_, temp), f) in self.closed.iter().zip(&finals) {
-            std::fs::rename(temp, f).map_err(|e| Error::io(f, e))?;
-        }
-        self.published = true;
-        Ok(plan
-            .parts
-            .iter()
-            .map(|p| PartReport {
-                file: p.name.render(),
-                bytes: p.bytes,
-                uncompressed_bytes: p.uncompressed_bytes,
-                users: p.users,
-                lines: p.lines,
-            })
-            .collect())
+        tx.created(std::mem::take(&mut self.created));
+        self.handed_over = true;
+    }
+}
+
+/// Where a delivery's files go: the output folder, or its `date=` folder.
+pub fn delivery_dir(opts: &OutputOptions, timestamp: u64, out_dir: &Path) -> PathBuf {
+    if opts.date_folder {
+        out_dir.join(date_folder(timestamp))
+    } else {
+        out_dir.to_owned()
     }
 }
 
 impl Drop for PartWriter<'_> {
     fn drop(&mut self) {
-        if self.published {
+        if self.handed_over {
             return;
         }
         if let Some(open) = self.open.take() {
@@ -287,40 +278,6 @@ fn finish_sink(sink: Sink) -> std::io::Result<u64> {
     };
     file.sync_all()?;
     Ok(file.metadata()?.len())
-}
-
-/// Creates `dir` and its missing parents; returns the ones it created, outermost first.
-fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut d = Some(dir);
-    while let Some(p) = d {
-        if p.as_os_str().is_empty() || p.exists() {
-            break;
-        }
-        missing.push(p.to_owned());
-        d = p.parent();
-    }
-    missing.reverse();
-    for p in &missing {
-        std::fs::create_dir(p).map_err(|e| Error::io(p, e))?;
-    }
-    Ok(missing)
-}
-
-/// Writes a small file (report, rejects) so that it appears only complete.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::write(&temp, contents)
-        .and_then(|()| std::fs::rename(&temp, path))
-        .map_err(|e| Error::io(path, e));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -364,7 +321,7 @@ mod tests {
     fn parts_keep_users_whole_and_stay_under_the_limit() {
         let o = opts(100, false);
         let dir = tempfile::tempdir().unwrap();
-        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), false, true).unwrap();
+        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), true);
         // Pushed in two pieces: the cut does not depend on how users arrive.
         let r = rendered(&[40, 40, 30]);
         w.push(&r).unwrap();
@@ -382,7 +339,7 @@ mod tests {
         let o = opts(1000, true);
         let dir = tempfile::tempdir().unwrap();
         let r = rendered(&[40, 40, 30]);
-        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), false, false).unwrap();
+        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), false);
         w.push(&r).unwrap();
         let plan = w.finish().unwrap();
         assert_eq!(part_sizes(&plan), vec![(110, 3)]);
@@ -394,7 +351,10 @@ mod tests {
                 .count()
         };
         assert_eq!(visible(), 0);
-        w.publish(&plan).unwrap();
+        let mut tx = Transaction::default();
+        w.stage(&plan, &mut tx);
+        assert_eq!(visible(), 0);
+        tx.commit().unwrap();
         let path = dir.path().join("ftp_dpm_21_1700000000.sync.gz");
         let mut text = Vec::new();
         std::io::Read::read_to_end(
@@ -411,7 +371,7 @@ mod tests {
         let o = opts(50, false);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("new/deeper");
-        let mut w = PartWriter::new(&o, 1_700_000_000, &out, false, false).unwrap();
+        let mut w = PartWriter::new(&o, 1_700_000_000, &out, false);
         w.push(&rendered(&[40, 40, 30])).unwrap();
         assert!(out.exists());
         drop(w);

@@ -60,12 +60,23 @@ impl fmt::Display for FileNameError {
 pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<u64> = 1_000_000_000..=9_999_999_999;
 
 impl FileName {
-    pub fn render(&self) -> String {
-        let mut s = format!("ftp_dpm_{}", self.dpid);
-        if let Some(t) = self.target_dpid {
-            s.push_str(&format!("_{t}"));
+    /// Whether two names belong to one delivery: the same data source, target and
+    /// timestamp (any mode, part or compression).
+    pub fn same_delivery(&self, other: &FileName) -> bool {
+        (self.dpid, self.target_dpid, self.timestamp)
+            == (other.dpid, other.target_dpid, other.timestamp)
+    }
+
+    /// What the files of one delivery share: `ftp_dpm_<DPID>[_<TARGET_DPID>]_<TIMESTAMP>`.
+    pub fn stem(&self) -> String {
+        match self.target_dpid {
+            Some(t) => format!("ftp_dpm_{}_{t}_{}", self.dpid, self.timestamp),
+            None => format!("ftp_dpm_{}_{}", self.dpid, self.timestamp),
         }
-        s.push_str(&format!("_{}.{}", self.timestamp, self.mode.name()));
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = format!("{}.{}", self.stem(), self.mode.name());
         if let Some(n) = self.split {
             s.push_str(&format!(".{n}"));
         }

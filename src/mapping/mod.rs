@@ -8,6 +8,7 @@
 mod check;
 mod raw;
 mod rule;
+mod schema;
 
 pub use check::closest;
 
@@ -170,6 +171,8 @@ impl Mapping {
 
     /// Parses and checks mapping text, returning every problem found.
     pub fn parse(text: &str) -> Result<Mapping, Vec<Problem>> {
+        // Every unknown key and wrong type at once; serde would stop at the first.
+        schema::check(text)?;
         let raw: raw::RawMapping = toml::from_str(text).map_err(|e| vec![toml_problem(&e)])?;
         check::check(raw)
     }

@@ -20,7 +20,7 @@ mod select;
 use crate::error::{Error, Result};
 use crate::inbound::{KindCounts, PartLimit, Rendered};
 use crate::mapping::Mapping;
-use crate::reject::{Reject, RejectReason};
+use crate::reject::{RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
 use crate::spill;
@@ -72,22 +72,23 @@ impl RowReject {
 }
 
 /// Runs the mapping over all sources (one logical export) and hands every user's lines to
-/// `sink`, in output order, about 4 MB at a time. `cancel` is checked between batches and
-/// every few thousand rows (Ctrl-C).
+/// `sink`, in output order, about 4 MB at a time, and every rejected row to `rejects`, in
+/// input order (rows, then whole users). `cancel` is checked between batches and every few
+/// thousand rows (a signal).
 pub fn run(
     mapping: &Mapping,
     sources: &[Source],
     tuning: Tuning,
     cancel: &AtomicBool,
+    rejects: &mut RejectLog,
     sink: &mut dyn FnMut(&Rendered) -> Result<()>,
-) -> Result<(Receipt, Vec<Reject>)> {
+) -> Result<Receipt> {
     let interner = Mutex::new(Interner::default());
     let threads = tuning.threads.max(1);
     let mut converters: Vec<Converter> = (0..threads)
         .map(|_| Converter::new(mapping, &interner, tuning.spill_budget / threads))
         .collect();
     let mut receipt = Receipt::default();
-    let mut rejects = Vec::new();
     std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = sync_channel(1);
         let reader = std::thread::Builder::new().name("read".into());
@@ -123,7 +124,9 @@ pub fn run(
             )?;
             // In input order: each converter took the rows after the previous one's.
             for c in &mut converters {
-                rejects.append(&mut c.rejects);
+                for r in c.rejects.drain(..) {
+                    rejects.push(r)?;
+                }
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use crate::inbound::{
     self, KindCounts, PartLimit, Rendered, Trait, TraitKind, UserBlock, MAX_LINES_PER_USER,
     MAX_LINE_BYTES,
 };
-use crate::reject::{mask_pii, Reject, RejectReason};
+use crate::reject::{mask_pii, Reject, RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
 use crate::spill::{Merge, UserRows};
@@ -33,9 +33,9 @@ pub(super) struct RenderContext<'a> {
 
 /// What happened to the users: the receipt's counters, the rejected users, and traits
 /// written by kind.
-pub(super) struct Tally {
+pub(super) struct Tally<'r> {
     pub(super) receipt: Receipt,
-    pub(super) rejects: Vec<Reject>,
+    pub(super) rejects: &'r mut RejectLog,
     pub(super) kinds: KindCounts,
 }
 
@@ -87,7 +87,7 @@ impl<'a> RenderContext<'a> {
         mut tally: Tally,
         cancel: &AtomicBool,
         sink: &mut dyn FnMut(&Rendered) -> Result<()>,
-    ) -> Result<(Receipt, Vec<Reject>)> {
+    ) -> Result<Receipt> {
         let mut tally = std::thread::scope(|s| -> Result<Tally> {
             let (tx, rx) = sync_channel::<Rendered>(1);
             let renderer = std::thread::Builder::new().name("render".into());
@@ -101,7 +101,7 @@ impl<'a> RenderContext<'a> {
                         while more && chunk.body.len() < CHUNK_BYTES {
                             more = merge.next_user(&mut user).map_err(spill_error)?;
                             if more {
-                                self.render_user(&user, &mut chunk, &mut tally, &mut scratch);
+                                self.render_user(&user, &mut chunk, &mut tally, &mut scratch)?;
                             }
                         }
                         if cancel.load(Ordering::Relaxed) {
@@ -121,7 +121,7 @@ impl<'a> RenderContext<'a> {
             rendering.join().expect("the render thread does not panic")
         })?;
         tally.receipt.traits_by_kind = tally.kinds.by_name();
-        Ok((tally.receipt, tally.rejects))
+        Ok(tally.receipt)
     }
 
     /// Orders and de-duplicates a user's traits, resolves add/remove conflicts and renders
@@ -132,14 +132,14 @@ impl<'a> RenderContext<'a> {
         out: &mut Rendered,
         tally: &mut Tally,
         scratch: &mut Scratch,
-    ) {
+    ) -> Result<()> {
         tally.receipt.users_read += 1;
         self.distinct_ranks(&user.codes, scratch);
         self.resolve_conflicts(scratch, &mut tally.receipt);
         let line = &scratch.line;
         if line.is_empty() {
             tally.receipt.users_without_traits += 1;
-            return;
+            return Ok(());
         }
         // IDs were checked as UTF-8 text on the way in.
         let uid = std::str::from_utf8(&user.id).unwrap_or_default();
@@ -169,9 +169,10 @@ impl<'a> RenderContext<'a> {
                     user_id: mask_pii(uid),
                     reason,
                     message: format!("{message} ({} rows of this user left out)", user.rows),
-                });
+                })?;
             }
         }
+        Ok(())
     }
 
     /// The ranks of a user's distinct trait codes, in line order, into `scratch.ranks`.

@@ -20,6 +20,10 @@ use std::sync::Mutex;
 
 /// A rule with its values and filter column for the frame at hand.
 struct Bound<'m> {
+    /// `traits[0]`: the rule's key path.
+    path: &'m str,
+    /// A `when` condition, whose NULLs are counted.
+    condition: bool,
     /// `traits[0] (column "segments")`, for messages.
     label: String,
     split: Option<&'m str>,
@@ -114,6 +118,8 @@ impl<'m> Converter<'m> {
                 Input::Condition(w) => format!("{} (when \"{w}\")", rule.path),
             };
             bound.push(Bound {
+                path: &rule.path,
+                condition: matches!(rule.input, Input::Condition(_)),
                 label,
                 split: rule.split.as_deref(),
                 kind: &rule.kind,
@@ -270,7 +276,32 @@ impl<'m> Converter<'m> {
             // No values: every row gets no codes.
             Cells::Null => out.ends.resize(rows.rejected.len(), 0),
         }
+        if b.condition {
+            let nulls = null_conditions(&b.values, filter, &rows.rejected);
+            if nulls > 0 {
+                *self
+                    .receipt
+                    .null_conditions
+                    .entry(b.path.to_owned())
+                    .or_default() += nulls;
+            }
+        }
     }
+}
+
+/// Rows (not rejected, filter true) where a condition is NULL: they get neither the trait
+/// nor its removal, which the receipt counts so that it is not silent.
+fn null_conditions(values: &Cells, filter: Option<&BooleanChunked>, rejected: &[bool]) -> u64 {
+    let null_at: Box<dyn Fn(usize) -> bool + '_> = match values {
+        Cells::Bool(c) if c.null_count() == 0 => return 0,
+        Cells::Bool(c) => Box::new(move |row| c.get(row).is_none()),
+        Cells::Null => Box::new(|_| true),
+        _ => return 0,
+    };
+    let passes = |row: usize| filter.is_none_or(|f| f.get(row) == Some(true));
+    (0..rejected.len())
+        .filter(|&row| !rejected[row] && passes(row) && null_at(row))
+        .count() as u64
 }
 
 /// The rows of the frame being converted that are rejected, each with its first reason.
@@ -295,6 +326,7 @@ struct RuleCodes {
 
 /// Runs `f` on each row's value that is set, where the row is not rejected and its filter
 /// (if any) is true; a refused value rejects the row and leaves no codes.
+#[allow(clippy::explicit_counter_loop)] // see the counter's comment
 fn each_row<T>(
     values: impl Iterator<Item = Option<T>>,
     filter: Option<&BooleanChunked>,

@@ -5,7 +5,7 @@
 use super::Tuning;
 use crate::error::{Error, Problem, Result};
 use crate::mapping::{Input, Mapping};
-use crate::source::Source;
+use crate::source::{Scan, Source};
 use polars::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,15 +29,15 @@ pub(super) fn read_source(
     emit: &mut dyn FnMut(u64, DataFrame) -> bool,
 ) -> Result<()> {
     let opened = source.open(&mapping.input, tuning.batch_bytes)?;
-    let (lf, names) = opened.scan_for(mapping)?;
-    let exprs = selection(mapping, source, &lf, &names)?;
+    let scan = opened.scan_for(mapping)?;
+    let selection = Selection::new(mapping, source, &scan)?;
     let mut first_row = 0u64;
-    for batch in opened.batches(lf, tuning.batch_rows)? {
+    for batch in opened.batches(scan.lf, tuning.batch_rows)? {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        let df = batch?
-            .select(exprs.clone())
+        let df = selection
+            .apply(batch?)
             .collect()
             .map_err(|e| source.polars_error(e, &mapping.input))?;
         let rows = df.height() as u64;
@@ -49,42 +49,85 @@ pub(super) fn read_source(
     Ok(())
 }
 
-/// What each batch selects: the user ID as text, each rule's values (a column, or a
-/// condition's truth) and each rule's filter, under the names the converters look up.
-fn selection(
-    mapping: &Mapping,
-    source: &Source,
-    lf: &LazyFrame,
-    names: &[String],
-) -> Result<Vec<Expr>> {
-    let mut exprs = vec![column(&mapping.user_id.column, names)
-        .cast(DataType::String)
-        .alias(UID)];
-    let mut problems = Vec::new();
-    for (i, rule) in mapping.rules.iter().enumerate() {
-        let value = match &rule.input {
-            Input::Column(c) => Some(column(c, names)),
-            Input::Condition(sql) => sql_condition(lf, sql, &format!("{}.when", rule.path))
-                .map_err(|p| problems.push(p))
-                .ok(),
+/// What each batch selects, under the names the converters look up: the user ID as text,
+/// each rule's values (a column, or a condition's truth) and each rule's filter.
+struct Selection {
+    /// The user ID and the columns rules read, as read (text, in CSV files).
+    columns: Vec<Expr>,
+    /// CSV columns read as text, cast back to their inferred type for the conditions.
+    typed: Vec<Expr>,
+    /// Conditions and filters.
+    conditions: Vec<Expr>,
+    /// The names `columns` are selected under.
+    read: Vec<String>,
+}
+
+impl Selection {
+    fn new(mapping: &Mapping, source: &Source, scan: &Scan) -> Result<Selection> {
+        let mut sel = Selection {
+            columns: vec![column(&mapping.user_id.column, &scan.names)
+                .cast(DataType::String)
+                .alias(UID)],
+            // Not strict: a cell that does not parse is NULL to a condition, as it would be
+            // had the column been read with its inferred type.
+            typed: scan
+                .text_columns
+                .iter()
+                .map(|(c, dtype)| col(c.as_str()).cast(dtype.clone()))
+                .collect(),
+            conditions: Vec::new(),
+            read: vec![UID.to_owned()],
         };
-        if let Some(v) = value {
-            exprs.push(v.alias(value_col(i)));
-        }
-        if let Some(sql) = &rule.filter {
-            match sql_condition(lf, sql, &format!("{}.where", rule.path)) {
-                Ok(f) => exprs.push(f.alias(filter_col(i))),
-                Err(p) => problems.push(p),
+        let typed_lf = scan.lf.clone().with_columns(sel.typed.clone());
+        let mut problems = Vec::new();
+        for (i, rule) in mapping.rules.iter().enumerate() {
+            match &rule.input {
+                Input::Column(c) => {
+                    sel.columns.push(column(c, &scan.names).alias(value_col(i)));
+                    sel.read.push(value_col(i));
+                }
+                Input::Condition(sql) => {
+                    match sql_condition(&typed_lf, sql, &format!("{}.when", rule.path)) {
+                        Ok(c) => sel.conditions.push(c.alias(value_col(i))),
+                        Err(p) => problems.push(p),
+                    }
+                }
+            }
+            if let Some(sql) = &rule.filter {
+                match sql_condition(&typed_lf, sql, &format!("{}.where", rule.path)) {
+                    Ok(f) => sel.conditions.push(f.alias(filter_col(i))),
+                    Err(p) => problems.push(p),
+                }
             }
         }
+        if problems.is_empty() {
+            Ok(sel)
+        } else {
+            Err(Error::Columns {
+                path: source.path.clone(),
+                problems,
+            })
+        }
     }
-    if problems.is_empty() {
-        Ok(exprs)
-    } else {
-        Err(Error::Columns {
-            path: source.path.clone(),
-            problems,
-        })
+
+    /// The batch's selection: the columns as read, then the conditions over the columns
+    /// with their types.
+    fn apply(&self, batch: LazyFrame) -> LazyFrame {
+        let conditions = self.conditions.iter().cloned();
+        if self.typed.is_empty() {
+            return batch.select(
+                self.columns
+                    .iter()
+                    .cloned()
+                    .chain(conditions)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let read = self.read.iter().map(|n| col(n.as_str()));
+        batch
+            .with_columns(self.columns.clone())
+            .with_columns(self.typed.clone())
+            .select(read.chain(conditions).collect::<Vec<_>>())
     }
 }
 
@@ -113,8 +156,8 @@ fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> 
             ),
         ));
     }
-    let expr = expr.cast(DataType::Boolean);
-    lf.clone()
+    let schema = lf
+        .clone()
         .select([expr.clone().alias("check")])
         .collect_schema()
         .map_err(|e| {
@@ -126,7 +169,20 @@ fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> 
                 format!("`{sql}` cannot be evaluated on this source: {first}"),
             )
         })?;
-    Ok(expr)
+    // A condition must be true or false (NULL included): text or a number is a mistake,
+    // such as `where = "tier"` for `where = "tier = 'gold'"`.
+    match schema.get("check") {
+        Some(DataType::Boolean | DataType::Null) | None => {}
+        Some(dtype) => {
+            return Err(Problem::new(
+                key,
+                format!(
+                    "`{sql}` is not a true/false condition: it gives {dtype} values; compare it, e.g. `{sql} = 'gold'` or `{sql} > 0`"
+                ),
+            ))
+        }
+    }
+    Ok(expr.cast(DataType::Boolean))
 }
 
 /// An aggregate or window function in a condition, if any. Sources are read in batches,

@@ -38,6 +38,12 @@ pub(super) fn check_csv(
         let start = record.position().map_or(0, |p| p.byte());
         index += 1;
         if index == 1 && opts.has_header {
+            // Polars would rename a second `segment_id` to `segment_id_duplicated_0`, and
+            // a rule on it would silently read only the first.
+            if let Some(e) = duplicate_column(&record) {
+                let _ = tx.send(Err(Error::source(&source.path, e)));
+                return;
+            }
             continue;
         }
         let cut = match last {
@@ -58,6 +64,19 @@ pub(super) fn check_csv(
         let _ = tx.send(Ok(end));
     }
     let _ = tx.send(Ok(end));
+}
+
+/// A column name the header holds twice, with both positions (1-based).
+fn duplicate_column(header: &csv::StringRecord) -> Option<String> {
+    let names: Vec<&str> = header.iter().collect();
+    names.iter().enumerate().find_map(|(i, name)| {
+        let j = names[..i].iter().position(|n| n == name)?;
+        Some(format!(
+            "line 1: the header names column `{name}` twice (columns {} and {}); rename one of them",
+            j + 1,
+            i + 1
+        ))
+    })
 }
 
 impl Source {

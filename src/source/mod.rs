@@ -223,14 +223,6 @@ impl Source {
     fn pl_path(&self) -> Result<PlRefPath> {
         PlRefPath::try_from_path(&self.path).map_err(|e| Error::source(&self.path, e))
     }
-
-    /// The column names a scan yields.
-    pub fn column_names(&self, lf: &mut LazyFrame, opts: &InputOptions) -> Result<Vec<String>> {
-        let schema = lf
-            .collect_schema()
-            .map_err(|e| self.polars_error(e, opts))?;
-        Ok(schema.iter_names().map(|n| n.to_string()).collect())
-    }
 }
 
 fn utf8_hint(opts: &InputOptions) -> String {
@@ -243,6 +235,53 @@ fn utf8_hint(opts: &InputOptions) -> String {
 /// serde_json appends " at line L column C"; we say the line ourselves.
 fn strip_position(msg: &str) -> &str {
     msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+/// A source scanned for a mapping ([`Opened::scan_for`]).
+pub struct Scan {
+    pub lf: LazyFrame,
+    /// The source's column names.
+    pub names: Vec<String>,
+    /// The CSV columns the mapping reads, which are read as text, whose inferred type is
+    /// not text: conditions and filters see them with that type.
+    pub text_columns: Vec<(String, DataType)>,
+}
+
+/// The user ID column must hold text or whole numbers: a float would be written as `1.0` or
+/// `1e+20`, a struct or list as one merged value, a date as whatever its text happens to be.
+fn check_user_id_type(schema: &Schema, column: &str) -> Result<(), crate::error::Problem> {
+    let Some(dtype) = column_type(schema, column) else {
+        return Ok(());
+    };
+    let fits = matches!(dtype, DataType::String | DataType::Null)
+        || dtype.is_integer()
+        || dtype.is_categorical()
+        || dtype.is_enum();
+    if fits {
+        return Ok(());
+    }
+    Err(crate::error::Problem::new(
+        "user_id.column",
+        format!(
+            "column `{column}` holds {dtype} values; a user ID must be text or a whole number: cast it to text (or integers) in the export"
+        ),
+    ))
+}
+
+/// The type of a column, or of a field inside a struct column (`profile.id`).
+fn column_type(schema: &Schema, name: &str) -> Option<DataType> {
+    if let Some(d) = schema.get(name) {
+        return Some(d.clone());
+    }
+    let mut parts = name.split('.');
+    let mut dtype = schema.get(parts.next()?)?.clone();
+    for field in parts {
+        let DataType::Struct(fields) = dtype else {
+            return None;
+        };
+        dtype = fields.iter().find(|f| f.name() == field)?.dtype().clone();
+    }
+    Some(dtype)
 }
 
 /// A source opened and checked by [`Source::open`], ready to scan.
@@ -268,28 +307,41 @@ impl Opened<'_> {
     }
 
     /// A scan of the whole source for `mapping`, after checking that the source has every
-    /// column the mapping names. In CSV files the columns the mapping reads are read as text
-    /// (IDs keep leading zeros, bad cells become counted rejects rather than parse
-    /// failures); other columns keep inferred types for conditions and filters. Returns the
-    /// scan and the source's column names.
-    pub fn scan_for(&self, mapping: &Mapping) -> Result<(LazyFrame, Vec<String>)> {
+    /// column the mapping names and that the user ID column is text or whole numbers. In
+    /// CSV files the columns the mapping reads are read as text (IDs keep leading zeros, bad
+    /// cells become counted rejects rather than parse failures); conditions and filters see
+    /// every column with its inferred type (see [`Scan::text_columns`]).
+    pub fn scan_for(&self, mapping: &Mapping) -> Result<Scan> {
         let mut lf = self.scan(&[])?;
-        let names = self.source.column_names(&mut lf, self.opts)?;
-        mapping
-            .check_columns(&names)
-            .map_err(|problems| Error::Columns {
-                path: self.source.path.clone(),
-                problems,
-            })?;
+        let schema = lf
+            .collect_schema()
+            .map_err(|e| self.source.polars_error(e, self.opts))?;
+        let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        let columns_error = |problems| Error::Columns {
+            path: self.source.path.clone(),
+            problems,
+        };
+        mapping.check_columns(&names).map_err(columns_error)?;
+        check_user_id_type(&schema, &mapping.user_id.column).map_err(|p| columns_error(vec![p]))?;
+        let mut text_columns = Vec::new();
         if self.source.format == Format::Csv {
             let text: Vec<String> = mapping
                 .columns()
                 .into_iter()
                 .map(|(_, c)| c.to_owned())
                 .collect();
+            text_columns = text
+                .iter()
+                .filter_map(|c| Some((c.clone(), schema.get(c.as_str())?.clone())))
+                .filter(|(_, dtype)| *dtype != DataType::String)
+                .collect();
             lf = self.scan(&text)?;
         }
-        Ok((lf, names))
+        Ok(Scan {
+            lf,
+            names,
+            text_columns,
+        })
     }
 
     fn scan_sources(

@@ -129,7 +129,7 @@ impl Run {
 pub struct Merge {
     /// Runs with a current row.
     pub(super) runs: Vec<Run>,
-    pub(super) _dirs: Vec<tempfile::TempDir>,
+    pub(super) _dirs: Vec<super::SpillDir>,
 }
 
 /// One user's rows, gathered.

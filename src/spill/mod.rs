@@ -14,10 +14,71 @@ mod sort;
 
 pub use merge::{Merge, UserRows};
 
+use crate::lock::{is_abandoned, InUse};
 use merge::{Rows, Run};
 use sort::{write_sorted, Buffer, Entry, MAX_RESERVE};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom};
+use std::path::Path;
+
+/// Spill folders are `TMPDIR/aam-etl-XXXXXX`.
+const PREFIX: &str = "aam-etl-";
+/// The file a spill folder's run keeps locked while it lives.
+const IN_USE: &str = "in-use";
+
+/// A run's spill folder, marked in use (see [`remove_abandoned`]) and removed when dropped.
+pub(crate) struct SpillDir {
+    dir: tempfile::TempDir,
+    _in_use: InUse,
+}
+
+impl SpillDir {
+    fn new() -> io::Result<SpillDir> {
+        let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
+        let in_use = InUse::mark(&dir.path().join(IN_USE))?;
+        Ok(SpillDir {
+            dir,
+            _in_use: in_use,
+        })
+    }
+}
+
+/// Removes the spill folders that runs killed outright (`kill -9`, out of memory) left in
+/// TMPDIR: those whose in-use mark no process holds. Returns a note for each.
+pub fn remove_abandoned() -> Vec<String> {
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return Vec::new();
+    };
+    let mut abandoned: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
+        .map(|e| e.path())
+        .filter(|p| is_abandoned(&p.join(IN_USE)))
+        .collect();
+    abandoned.sort();
+    abandoned
+        .into_iter()
+        .filter_map(|p| {
+            let bytes = size_of_dir(&p);
+            std::fs::remove_dir_all(&p).ok().map(|()| {
+                format!(
+                    "{}: removed a spill folder left by an earlier run that was stopped ({bytes} bytes)",
+                    p.display()
+                )
+            })
+        })
+        .collect()
+}
+
+fn size_of_dir(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
 
 pub struct Sorter {
     buffer: Buffer,
@@ -25,7 +86,7 @@ pub struct Sorter {
     runs: Vec<File>,
     /// The run being sorted and written on another thread while rows keep coming.
     writing: Option<std::thread::JoinHandle<io::Result<File>>>,
-    dir: Option<tempfile::TempDir>,
+    dir: Option<SpillDir>,
 }
 
 impl Sorter {
@@ -73,9 +134,9 @@ impl Sorter {
 
     fn new_run(&mut self) -> io::Result<BufWriter<File>> {
         if self.dir.is_none() {
-            self.dir = Some(tempfile::Builder::new().prefix("aam-etl-").tempdir()?);
+            self.dir = Some(SpillDir::new()?);
         }
-        let dir = self.dir.as_ref().expect("created above").path();
+        let dir = self.dir.as_ref().expect("created above").dir.path();
         let path = dir.join(format!("run{}", self.runs.len()));
         let file = File::options()
             .create_new(true)
@@ -91,7 +152,7 @@ impl Sorter {
     }
 
     /// Sorts what is buffered; returns all runs, earliest rows first.
-    fn into_runs(mut self) -> io::Result<(Vec<Run>, Option<tempfile::TempDir>)> {
+    fn into_runs(mut self) -> io::Result<(Vec<Run>, Option<SpillDir>)> {
         // What is still buffered is sorted in two halves on two threads, each written out
         // in order in memory: two more runs, the first half's rows before the second's.
         let mut buffer = std::mem::take(&mut self.buffer);

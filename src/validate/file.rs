@@ -6,8 +6,31 @@ use crate::inbound::{
     is_date_folder, FileName, FileNameError, IdType, MAX_COMPRESSED_BYTES, MAX_UNCOMPRESSED_BYTES,
     OPTIMAL_COMPRESSED_BYTES, OPTIMAL_PART_BYTES,
 };
+use crate::lock::LOCK_FILE;
+use crate::publish::temporary_of;
 
 impl Checker<'_> {
+    /// Reports a hidden file (its content is not an inbound file's); true if it is one.
+    pub(super) fn check_hidden(&mut self) -> bool {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.starts_with('.') {
+            return false;
+        }
+        let why = if name == LOCK_FILE {
+            "lock file of an aam-etl run: a run is writing to this folder, or was killed while it did".to_owned()
+        } else if let Some(of) = temporary_of(&name) {
+            format!("temporary file of an aam-etl run (for {of}) that is still writing or was stopped; it is not part of a delivery")
+        } else {
+            "hidden file; not an inbound file".to_owned()
+        };
+        self.report(0, Rule::HiddenFile, why);
+        true
+    }
+
     pub(super) fn check_name(&mut self) {
         let name = self
             .path
@@ -137,5 +160,22 @@ mod tests {
             check(5_100_000_000, 5_100_000_000, false),
             ["F010 5.10 GB uncompressed, over AAM's 5 GB maximum"]
         );
+    }
+
+    #[test]
+    fn hidden_files_say_what_they_are() {
+        let o = opts();
+        let said = |name: &str| {
+            let mut c = Checker::new(Path::new(name), &o);
+            assert!(c.check_hidden(), "{name}");
+            c.diagnostics[0].message.clone()
+        };
+        assert_eq!(
+            said("out/.ftp_dpm_21_1700000000.sync.gz.4242.tmp"),
+            "temporary file of an aam-etl run (for ftp_dpm_21_1700000000.sync.gz) that is still writing or was stopped; it is not part of a delivery"
+        );
+        assert_eq!(said("out/.DS_Store"), "hidden file; not an inbound file");
+        let mut c = Checker::new(Path::new("out/ftp_dpm_21_1700000000.sync"), &o);
+        assert!(!c.check_hidden());
     }
 }

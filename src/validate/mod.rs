@@ -70,6 +70,9 @@ pub struct FileReport {
 /// Checks one file. Errors only when it cannot be opened or read at all.
 pub fn validate_file(path: &Path, opts: &Options) -> Result<FileReport> {
     let mut c = Checker::new(path, opts);
+    if c.check_hidden() {
+        return Ok(c.finish());
+    }
     c.check_name();
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();

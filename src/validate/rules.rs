@@ -33,6 +33,7 @@ pub enum Rule {
     EmptyFile,
     SizeOverOptimal,
     SizeOverMaximum,
+    HiddenFile,
     MissingTab,
     ExtraTab,
     LineTooLong,
@@ -71,7 +72,7 @@ pub struct RuleInfo {
 
 impl Rule {
     /// Every rule, in code order.
-    pub const ALL: [Rule; 33] = [
+    pub const ALL: [Rule; 34] = [
         Rule::FileName,
         Rule::Timestamp,
         Rule::MissingTargetDpid,
@@ -82,6 +83,7 @@ impl Rule {
         Rule::EmptyFile,
         Rule::SizeOverOptimal,
         Rule::SizeOverMaximum,
+        Rule::HiddenFile,
         Rule::MissingTab,
         Rule::ExtraTab,
         Rule::LineTooLong,
@@ -181,6 +183,13 @@ impl Rule {
                 Error,
                 "larger than AAM's maximum (5 GB uncompressed, 1 GB gzip)",
                 "split the delivery into smaller parts (output.max_part_bytes)",
+            ),
+            Rule::HiddenFile => (
+                "F011",
+                "hidden-file",
+                Error,
+                "a hidden file in a delivery folder: a temporary or lock file of an aam-etl run that is still writing or was stopped, or another file that is not an inbound file",
+                "keep it out of the upload; the next aam-etl run into the folder removes its own leftovers",
             ),
             Rule::MissingTab => (
                 "L001",

@@ -3,8 +3,8 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// The files to check: files as given, folders walked recursively (sorted), hidden files
-/// (such as a writer's temporaries) skipped inside folders.
+/// The files to check: files as given, folders walked recursively (sorted). Hidden files are
+/// listed too: an upload of the folder would carry them (see `Rule::HiddenFile`).
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
@@ -22,10 +22,6 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
         .collect();
     entries.sort();
     for p in entries {

@@ -310,7 +310,7 @@ fn existing_output_is_kept_unless_forced() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        format!("error: {name}: already exists; pass --force to replace it\n")
+        "error: out/ftp_dpm_21_1700000000.*: a delivery with this name is already there (1 file: ftp_dpm_21_1700000000.sync.gz); pass --force to replace all of it\n"
     );
     assert_eq!(std::fs::read(w.path(name)).unwrap(), b"sentinel");
     let mut forced = args.to_vec();

@@ -187,7 +187,7 @@ fn existing_output_without_force_is_an_error_and_untouched() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        format!("error: {out}/ftp_dpm_21_1700000000.sync.gz: already exists; pass --force to replace it\n")
+        format!("error: {out}/ftp_dpm_21_1700000000.*: a delivery with this name is already there (1 file: ftp_dpm_21_1700000000.sync.gz); pass --force to replace all of it\n")
     );
     assert_eq!(std::fs::read(w.path(name)).unwrap(), b"earlier delivery");
 }
@@ -279,4 +279,109 @@ fn an_export_without_traits_writes_no_file_and_says_why() {
         "no file written: no user has a trait to send (AAM does not process empty files)\n"
     );
     assert!(!w.path("out").exists());
+}
+
+#[test]
+fn a_user_id_column_that_is_not_text_or_whole_numbers_is_refused() {
+    let w = Workdir::new();
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = 21\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\n",
+    );
+    for (case, rows, dtype) in [
+        (
+            "float",
+            "{\"id\": 1.0, \"seg\": 5}\n{\"id\": 2.5, \"seg\": 6}\n",
+            "f64",
+        ),
+        ("struct", "{\"id\": {\"a\": 1}, \"seg\": 5}\n", "struct[1]"),
+        ("list", "{\"id\": [1, 2], \"seg\": 5}\n", "list[i64]"),
+    ] {
+        let input = w.write(&format!("{case}.ndjson"), rows);
+        let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+        assert_eq!(r.code, 2, "{case}");
+        assert_eq!(
+            r.stderr,
+            format!("error: {input}: the mapping does not fit this source:\n  - user_id.column: column `id` holds {dtype} values; a user ID must be text or a whole number: cast it to text (or integers) in the export\n"),
+            "{case}"
+        );
+        assert!(!w.path("out").exists(), "{case}");
+    }
+}
+
+#[test]
+fn a_csv_header_with_a_column_twice_is_refused() {
+    let w = Workdir::new();
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = 21\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"segment_id\"\n",
+    );
+    let input = w.write("in.csv", "id,segment_id,tier,segment_id\nu1,5,gold,6\n");
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        format!("error: {input}: line 1: the header names column `segment_id` twice (columns 2 and 4); rename one of them\n")
+    );
+}
+
+#[test]
+fn conditions_see_the_columns_types_even_when_a_rule_reads_them_as_text() {
+    let w = Workdir::new();
+    // `ltv` is both a key-value (read as text, so `0100` stays `0100`) and compared as a
+    // number in a condition.
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = 21\ngzip = false\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+         [[traits]]\ntype = \"key_value\"\ncolumn = \"ltv\"\n\
+         [[traits]]\ntype = \"condition\"\nwhen = \"ltv > 1000\"\ntrait_id = 300\n",
+    );
+    let input = w.write("in.csv", "id,ltv\nu1,0100\nu2,2500\nu3,\n");
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.sync\nu1\tltv=0100\nu2\td_sid=300,ltv=2500\n"
+    );
+    // u3's empty `ltv` makes the condition NULL: neither trait nor removal, but counted.
+    assert!(
+        r.stdout.contains(
+            "NULL condition traits[1]  1 rows (neither added nor removed; see COALESCE in the README)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_condition_that_is_not_true_or_false_names_its_rule() {
+    let w = Workdir::new();
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = 21\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+         [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nwhere = \"tier\"\n",
+    );
+    let input = w.write("in.csv", "id,seg,tier\nu1,5,gold\n");
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        format!("error: {input}: the mapping does not fit this source:\n  - traits[0].where: `tier` is not a true/false condition: it gives str values; compare it, e.g. `tier = 'gold'` or `tier > 0`\n")
+    );
+}
+
+#[test]
+fn every_unknown_key_and_wrong_type_is_reported_at_once() {
+    let w = Workdir::new();
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = \"21\"\nmod = \"sync\"\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+         [[traits]]\ntype = \"flag\"\ncolumn = \"vip\"\ntrait_id = 2.5\ncolour = \"red\"\n",
+    );
+    let r = w.run(&["--mapping", &m, "in.csv"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        format!("error: {m}: the mapping has 4 problems:\n  - output.dpid: expected a whole number, 0 or more, found the string \"21\" (line 2)\n  - output.mod: unknown key (line 3); did you mean `mode`? expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder\n  - traits[0].trait_id: expected a whole number, 0 or more, found the number 2.5 (line 10)\n  - traits[0].colour: unknown key (line 11); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split\n")
+    );
 }

@@ -8,4 +8,5 @@
 mod convert;
 mod guardrails;
 mod harness;
+mod transaction;
 mod validate;

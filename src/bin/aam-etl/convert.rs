@@ -2,14 +2,11 @@
 
 use aam_etl::convert::{self, Status};
 use aam_etl::mapping::{Format, Mapping};
-use aam_etl::{reject, writer};
 use anyhow::Result;
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// Convert an export into inbound files (the default command).
 #[derive(Debug, Args)]
@@ -68,33 +65,19 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     }
     let sources = convert::sources(&mapping, &args.inputs, args.format)?;
     let timestamp = convert::timestamp(args.timestamp)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancel);
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            // A second Ctrl-C: the first one's cleanup is taking too long.
-            std::process::exit(130);
-        }
-    })?;
     let opts = convert::Options {
         out_dir: args.out.clone(),
         timestamp,
         force: args.force,
         dry_run: args.dry_run,
         max_reject_rate: args.max_reject_rate,
-        cancel,
+        report: args.report.clone(),
+        rejects: args.rejects.clone(),
+        cancel: crate::signals::install()?,
     };
     let outcome = convert::run(&mapping, &sources, &opts)?;
-
-    if let Some(path) = &args.rejects {
-        let mut buf = Vec::new();
-        reject::write_csv(&outcome.rejects, &mut buf)?;
-        writer::write_atomically(path, &buf)?;
-    }
-    if let Some(path) = &args.report {
-        let mut json = serde_json::to_vec_pretty(&outcome.receipt)?;
-        json.push(b'\n');
-        writer::write_atomically(path, &json)?;
+    for note in &outcome.notes {
+        writeln!(err, "note: {note}")?;
     }
 
     print_outcome(&outcome, &args, &mut err)

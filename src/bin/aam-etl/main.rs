@@ -3,6 +3,7 @@
 
 mod cli;
 mod convert;
+mod signals;
 mod validate;
 
 use clap::Parser;
@@ -22,6 +23,18 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
+            let interrupted = matches!(
+                e.downcast_ref::<aam_etl::Error>(),
+                Some(aam_etl::Error::Interrupted)
+            );
+            if interrupted {
+                let (name, code) = signals::caught().unwrap_or(("a signal", 130));
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: stopped by {name}: nothing was published and the temporary files were removed"
+                );
+                return ExitCode::from(code);
+            }
             let mut msg = format!("error: {e}");
             for cause in e.chain().skip(1) {
                 let text = cause.to_string();
@@ -30,11 +43,7 @@ fn main() -> ExitCode {
                 }
             }
             let _ = writeln!(std::io::stderr(), "{msg}");
-            let interrupted = matches!(
-                e.downcast_ref::<aam_etl::Error>(),
-                Some(aam_etl::Error::Interrupted)
-            );
-            ExitCode::from(if interrupted { 130 } else { 2 })
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,331 @@
+//! The shape of a mapping file: which keys each table takes and what type of value each
+//! holds. Checked on the parsed TOML before serde sees it, so that every unknown key, wrong
+//! type and missing key is reported in one pass, each with its key path and line, in the
+//! words of the other mapping problems (serde would stop at the first, in its own words).
+
+use crate::error::Problem;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// What a key holds.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str,
+    /// A non-negative integer.
+    UInt,
+    Bool,
+    StrList,
+    /// `{ name = <non-negative integer>, ... }`
+    UIntTable,
+    Table(&'static [Key]),
+    TableList(&'static [Key]),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    /// What to say when a required key is missing; `None` for an optional key.
+    required: Option<&'static str>,
+}
+
+const fn opt(name: &'static str, kind: Kind) -> Key {
+    Key {
+        name,
+        kind,
+        required: None,
+    }
+}
+
+const fn req(name: &'static str, kind: Kind, what: &'static str) -> Key {
+    Key {
+        name,
+        kind,
+        required: Some(what),
+    }
+}
+
+const INPUT: &[Key] = &[
+    opt("format", Kind::Str),
+    opt("delimiter", Kind::Str),
+    opt("quote", Kind::Str),
+    opt("has_header", Kind::Bool),
+    opt("null_values", Kind::StrList),
+    opt("encoding", Kind::Str),
+];
+
+const OUTPUT: &[Key] = &[
+    opt("dpid", Kind::UInt),
+    opt("target_dpid", Kind::UInt),
+    opt("mode", Kind::Str),
+    opt("gzip", Kind::Bool),
+    opt("max_part_bytes", Kind::UInt),
+    opt("date_folder", Kind::Bool),
+];
+
+const USER_ID: &[Key] = &[
+    req(
+        "column",
+        Kind::Str,
+        "the column that holds the user ID, e.g. column = \"customer_id\"",
+    ),
+    req(
+        "type",
+        Kind::Str,
+        "the kind of ID, e.g. type = \"dpuuid\" (your own IDs) or \"gaid\"",
+    ),
+    opt("trim", Kind::Bool),
+    opt("normalize_case", Kind::Bool),
+    opt("hash", Kind::Str),
+];
+
+const RULE: &[Key] = &[
+    req(
+        "type",
+        Kind::Str,
+        "the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
+    ),
+    opt("column", Kind::Str),
+    opt("when", Kind::Str),
+    opt("where", Kind::Str),
+    opt("action", Kind::Str),
+    opt("form", Kind::Str),
+    opt("removal", Kind::Str),
+    opt("trait_id", Kind::UInt),
+    opt("remove_when_false", Kind::Bool),
+    opt("values", Kind::UIntTable),
+    opt("unmapped", Kind::Str),
+    opt("key", Kind::Str),
+    opt("split", Kind::Str),
+];
+
+const ROOT: &[Key] = &[
+    opt("input", Kind::Table(INPUT)),
+    req(
+        "output",
+        Kind::Table(OUTPUT),
+        "an [output] table with at least the data source: dpid = 21",
+    ),
+    req(
+        "user_id",
+        Kind::Table(USER_ID),
+        "a [user_id] table: which column holds the user ID, and its type",
+    ),
+    opt("traits", Kind::TableList(RULE)),
+];
+
+/// Every problem with the shape of `text` (TOML syntax errors aside, which stop the parse).
+pub(super) fn check(text: &str) -> Result<(), Vec<Problem>> {
+    let root = DeTable::parse(text).map_err(|e| vec![syntax_problem(&e, text)])?;
+    let mut found = Vec::new();
+    let lines = Lines::new(text);
+    check_table(root.get_ref(), root.span(), ROOT, "", &lines, &mut found);
+    if found.is_empty() {
+        Ok(())
+    } else {
+        // In the order of the file.
+        found.sort_by_key(|(at, _)| *at);
+        Err(found.into_iter().map(|(_, p)| p).collect())
+    }
+}
+
+/// A TOML syntax error, with its line and column.
+fn syntax_problem(e: &toml::de::Error, text: &str) -> Problem {
+    let at = e.span().map_or(String::new(), |s| {
+        let (line, column) = Lines::new(text).position(s.start);
+        format!("line {line}, column {column}: ")
+    });
+    Problem::new("", format!("{at}{}", e.message()))
+}
+
+/// Byte offsets to line numbers.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
+    }
+
+    /// 1-based line and column of byte `at`.
+    fn position(&self, at: usize) -> (usize, usize) {
+        let line = self.0.partition_point(|&start| start <= at);
+        (line, at - self.0[line - 1] + 1)
+    }
+
+    fn line(&self, at: usize) -> usize {
+        self.position(at).0
+    }
+}
+
+type Found = Vec<(usize, Problem)>;
+
+fn path_of(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn check_table(
+    table: &DeTable,
+    span: std::ops::Range<usize>,
+    keys: &[Key],
+    prefix: &str,
+    lines: &Lines,
+    found: &mut Found,
+) {
+    for (name, value) in table.iter() {
+        let path = path_of(prefix, name.get_ref());
+        let at = name.span().start;
+        match keys.iter().find(|k| k.name == name.get_ref().as_ref()) {
+            Some(key) => check_value(value, key.kind, &path, lines, found),
+            None => {
+                let names: Vec<String> = keys.iter().map(|k| k.name.to_owned()).collect();
+                let hint = super::closest(name.get_ref(), &names)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                found.push((
+                    at,
+                    Problem::new(
+                        path,
+                        format!(
+                            "unknown key (line {}); {hint}expected one of {}",
+                            lines.line(at),
+                            names.join(", ")
+                        ),
+                    ),
+                ));
+            }
+        }
+    }
+    for key in keys {
+        if let Some(what) = key.required {
+            if !table.iter().any(|(k, _)| k.get_ref() == key.name) {
+                found.push((
+                    span.start,
+                    Problem::new(
+                        path_of(prefix, key.name),
+                        format!("missing (line {}): {what}", lines.line(span.start)),
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, found: &mut Found) {
+    let at = value.span().start;
+    let mut wrong = |expected: &str| {
+        found.push((
+            at,
+            Problem::new(
+                path,
+                format!(
+                    "expected {expected}, found {} (line {})",
+                    describe(value.get_ref()),
+                    lines.line(at)
+                ),
+            ),
+        ));
+    };
+    match (kind, value.get_ref()) {
+        (Kind::Str, DeValue::String(_)) | (Kind::Bool, DeValue::Boolean(_)) => {}
+        (Kind::UInt, DeValue::Integer(i)) if !i.as_str().starts_with('-') => {}
+        (Kind::Str, _) => wrong("a string"),
+        (Kind::Bool, _) => wrong("true or false"),
+        (Kind::UInt, _) => wrong("a whole number, 0 or more"),
+        (Kind::StrList, DeValue::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                check_value(item, Kind::Str, &format!("{path}[{i}]"), lines, found);
+            }
+        }
+        (Kind::StrList, _) => wrong("a list of strings"),
+        (Kind::UIntTable, DeValue::Table(t)) => {
+            for (name, v) in t.iter() {
+                let key = format!("{path}.{}", name.get_ref());
+                check_value(v, Kind::UInt, &key, lines, found);
+            }
+        }
+        (Kind::UIntTable, _) => wrong("a table of value = trait ID"),
+        (Kind::Table(keys), DeValue::Table(t)) => {
+            check_table(t, value.span(), keys, path, lines, found);
+        }
+        (Kind::Table(_), _) => wrong("a table"),
+        (Kind::TableList(keys), DeValue::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{path}[{i}]");
+                match item.get_ref() {
+                    DeValue::Table(t) => check_table(t, item.span(), keys, &path, lines, found),
+                    _ => check_value(item, Kind::Table(keys), &path, lines, found),
+                }
+            }
+        }
+        (Kind::TableList(_), _) => wrong("a list of tables ([[...]])"),
+    }
+}
+
+fn describe(v: &DeValue) -> String {
+    match v {
+        DeValue::String(s) => format!("the string \"{s}\""),
+        DeValue::Integer(i) => format!("the number {}", i.as_str()),
+        DeValue::Float(f) => format!("the number {f}"),
+        DeValue::Boolean(b) => format!("{b}"),
+        DeValue::Datetime(d) => format!("the date {d}"),
+        DeValue::Array(_) => "a list".to_owned(),
+        DeValue::Table(_) => "a table".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        check(text)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_shape_problem_is_reported_with_its_key_and_line() {
+        let text = "\
+[output]
+dpid = \"twenty-one\"
+colour = 1
+[user_id]
+column = \"id\"
+[[traits]]
+type = \"flag\"
+trait_id = -5
+values = { gold = \"x\" }
+[[traits]]
+typ = \"key_value\"
+";
+        assert_eq!(
+            problems(text),
+            [
+                "output.dpid: expected a whole number, 0 or more, found the string \"twenty-one\" (line 2)",
+                "output.colour: unknown key (line 3); expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder",
+                "user_id.type: missing (line 4): the kind of ID, e.g. type = \"dpuuid\" (your own IDs) or \"gaid\"",
+                "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
+                "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",
+                "traits[1].type: missing (line 10): the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
+                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_well_shaped_mapping_passes() {
+        let text = "[input]\nnull_values = [\"NULL\"]\n[output]\ndpid = 21\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"value_map\"\ncolumn = \"t\"\nvalues = { a = 1 }\n";
+        assert_eq!(problems(text), Vec::<String>::new());
+    }
+}
