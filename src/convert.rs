@@ -246,12 +246,14 @@ mod tests {
         (files, outcome.receipt, outcome.rejects)
     }
 
-    /// One-row batches, every row spilled, more converting threads than rows per batch.
+    /// One-row batches, every row spilled, more converting threads than rows per batch,
+    /// and every key-value signal after a rule's first carried in its row.
     const TINY: Tuning = Tuning {
         batch_rows: 1,
         batch_bytes: 1,
         spill_budget: 1,
         threads: 3,
+        signal_cache: 1,
     };
 
     #[test]
@@ -310,8 +312,61 @@ mod tests {
             batch_bytes: 700,
             spill_budget: 2000,
             threads: 1,
+            signal_cache: 4,
         };
         assert_eq!(whole.0, convert(&mapping, &inputs, some).0);
+    }
+
+    #[test]
+    fn signals_carried_in_rows_give_the_lines_interned_ones_give() {
+        // Values whose quoted rendering sorts apart from the value (`"a b"` before `A`, but
+        // "A" < "a b"), repeats within and across rows and rules, and two rules with one key.
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("kv.csv");
+        std::fs::write(
+            &input,
+            "id,c1,c2,seg\n\
+             u1,a b,A,5\n\
+             u1,A,a b,\n\
+             u2,Zed,Zed,7\n\
+             u3,New York,Newark,\n\
+             u2,x-1,A,\n\
+             u3,Newark,,5\n",
+        )
+        .unwrap();
+        let mapping = Mapping::parse(
+            "[output]\ndpid = 21\ngzip = false\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+             [[traits]]\ntype = \"key_value\"\ncolumn = \"c1\"\nkey = \"city\"\n\
+             [[traits]]\ntype = \"key_value\"\ncolumn = \"c2\"\nkey = \"city\"\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\n",
+        )
+        .unwrap();
+        let inputs = [input.display().to_string()];
+        let interned = convert(&mapping, &inputs, Tuning::default());
+        assert_eq!(
+            String::from_utf8(interned.0[0].1.clone()).unwrap(),
+            "u1\td_sid=5,city=A,city=\"a b\"\n\
+             u2\td_sid=7,city=A,city=Zed,city=x-1\n\
+             u3\td_sid=5,city=\"New York\",city=Newark\n"
+        );
+        for signal_cache in [0, 1, 2] {
+            for threads in [1, 2] {
+                let tuning = Tuning {
+                    signal_cache,
+                    threads,
+                    ..TINY
+                };
+                let carried = convert(&mapping, &inputs, tuning);
+                assert_eq!(
+                    carried.0, interned.0,
+                    "cache {signal_cache}, {threads} threads"
+                );
+                assert_eq!(
+                    carried.1, interned.1,
+                    "cache {signal_cache}, {threads} threads"
+                );
+            }
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub use ids::{
 pub use line::{parse_line, wrap_user, LineError, ParsedLine, RenderTrait, WrapError};
 pub use parts::{PartLimit, Rendered, UserBlock, UserTooLarge};
 pub use traits::{
-    parse_element, parse_trait, Element, ElementValue, IdTrait, KindCounts, ParsedTrait, Removal,
-    Trait, TraitError, TraitKind,
+    parse_element, parse_trait, render_signal, Element, ElementValue, IdTrait, KindCounts,
+    ParsedTrait, Removal, Trait, TraitError, TraitKind,
 };
 
 /// SPEC: File contents. A line may be at most 102,400 bytes; longer lines are dropped whole.

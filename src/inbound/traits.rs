@@ -128,15 +128,33 @@ impl fmt::Display for TraitError {
 impl Trait {
     /// A key-value signal, checked so that it renders to something AAM parses back.
     pub fn signal(key: &str, value: &str) -> Result<Trait, TraitError> {
+        Trait::check_signal(key, value)?;
+        Ok(Trait::Signal {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// Whether `key=value` can be written as a signal AAM parses back ([`Trait::signal`]
+    /// without building the trait).
+    pub fn check_signal(key: &str, value: &str) -> Result<(), TraitError> {
         check_signal_text(key)?;
         check_signal_text(value)?;
         if key.is_empty() {
             return Err(TraitError::EmptyKey);
         }
-        Ok(Trait::Signal {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        })
+        Ok(())
+    }
+
+    /// How this trait orders against the signal `key=value` in a line (the order of
+    /// [`Trait`]'s `Ord`), without building the signal.
+    pub fn cmp_signal(&self, key: &str, value: &str) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match self {
+            Trait::Sid(_) | Trait::Ic(_) | Trait::IcPrefixed(_) => Ordering::Less,
+            Trait::Signal { key: k, value: v } => (k.as_str(), v.as_str()).cmp(&(key, value)),
+            Trait::Unsid(_) | Trait::Remove(..) => Ordering::Greater,
+        }
     }
 
     /// The trait ID this element adds (`Some((id, true))`) or removes (`Some((id, false))`);
@@ -177,11 +195,7 @@ impl Trait {
             Trait::Remove(id, Removal::Zero) => write!(out, "{id}:0"),
             Trait::Remove(id, Removal::MinusOne) => write!(out, "{id}:-1"),
             Trait::Signal { key, value } => {
-                // A bare `d_sid`/`d_unsid`/`ic` key would read as a trait ID form.
-                let reserved = matches!(key.as_str(), "d_sid" | "d_unsid" | "ic");
-                push_signal_text(out, key, reserved);
-                out.push(b'=');
-                push_signal_text(out, value, false);
+                render_signal(key, value, out);
                 Ok(())
             }
         };
@@ -198,6 +212,16 @@ impl fmt::Display for Trait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.render())
     }
+}
+
+/// Appends the compact rendering of the signal `key=value` (checked by
+/// [`Trait::check_signal`]).
+pub fn render_signal(key: &str, value: &str, out: &mut Vec<u8>) {
+    // A bare `d_sid`/`d_unsid`/`ic` key would read as a trait ID form.
+    let reserved = matches!(key, "d_sid" | "d_unsid" | "ic");
+    push_signal_text(out, key, reserved);
+    out.push(b'=');
+    push_signal_text(out, value, false);
 }
 
 fn check_signal_text(s: &str) -> Result<(), TraitError> {
@@ -501,6 +525,35 @@ mod tests {
         assert_eq!(Trait::signal("k", "a\nb"), Err(TraitError::ControlChar));
         assert_eq!(Trait::signal("k", "say \"hi\""), Err(TraitError::Quote));
         assert_eq!(Trait::signal("", "v"), Err(TraitError::EmptyKey));
+    }
+
+    #[test]
+    fn a_trait_orders_against_a_signal_as_against_the_built_signal() {
+        let traits = [
+            Trait::Sid(9),
+            Trait::Ic(1),
+            Trait::IcPrefixed(1),
+            Trait::signal("city", "A").unwrap(),
+            Trait::signal("city", "a b").unwrap(),
+            Trait::signal("age", "30").unwrap(),
+            Trait::Unsid(1),
+            Trait::Remove(1, Removal::Zero),
+        ];
+        for t in &traits {
+            for (k, v) in [
+                ("city", "A"),
+                ("city", "a b"),
+                ("city", "B"),
+                ("zz", ""),
+                ("", ""),
+            ] {
+                let built = Trait::Signal {
+                    key: k.into(),
+                    value: v.into(),
+                };
+                assert_eq!(t.cmp_signal(k, v), t.cmp(&built), "{t:?} vs {k}={v}");
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,13 @@ use std::sync::Mutex;
 /// Hash maps on the hot path use foldhash (hashbrown's default); nothing iterates them unsorted.
 pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Marks a code that is not an interned trait but a key-value signal carried in the row:
+/// `INLINE | rule index`, then the value's length, then one code per byte. A column with a
+/// distinct value per user would otherwise intern millions of traits that are each sent
+/// once; carried in the rows, they go through the external sort and memory stays flat.
+/// Lines are the same either way: rendering orders and de-duplicates both kinds together.
+pub(super) const INLINE: u32 = 1 << 31;
+
 /// A trait's code from the shared interner.
 pub(super) fn intern(interner: &Mutex<Interner>, t: Trait) -> u32 {
     interner.lock().expect("no converter panicked").code(t)

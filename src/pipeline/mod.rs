@@ -43,6 +43,9 @@ pub struct Tuning {
     pub spill_budget: usize,
     /// Threads converting rows, each over its share of every batch.
     pub threads: usize,
+    /// Distinct values of one key-value rule each converting thread interns; further new
+    /// values are carried in their rows (see `intern::INLINE`).
+    pub signal_cache: usize,
 }
 
 impl Default for Tuning {
@@ -52,6 +55,7 @@ impl Default for Tuning {
             batch_bytes: 64 << 20,
             spill_budget: 256 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            signal_cache: 1 << 16,
         }
     }
 }
@@ -86,7 +90,14 @@ pub fn run(
     let interner = Mutex::new(Interner::default());
     let threads = tuning.threads.max(1);
     let mut converters: Vec<Converter> = (0..threads)
-        .map(|_| Converter::new(mapping, &interner, tuning.spill_budget / threads))
+        .map(|_| {
+            Converter::new(
+                mapping,
+                &interner,
+                tuning.spill_budget / threads,
+                tuning.signal_cache,
+            )
+        })
         .collect();
     let mut receipt = Receipt::default();
     std::thread::scope(|s| -> Result<()> {
@@ -141,7 +152,7 @@ pub fn run(
     let part = PartLimit {
         max_bytes: mapping.output.max_part_bytes,
     };
-    let ctx = RenderContext::new(&interner.traits, part, sources);
+    let ctx = RenderContext::new(&interner.traits, mapping, part, sources);
     let merge = spill::merge(sorters).map_err(spill_error)?;
     let tally = Tally {
         receipt,

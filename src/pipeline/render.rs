@@ -2,16 +2,19 @@
 //! add/remove conflicts resolved (the addition wins, counted), and rendered through
 //! [`inbound::wrap_user`]; users that cannot be sent whole are rejected whole.
 
+use super::intern::INLINE;
 use super::spill_error;
 use crate::error::{Error, Result};
 use crate::inbound::{
-    self, KindCounts, PartLimit, Rendered, Trait, TraitKind, UserBlock, MAX_LINES_PER_USER,
-    MAX_LINE_BYTES,
+    self, render_signal, KindCounts, PartLimit, RenderTrait, Rendered, Trait, TraitKind, UserBlock,
+    MAX_LINES_PER_USER, MAX_LINE_BYTES,
 };
+use crate::mapping::{Mapping, RuleKind};
 use crate::reject::{mask_pii, Reject, RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
 use crate::spill::{Merge, UserRows};
+use std::cmp::Ordering as Order;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 
@@ -27,6 +30,10 @@ pub(super) struct RenderContext<'a> {
     ranked: Vec<(Option<(u64, bool)>, TraitKind)>,
     /// Rank -> the trait's text, rendered once.
     texts: Vec<Vec<u8>>,
+    /// Rank -> the trait: where a signal carried in the rows falls among them.
+    in_order: Vec<&'a Trait>,
+    /// Rule index -> a key-value rule's key (signals carried in the rows name their rule).
+    keys: Vec<&'a str>,
     part: PartLimit,
     sources: &'a [Source],
 }
@@ -49,14 +56,46 @@ struct Scratch {
     user: u32,
     added: Vec<u64>,
     removed: Vec<u64>,
-    /// The ranks of the traits written.
+    /// The traits written: ranks, or `INLINE | k` for `inline[k]`.
     line: Vec<u32>,
+    /// The user's signals carried in the rows, not interned, in line order, and their
+    /// values back to back.
+    inline: Vec<Inline>,
+    inline_text: Vec<u8>,
+    merged: Vec<u32>,
+}
+
+/// A key-value signal carried in the rows (see `intern::INLINE`).
+#[derive(Debug, Clone)]
+struct Inline {
+    /// It goes before the trait of this rank.
+    pos: u32,
+    /// The rule it comes from, which knows its key.
+    rule: u32,
+    /// Its value, in `Scratch::inline_text`.
+    value: std::ops::Range<usize>,
+}
+
+/// One trait of a line as it is rendered: interned (rendered once), or carried in the rows.
+enum LineItem<'t> {
+    Rendered(&'t [u8]),
+    Signal(&'t str, &'t str),
+}
+
+impl RenderTrait for LineItem<'_> {
+    fn render_into(&self, out: &mut Vec<u8>) {
+        match self {
+            LineItem::Rendered(text) => out.extend_from_slice(text),
+            LineItem::Signal(key, value) => render_signal(key, value, out),
+        }
+    }
 }
 
 impl<'a> RenderContext<'a> {
     /// `traits` by code.
     pub(super) fn new(
         traits: &'a [Trait],
+        mapping: &'a Mapping,
         part: PartLimit,
         sources: &'a [Source],
     ) -> RenderContext<'a> {
@@ -69,11 +108,21 @@ impl<'a> RenderContext<'a> {
         }
         let in_order = by_order.iter().map(|&c| &traits[c as usize]);
         let ranked = in_order.clone().map(|t| (t.target(), t.kind())).collect();
-        let texts = in_order.map(|t| t.render().into_bytes()).collect();
+        let texts = in_order.clone().map(|t| t.render().into_bytes()).collect();
+        let keys = mapping
+            .rules
+            .iter()
+            .map(|r| match &r.kind {
+                RuleKind::KeyValue { key } => key.as_str(),
+                _ => "",
+            })
+            .collect();
         RenderContext {
             rank,
             ranked,
             texts,
+            in_order: in_order.collect(),
+            keys,
             part,
             sources,
         }
@@ -143,7 +192,7 @@ impl<'a> RenderContext<'a> {
         }
         // IDs were checked as UTF-8 text on the way in.
         let uid = std::str::from_utf8(&user.id).unwrap_or_default();
-        match self.write_lines(uid, line, &mut out.body) {
+        match self.write_lines(uid, scratch, &mut out.body) {
             Ok(lines) => {
                 out.users.push(UserBlock {
                     end: out.body.len(),
@@ -154,7 +203,12 @@ impl<'a> RenderContext<'a> {
                 receipt.lines += lines as u64;
                 receipt.traits += line.len() as u64;
                 for &r in line {
-                    tally.kinds.add(self.ranked[r as usize].1, 1);
+                    let kind = if r & INLINE == 0 {
+                        self.ranked[r as usize].1
+                    } else {
+                        TraitKind::KeyValue
+                    };
+                    tally.kinds.add(kind, 1);
                 }
             }
             Err((reason, message)) => {
@@ -175,12 +229,16 @@ impl<'a> RenderContext<'a> {
         Ok(())
     }
 
-    /// The ranks of a user's distinct trait codes, in line order, into `scratch.ranks`.
+    /// The ranks of a user's distinct trait codes, in line order, into `scratch.ranks`; the
+    /// signals carried in the rows into `scratch.inline` (or, when one equals an interned
+    /// trait, its rank into `ranks`).
     fn distinct_ranks(&self, codes: &[u32], scratch: &mut Scratch) {
         let Scratch {
             ranks,
             seen,
             user: stamp,
+            inline,
+            inline_text,
             ..
         } = scratch;
         *stamp = stamp.wrapping_add(1);
@@ -190,14 +248,68 @@ impl<'a> RenderContext<'a> {
             *stamp = 1;
         }
         ranks.clear();
-        for &c in codes {
+        inline.clear();
+        inline_text.clear();
+        let mut carried = false;
+        let mut i = 0;
+        while i < codes.len() {
+            let c = codes[i];
+            if c & INLINE != 0 {
+                let len = codes[i + 1] as usize;
+                let value = &codes[i + 2..i + 2 + len];
+                self.place_inline(c & !INLINE, value, ranks, inline, inline_text);
+                carried = true;
+                i += 2 + len;
+                continue;
+            }
             let last = &mut seen[c as usize];
             if *last != *stamp {
                 *last = *stamp;
                 ranks.push(self.rank[c as usize]);
             }
+            i += 1;
         }
         ranks.sort_unstable();
+        if carried {
+            ranks.dedup();
+            let text = |x: &Inline| (self.keys[x.rule as usize], &inline_text[x.value.clone()]);
+            inline.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| text(a).cmp(&text(b))));
+            inline.dedup_by(|a, b| text(a) == text(b));
+        }
+    }
+
+    /// Finds where a carried signal goes among the interned traits: the rank of an equal
+    /// one, or a place between two.
+    fn place_inline(
+        &self,
+        rule: u32,
+        value: &[u32],
+        ranks: &mut Vec<u32>,
+        inline: &mut Vec<Inline>,
+        inline_text: &mut Vec<u8>,
+    ) {
+        let start = inline_text.len();
+        inline_text.extend(value.iter().map(|&b| b as u8));
+        let key = self.keys[rule as usize];
+        // The value was text when it was converted.
+        let text = std::str::from_utf8(&inline_text[start..]).unwrap_or_default();
+        let pos = self
+            .in_order
+            .partition_point(|t| t.cmp_signal(key, text) == Order::Less);
+        if self
+            .in_order
+            .get(pos)
+            .is_some_and(|t| t.cmp_signal(key, text) == Order::Equal)
+        {
+            ranks.push(pos as u32);
+            inline_text.truncate(start);
+        } else {
+            inline.push(Inline {
+                pos: pos as u32,
+                rule,
+                value: start..inline_text.len(),
+            });
+        }
     }
 
     /// The traits to write, into `scratch.line`: a removal of a trait the user also gets
@@ -227,19 +339,51 @@ impl<'a> RenderContext<'a> {
             }
             line.push(r);
         }
+        if !scratch.inline.is_empty() {
+            // Carried signals go before the interned trait of their rank.
+            let Scratch {
+                line,
+                inline,
+                merged,
+                ..
+            } = scratch;
+            merged.clear();
+            let mut k = 0;
+            for &r in line.iter() {
+                while k < inline.len() && inline[k].pos <= r {
+                    merged.push(INLINE | k as u32);
+                    k += 1;
+                }
+                merged.push(r);
+            }
+            merged.extend((k..inline.len()).map(|k| INLINE | k as u32));
+            std::mem::swap(line, merged);
+        }
     }
 
     /// Appends a user's lines to `body`; on error leaves it as it was and says why.
     fn write_lines(
         &self,
         uid: &str,
-        line: &[u32],
+        scratch: &Scratch,
         body: &mut Vec<u8>,
     ) -> Result<usize, (RejectReason, String)> {
         let start = body.len();
+        let item = |&r: &u32| {
+            if r & INLINE == 0 {
+                LineItem::Rendered(&self.texts[r as usize][..])
+            } else {
+                let x = &scratch.inline[(r & !INLINE) as usize];
+                let value = &scratch.inline_text[x.value.clone()];
+                LineItem::Signal(
+                    self.keys[x.rule as usize],
+                    std::str::from_utf8(value).unwrap_or_default(),
+                )
+            }
+        };
         let lines = inbound::wrap_user(
             uid,
-            line.iter().map(|&r| &self.texts[r as usize][..]),
+            scratch.line.iter().map(item),
             MAX_LINE_BYTES,
             MAX_LINES_PER_USER,
             body,

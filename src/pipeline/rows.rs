@@ -3,7 +3,7 @@
 //! rule is counted once, with its first reason, as if rows went one at a time.
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
-use super::intern::{intern, rule_caches, HashMap, Interner, RuleCache};
+use super::intern::{intern, rule_caches, HashMap, Interner, RuleCache, INLINE};
 use super::select::{filter_col, value_col, UID};
 use super::{spill_error, RowReject};
 use crate::error::{Error, Result};
@@ -47,6 +47,8 @@ pub(super) struct Converter<'m> {
     text_buf: String,
     /// Per rule, the codes of the frame being converted (buffers reused).
     rule_codes: Vec<RuleCodes>,
+    /// See `Tuning::signal_cache`.
+    signal_cache: usize,
 }
 
 impl<'m> Converter<'m> {
@@ -54,8 +56,10 @@ impl<'m> Converter<'m> {
         mapping: &'m Mapping,
         interner: &'m Mutex<Interner>,
         spill_budget: usize,
+        signal_cache: usize,
     ) -> Converter<'m> {
         Converter {
+            signal_cache,
             mapping,
             receipt: Receipt::default(),
             rejects: Vec::new(),
@@ -245,6 +249,8 @@ impl<'m> Converter<'m> {
     fn convert_rule(&mut self, i: usize, b: &Bound, rows: &mut RowStatus, out: &mut RuleCodes) {
         let mut coder = Coder {
             kind: b.kind,
+            rule: i as u32,
+            signal_cache: self.signal_cache,
             label: &b.label,
             interner: self.interner,
             receipt: &mut self.receipt,
@@ -356,6 +362,10 @@ fn each_row<T>(
 /// What turns one rule's cells into trait codes: the rule and its cache.
 struct Coder<'c> {
     kind: &'c RuleKind,
+    /// The rule's index in the mapping.
+    rule: u32,
+    /// Distinct values a key-value rule interns (see `Tuning::signal_cache`).
+    signal_cache: usize,
     /// `traits[0] (column "segments")`, for messages.
     label: &'c str,
     interner: &'c Mutex<Interner>,
@@ -412,6 +422,13 @@ impl Coder<'_> {
                 let text = cell.text(self.buf);
                 let code = match self.cache.signals.get(text) {
                     Some(&code) => code,
+                    None if self.cache.signals.len() >= self.signal_cache => {
+                        // Past the cache's size, a new value travels with its row.
+                        Trait::check_signal(key, text)
+                            .map_err(|e| bad_signal(self.label, cell, &e))?;
+                        push_inline(self.rule, text, out);
+                        return Ok(());
+                    }
                     None => {
                         let t = Trait::signal(key, text)
                             .map_err(|e| bad_signal(self.label, cell, &e))?;
@@ -428,6 +445,14 @@ impl Coder<'_> {
         }
         Ok(())
     }
+}
+
+/// A signal value that is not interned, written into the row's codes as they go to the
+/// sorter: `INLINE | rule`, the length, then each byte (see [`INLINE`]).
+fn push_inline(rule: u32, text: &str, out: &mut Vec<u32>) {
+    out.push(INLINE | rule);
+    out.push(text.len() as u32);
+    out.extend(text.bytes().map(u32::from));
 }
 
 #[cold]
