@@ -4,6 +4,8 @@
 //!
 //! Writes `crm.parquet`, `crm.csv` and `crm.ndjson` with identical content: about 4 rows per
 //! user, rows in random order. The same `--rows` and `--seed` give the same files.
+//! `--changed P` makes the next day's export: the same rows, but P% of the users (every
+//! user whose number is a multiple of 100 / P) with another tier, flag, city and age.
 
 use polars::prelude::*;
 use std::io::{BufWriter, Write};
@@ -48,6 +50,8 @@ struct Args {
     rows: usize,
     out: PathBuf,
     seed: u64,
+    /// Percent of users whose profile differs (0: none).
+    changed: u64,
 }
 
 fn args() -> Args {
@@ -55,6 +59,7 @@ fn args() -> Args {
         rows: 1_000_000,
         out: PathBuf::from("bench-data"),
         seed: 42,
+        changed: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,7 +68,10 @@ fn args() -> Args {
             "--rows" => a.rows = value.parse().expect("--rows takes a number"),
             "--out" => a.out = PathBuf::from(value),
             "--seed" => a.seed = value.parse().expect("--seed takes a number"),
-            other => panic!("unknown argument {other}; use --rows N --out DIR --seed S"),
+            "--changed" => a.changed = value.parse().expect("--changed takes a percentage"),
+            other => {
+                panic!("unknown argument {other}; use --rows N --out DIR --seed S --changed P")
+            }
         }
     }
     a
@@ -96,6 +104,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             h.next(),
             h.next()
         ));
+        if a.changed > 0 && u.is_multiple_of(100 / a.changed.min(100)) {
+            // Another day for this user: the profile drawn from another stream.
+            h = Rng(u.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+        }
         segment.push(1000 + rng.below(500) as i64);
         optout.push((rng.below(20) == 0).then(|| 1000 + rng.below(500) as i64));
         tier.push(match h.below(4) {

@@ -25,7 +25,8 @@ command -v pigz >/dev/null || { apt-get update -qq && apt-get install -y -qq pig
 [[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 
 cargo build --release --quiet --bin aam-etl --example gen_crm
-[[ -f $DATA/crm.$FORMAT ]] || target/release/examples/gen_crm --rows "$ROWS" --out "$DATA"
+BIN=${CARGO_TARGET_DIR:-target}/release
+[[ -f $DATA/crm.$FORMAT ]] || $BIN/examples/gen_crm --rows "$ROWS" --out "$DATA"
 INPUT=$DATA/crm.$FORMAT
 
 # The variants of the benchmark mapping.
@@ -48,7 +49,7 @@ measure() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 run() { # name mapping [extra args]
   local m=$2; shift 2
-  measure target/release/aam-etl --mapping "$m" "$INPUT" --out "$OUT/o" --timestamp $TS --force "$@"
+  measure $BIN/aam-etl --mapping "$m" "$INPUT" --out "$OUT/o" --timestamp $TS --force "$@"
 }
 
 declare -A WALL RSS
@@ -74,8 +75,8 @@ for c in "${CASES[@]}"; do
 done
 
 # The key-value target: 1.5 x (plain + the extra gzip work of the larger output).
-target/release/aam-etl --mapping mappings/bench.toml "$INPUT" --out "$OUT/plain" --timestamp $TS --force >/dev/null
-target/release/aam-etl --mapping "$OUT/distinct.toml" "$INPUT" --out "$OUT/distinct" --timestamp $TS --force >/dev/null
+$BIN/aam-etl --mapping mappings/bench.toml "$INPUT" --out "$OUT/plain" --timestamp $TS --force >/dev/null
+$BIN/aam-etl --mapping "$OUT/distinct.toml" "$INPUT" --out "$OUT/distinct" --timestamp $TS --force >/dev/null
 pigz_time() {
   local t0 t1
   gzip -dc "$1" >"$OUT/text"

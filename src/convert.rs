@@ -3,14 +3,17 @@
 //! together at the end, or not at all (see [`crate::publish`]).
 
 use crate::error::{Error, Result};
+use crate::inbound::Mode;
 use crate::inbound::TIMESTAMP_RANGE;
 use crate::mapping::{Format, Mapping};
-use crate::pipeline::{self, Tuning};
+use crate::pipeline::{self, Deliver, Plain, Tuning};
 use crate::publish::{existing_delivery, OutputFolder, Staged, Transaction};
 use crate::reject::{Reject, RejectLog};
 use crate::report::Receipt;
 use crate::source::{self, Source};
 use crate::spill;
+use crate::state::diff::Diff;
+use crate::state::{ledger_entry, snapshot, State};
 use crate::writer::{delivery_dir, PartWriter, Plan};
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,6 +58,11 @@ pub struct Options {
     /// Where to write the summary as JSON, and every rejected row as CSV.
     pub report: Option<PathBuf>,
     pub rejects: Option<PathBuf>,
+    /// The state folder (`--state`, else the mapping's `[state] path`): deliver only what
+    /// changed since the last delivery.
+    pub state: Option<PathBuf>,
+    /// A full refresh: every user's whole set, as `.overwrite` (with a state).
+    pub full: bool,
     /// Set by a signal handler: the run stops and removes what it had started to write.
     pub cancel: Arc<AtomicBool>,
 }
@@ -69,6 +77,8 @@ pub enum Status {
     Empty,
     /// Too many rows rejected: nothing published.
     OverThreshold,
+    /// With a state: nothing changed since the last delivery (its timestamp); no file.
+    NoChanges(u64),
 }
 
 #[derive(Debug)]
@@ -108,18 +118,54 @@ pub fn run_tuned(
         notes.extend(found);
         Some(folder)
     };
-    let mut writer = PartWriter::new(&mapping.output, opts.timestamp, &opts.out_dir, opts.dry_run);
+    let mut writers = [Mode::Sync, Mode::Overwrite].map(|mode| {
+        PartWriter::new(
+            &mapping.output,
+            mode,
+            opts.timestamp,
+            &opts.out_dir,
+            opts.dry_run,
+        )
+    });
     let earlier = existing_delivery(
         &delivery_dir(&mapping.output, opts.timestamp, &opts.out_dir),
-        &writer.name(None),
+        &writers[0].name(None),
     )?;
     if !earlier.is_empty() && !opts.force && !opts.dry_run {
         return Err(Error::DeliveryExists { files: earlier });
     }
+    let mut state = match opts.state.as_ref().or(mapping.state.path.as_ref()) {
+        Some(dir) => {
+            let state = State::open(dir, mapping)?;
+            notes.extend(state.notes.iter().cloned());
+            Some(state)
+        }
+        None => None,
+    };
+    if opts.full && state.is_none() {
+        return Err(Error::Usage(
+            "--full sends a full refresh of a state: give the state folder (--state DIR, or path under [state])".into(),
+        ));
+    }
+    let full = opts.full
+        || state
+            .as_ref()
+            .is_some_and(|s| s.refresh_due(mapping, opts.timestamp));
+    let mut diff = match &mut state {
+        Some(st) => Some(Diff::new(
+            snapshot::Reader::open(st.snapshot()),
+            snapshot::Writer::create(&st.new_snapshot())?,
+            full,
+            mapping.removal_form(),
+        )),
+        None => None,
+    };
     let mut tx = Transaction::default();
     let mut rejects = RejectLog::new(match &opts.rejects {
         Some(path) => {
             let (staged, file) = Staged::create(path)?;
+            // The rejects file and the report of an earlier run are replaced.
+            tx.replace([path.clone()]);
             tx.stage(staged);
             Some((file, path.clone()))
         }
@@ -128,6 +174,7 @@ pub fn run_tuned(
     let report = match &opts.report {
         Some(path) => {
             let (staged, file) = Staged::create(path)?;
+            tx.replace([path.clone()]);
             tx.stage(staged);
             Some((path, file))
         }
@@ -135,32 +182,57 @@ pub fn run_tuned(
     };
 
     let mut preview = Vec::new();
+    let mut plain = Plain(mapping.output.mode);
+    let deliver: &mut dyn Deliver = match &mut diff {
+        Some(d) => d,
+        None => &mut plain,
+    };
     let mut receipt = pipeline::run(
         mapping,
         sources,
         tuning,
         &opts.cancel,
         &mut rejects,
-        &mut |rendered| {
-            if preview.len() < PREVIEW_LINES {
-                let body =
-                    &rendered.body[..preview_len(&rendered.body, PREVIEW_LINES - preview.len())];
-                preview.extend(String::from_utf8_lossy(body).lines().map(str::to_owned));
+        deliver,
+        &mut |chunk| {
+            for (rendered, writer) in [&chunk.sync, &chunk.overwrite]
+                .into_iter()
+                .zip(&mut writers)
+            {
+                if preview.len() < PREVIEW_LINES {
+                    let body = &rendered.body
+                        [..preview_len(&rendered.body, PREVIEW_LINES - preview.len())];
+                    preview.extend(String::from_utf8_lossy(body).lines().map(str::to_owned));
+                }
+                writer.push(rendered)?;
             }
-            writer.push(rendered)
+            Ok(())
         },
     )?;
-    let plan = writer.finish()?;
+    let plans = [writers[0].finish()?, writers[1].finish()?];
+    let plan = Plan {
+        dir: plans[0].dir.clone(),
+        parts: plans.iter().flat_map(|p| p.parts.clone()).collect(),
+    };
+    if let Some(d) = &mut diff {
+        d.finish_snapshot()?;
+        receipt.delivery = Some(d.counts.clone());
+    }
     let rejects = rejects.finish()?;
     let status = if receipt.reject_rate() > opts.max_reject_rate {
         Status::OverThreshold
     } else if plan.parts.is_empty() {
-        Status::Empty
+        match state.as_ref().and_then(|s| s.meta.as_ref()) {
+            Some(meta) => Status::NoChanges(meta.last.timestamp),
+            None => Status::Empty,
+        }
     } else if opts.dry_run {
         Status::DryRun
     } else {
         receipt.parts = plan.reports();
-        writer.stage(&plan, &mut tx);
+        for (writer, plan) in writers.into_iter().zip(&plans) {
+            writer.stage(plan, &mut tx);
+        }
         tx.replace(earlier);
         Status::Written
     };
@@ -178,6 +250,15 @@ pub fn run_tuned(
         return Err(Error::Interrupted);
     }
     tx.commit()?;
+    // The state advances only once its delivery is published.
+    if let (Some(state), Some(counts), Status::Written) = (&mut state, &receipt.delivery, &status) {
+        let files = plan.parts.iter().map(|p| p.name.render()).collect();
+        let inputs: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+        state.commit(
+            mapping,
+            ledger_entry(opts.timestamp, full, files, counts, &inputs),
+        )?;
+    }
     Ok(Outcome {
         status,
         receipt,
@@ -220,6 +301,8 @@ mod tests {
             max_reject_rate: 1.0,
             report: None,
             rejects: None,
+            state: None,
+            full: false,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -453,6 +536,13 @@ mod tests {
             let whole = convert(&mapping, &inputs, Tuning::default());
             assert!(!whole.0.is_empty());
             assert_eq!(whole, convert(&mapping, &inputs, TINY), "{example}");
+            // Parquet batches of 2 rows, then cut to 1 (wider than `batch_bytes`).
+            let fitted = Tuning {
+                batch_rows: 2,
+                batch_bytes: 1,
+                ..Tuning::default()
+            };
+            assert_eq!(whole, convert(&mapping, &inputs, fitted), "{example}");
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod reject;
 pub mod report;
 pub mod source;
 pub mod spill;
+pub mod state;
 pub mod validate;
 pub mod writer;
 

@@ -35,10 +35,36 @@ pub struct Receipt {
     pub ids_phone_like: u64,
     /// Values not in a `value_map` with `unmapped = "skip"`.
     pub values_skipped: u64,
+    /// With a state (`--state`): what the diff sent, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DiffCounts>,
     /// Rows whose `when` condition was NULL, by rule: neither the trait nor its removal.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub null_conditions: BTreeMap<String, u64>,
     pub parts: Vec<PartReport>,
+}
+
+/// What the diff found, for the summary, the report and the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiffCounts {
+    /// In the export, not in the state: sent whole.
+    pub users_new: u64,
+    /// Sent a `.sync` line with what changed.
+    pub users_changed: u64,
+    /// Sent their whole set in the `.overwrite` file.
+    pub users_overwritten: u64,
+    /// Left the export: their trait IDs removed.
+    pub users_gone: u64,
+    /// Back after leaving.
+    pub users_returned: u64,
+    /// Nothing to send.
+    pub users_unchanged: u64,
+    /// Users who left or lost every trait while AAM keeps signals of theirs, which no file
+    /// can take back (a full refresh does not list them either).
+    pub users_with_signals_kept: u64,
+    /// Trait elements that add (`d_sid`, signals) and that remove, in the delivery.
+    pub traits_added: u64,
+    pub traits_removed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +105,7 @@ impl Receipt {
             ids_phone_like,
             values_skipped,
             null_conditions,
+            delivery: _,
             parts,
         } = other;
         self.files_read += files_read;
@@ -164,6 +191,30 @@ impl Receipt {
                 "unmapped values",
                 format!("{} (skipped)", self.values_skipped),
             );
+        }
+        if let Some(d) = &self.delivery {
+            let rows = [
+                ("users new", d.users_new),
+                ("users changed (.sync)", d.users_changed),
+                ("users overwritten", d.users_overwritten),
+                ("users gone (removed)", d.users_gone),
+                ("users returned", d.users_returned),
+                ("users unchanged", d.users_unchanged),
+                ("traits added", d.traits_added),
+                ("traits removed", d.traits_removed),
+            ];
+            for (label, n) in rows {
+                row(label, n.to_string());
+            }
+            if d.users_with_signals_kept > 0 {
+                row(
+                    "signals not retractable",
+                    format!(
+                        "{} users (left or lost every trait; AAM keeps their signals)",
+                        d.users_with_signals_kept
+                    ),
+                );
+            }
         }
         for (rule, n) in &self.null_conditions {
             row(

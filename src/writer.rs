@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gzip::Member;
-use crate::inbound::{date_folder, FileName, PartLimit, Rendered, MAX_COMPRESSED_BYTES};
+use crate::inbound::{date_folder, FileName, Mode, PartLimit, Rendered, MAX_COMPRESSED_BYTES};
 use crate::mapping::OutputOptions;
 use crate::publish::{create_dirs, temp_name, Staged, Transaction};
 use crate::report::PartReport;
@@ -57,6 +57,7 @@ impl Plan {
 
 pub struct PartWriter<'o> {
     opts: &'o OutputOptions,
+    mode: Mode,
     timestamp: u64,
     dir: PathBuf,
     /// Count and cut, write nothing.
@@ -84,14 +85,17 @@ enum Sink {
 }
 
 impl<'o> PartWriter<'o> {
+    /// Writes the parts of `mode`'s file (a delivery may have a `.sync` and an `.overwrite`).
     pub fn new(
         opts: &'o OutputOptions,
+        mode: Mode,
         timestamp: u64,
         out_dir: &Path,
         dry_run: bool,
     ) -> PartWriter<'o> {
         PartWriter {
             opts,
+            mode,
             timestamp,
             dir: delivery_dir(opts, timestamp, out_dir),
             dry_run,
@@ -109,7 +113,7 @@ impl<'o> PartWriter<'o> {
             dpid: self.opts.dpid,
             target_dpid: self.opts.target_dpid,
             timestamp: self.timestamp,
-            mode: self.opts.mode,
+            mode: self.mode,
             split,
             gzip: self.opts.gzip,
         }
@@ -283,7 +287,7 @@ fn finish_sink(sink: Sink) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::{Mode, UserBlock};
+    use crate::inbound::UserBlock;
 
     fn rendered(sizes: &[usize]) -> Rendered {
         let mut r = Rendered::default();
@@ -321,7 +325,7 @@ mod tests {
     fn parts_keep_users_whole_and_stay_under_the_limit() {
         let o = opts(100, false);
         let dir = tempfile::tempdir().unwrap();
-        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), true);
+        let mut w = PartWriter::new(&o, Mode::Sync, 1_700_000_000, dir.path(), true);
         // Pushed in two pieces: the cut does not depend on how users arrive.
         let r = rendered(&[40, 40, 30]);
         w.push(&r).unwrap();
@@ -339,7 +343,7 @@ mod tests {
         let o = opts(1000, true);
         let dir = tempfile::tempdir().unwrap();
         let r = rendered(&[40, 40, 30]);
-        let mut w = PartWriter::new(&o, 1_700_000_000, dir.path(), false);
+        let mut w = PartWriter::new(&o, Mode::Sync, 1_700_000_000, dir.path(), false);
         w.push(&r).unwrap();
         let plan = w.finish().unwrap();
         assert_eq!(part_sizes(&plan), vec![(110, 3)]);
@@ -371,7 +375,7 @@ mod tests {
         let o = opts(50, false);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("new/deeper");
-        let mut w = PartWriter::new(&o, 1_700_000_000, &out, false);
+        let mut w = PartWriter::new(&o, Mode::Sync, 1_700_000_000, &out, false);
         w.push(&rendered(&[40, 40, 30])).unwrap();
         assert!(out.exists());
         drop(w);

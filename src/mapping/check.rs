@@ -1,8 +1,8 @@
 //! Turns the raw TOML structs into a [`Mapping`], collecting every problem in one pass.
 
-use super::raw::{RawInput, RawMapping, RawOutput, RawUserId};
+use super::raw::{RawInput, RawMapping, RawOutput, RawState, RawUserId};
 use super::rule::check_rule;
-use super::{Encoding, Format, InputOptions, Mapping, OutputOptions, UserIdSpec};
+use super::{Encoding, Format, InputOptions, Mapping, OutputOptions, StateOptions, UserIdSpec};
 use crate::error::Problem;
 use crate::inbound::{IdType, Mode, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
 
@@ -67,16 +67,43 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
         .enumerate()
         .filter_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
         .collect();
+    let state = check_state(&raw.state, &output, &mut f);
     if f.errors.is_empty() {
         Ok(Mapping {
             input,
             output,
             user_id,
             rules,
+            state,
             warnings: f.warnings,
         })
     } else {
         Err(f.errors)
+    }
+}
+
+fn check_state(raw: &RawState, output: &OutputOptions, f: &mut Findings) -> StateOptions {
+    if raw.path.as_deref() == Some("") {
+        f.error(
+            "state.path",
+            "empty: name the state folder, e.g. path = \"state\"",
+        );
+    }
+    if raw.refresh_days == Some(0) {
+        f.error(
+            "state.refresh_days",
+            "0 would make every run a full refresh; remove it, or give the days between full refreshes (e.g. 30)",
+        );
+    }
+    if raw.path.is_some() && output.mode == Mode::Overwrite {
+        f.error(
+            "output.mode",
+            "\"overwrite\" cannot be used with a state: the state decides each user's file; use --full for a full refresh",
+        );
+    }
+    StateOptions {
+        path: raw.path.as_ref().map(std::path::PathBuf::from),
+        refresh_days: raw.refresh_days,
     }
 }
 

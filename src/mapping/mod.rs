@@ -148,6 +148,16 @@ pub struct Rule {
     pub kind: RuleKind,
 }
 
+/// Incremental delivery (`[state]`): where the state of what was sent lives, and how often
+/// a full refresh is sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateOptions {
+    /// `--state` overrides it.
+    pub path: Option<std::path::PathBuf>,
+    /// A run is a full refresh when the last one is older than this many days.
+    pub refresh_days: Option<u64>,
+}
+
 /// A checked mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
@@ -155,6 +165,7 @@ pub struct Mapping {
     pub output: OutputOptions,
     pub user_id: UserIdSpec,
     pub rules: Vec<Rule>,
+    pub state: StateOptions,
     /// Things that are allowed but probably not what the author meant.
     pub warnings: Vec<Problem>,
 }
@@ -175,6 +186,27 @@ impl Mapping {
         schema::check(text)?;
         let raw: raw::RawMapping = toml::from_str(text).map_err(|e| vec![toml_problem(&e)])?;
         check::check(raw)
+    }
+
+    /// How removals of trait IDs are written when the mapping does not say it per rule (the
+    /// state's removals of traits a user no longer has): the first removal form of a rule,
+    /// else `d_unsid`.
+    pub fn removal_form(&self) -> Emit {
+        self.rules
+            .iter()
+            .find_map(|r| match &r.kind {
+                RuleKind::TraitIds {
+                    emit: e @ (Emit::Unsid | Emit::Remove(_)),
+                } => Some(*e),
+                RuleKind::Flag {
+                    on_false: Some(t), ..
+                } => match t {
+                    Trait::Remove(_, r) => Some(Emit::Remove(*r)),
+                    _ => Some(Emit::Unsid),
+                },
+                _ => None,
+            })
+            .unwrap_or(Emit::Unsid)
     }
 
     /// Every source column the mapping names directly (conditions and filters are checked by

@@ -13,6 +13,15 @@ pub struct RawMapping {
     pub user_id: RawUserId,
     #[serde(default)]
     pub traits: Vec<RawRule>,
+    #[serde(default)]
+    pub state: RawState,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub path: Option<String>,
+    pub refresh_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -99,6 +99,8 @@ const RULE: &[Key] = &[
     opt("split", Kind::Str),
 ];
 
+const STATE: &[Key] = &[opt("path", Kind::Str), opt("refresh_days", Kind::UInt)];
+
 const ROOT: &[Key] = &[
     opt("input", Kind::Table(INPUT)),
     req(
@@ -112,6 +114,7 @@ const ROOT: &[Key] = &[
         "a [user_id] table: which column holds the user ID, and its type",
     ),
     opt("traits", Kind::TableList(RULE)),
+    opt("state", Kind::Table(STATE)),
 ];
 
 /// Every problem with the shape of `text` (TOML syntax errors aside, which stop the parse).

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Marks a code that is not an interned trait but a key-value signal carried in the row:
-/// `INLINE | rule index`, then the value's length, then one code per byte. A column with a
+/// `INLINE | rule index`, then the value's length, then its bytes four to a code. A column with a
 /// distinct value per user would otherwise intern millions of traits that are each sent
 /// once; carried in the rows, they go through the external sort and memory stays flat.
 /// Lines are the same either way: rendering orders and de-duplicates both kinds together.

@@ -12,13 +12,16 @@
 //!    bytewise ID order; traits by form then ID or text.
 
 mod cell;
+mod deliver;
 mod intern;
 mod render;
 mod rows;
 mod select;
 
+pub use deliver::{Chunk, Deliver, Effect, Lines, Plain, UserTraits};
+
 use crate::error::{Error, Result};
-use crate::inbound::{KindCounts, PartLimit, Rendered};
+use crate::inbound::{KindCounts, PartLimit};
 use crate::mapping::Mapping;
 use crate::reject::{RejectLog, RejectReason};
 use crate::report::Receipt;
@@ -75,17 +78,18 @@ impl RowReject {
     }
 }
 
-/// Runs the mapping over all sources (one logical export) and hands every user's lines to
-/// `sink`, in output order, about 4 MB at a time, and every rejected row to `rejects`, in
-/// input order (rows, then whole users). `cancel` is checked between batches and every few
-/// thousand rows (a signal).
+/// Runs the mapping over all sources (one logical export): every user's traits go, in user
+/// order, to `deliver`, which decides what lines to write; the lines go to `sink` about 4 MB
+/// at a time; every rejected row goes to `rejects`, in input order (rows, then whole
+/// users). `cancel` is checked between batches and every few thousand rows (a signal).
 pub fn run(
     mapping: &Mapping,
     sources: &[Source],
     tuning: Tuning,
     cancel: &AtomicBool,
     rejects: &mut RejectLog,
-    sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+    deliver: &mut dyn Deliver,
+    sink: &mut dyn FnMut(&Chunk) -> Result<()>,
 ) -> Result<Receipt> {
     let interner = Mutex::new(Interner::default());
     let threads = tuning.threads.max(1);
@@ -159,7 +163,7 @@ pub fn run(
         rejects,
         kinds: KindCounts::default(),
     };
-    ctx.render(merge, tally, cancel, sink)
+    ctx.render(merge, tally, cancel, deliver, sink)
 }
 
 fn spill_error(e: std::io::Error) -> Error {

@@ -2,11 +2,12 @@
 //! add/remove conflicts resolved (the addition wins, counted), and rendered through
 //! [`inbound::wrap_user`]; users that cannot be sent whole are rejected whole.
 
+use super::deliver::{Chunk, Deliver, Effect, Lines, UserTraits};
 use super::intern::INLINE;
 use super::spill_error;
 use crate::error::{Error, Result};
 use crate::inbound::{
-    self, render_signal, KindCounts, PartLimit, RenderTrait, Rendered, Trait, TraitKind, UserBlock,
+    self, render_signal, KindCounts, Mode, PartLimit, Trait, TraitKind, UserBlock,
     MAX_LINES_PER_USER, MAX_LINE_BYTES,
 };
 use crate::mapping::{Mapping, RuleKind};
@@ -25,9 +26,8 @@ const CHUNK_BYTES: usize = 4 << 20;
 pub(super) struct RenderContext<'a> {
     /// Trait code -> rank in line order.
     rank: Vec<u32>,
-    /// Rank -> what rendering asks of the trait: the trait ID it adds (true) or removes
-    /// (false), if any, and its kind.
-    ranked: Vec<(Option<(u64, bool)>, TraitKind)>,
+    /// Rank -> what the trait does (the trait ID it adds or removes, if any) and its kind.
+    ranked: Vec<(Effect, TraitKind)>,
     /// Rank -> the trait's text, rendered once.
     texts: Vec<Vec<u8>>,
     /// Rank -> the trait: where a signal carried in the rows falls among them.
@@ -63,6 +63,8 @@ struct Scratch {
     inline: Vec<Inline>,
     inline_text: Vec<u8>,
     merged: Vec<u32>,
+    /// The user's traits as the delivery sees them.
+    traits: UserTraits,
 }
 
 /// A key-value signal carried in the rows (see `intern::INLINE`).
@@ -74,21 +76,6 @@ struct Inline {
     rule: u32,
     /// Its value, in `Scratch::inline_text`.
     value: std::ops::Range<usize>,
-}
-
-/// One trait of a line as it is rendered: interned (rendered once), or carried in the rows.
-enum LineItem<'t> {
-    Rendered(&'t [u8]),
-    Signal(&'t str, &'t str),
-}
-
-impl RenderTrait for LineItem<'_> {
-    fn render_into(&self, out: &mut Vec<u8>) {
-        match self {
-            LineItem::Rendered(text) => out.extend_from_slice(text),
-            LineItem::Signal(key, value) => render_signal(key, value, out),
-        }
-    }
 }
 
 impl<'a> RenderContext<'a> {
@@ -107,7 +94,17 @@ impl<'a> RenderContext<'a> {
             rank[code as usize] = r as u32;
         }
         let in_order = by_order.iter().map(|&c| &traits[c as usize]);
-        let ranked = in_order.clone().map(|t| (t.target(), t.kind())).collect();
+        let ranked = in_order
+            .clone()
+            .map(|t| {
+                let effect = match t.target() {
+                    Some((id, true)) => Effect::Add(id),
+                    Some((id, false)) => Effect::Remove(id),
+                    None => Effect::Signal,
+                };
+                (effect, t.kind())
+            })
+            .collect();
         let texts = in_order.clone().map(|t| t.render().into_bytes()).collect();
         let keys = mapping
             .rules
@@ -135,29 +132,40 @@ impl<'a> RenderContext<'a> {
         mut merge: Merge,
         mut tally: Tally,
         cancel: &AtomicBool,
-        sink: &mut dyn FnMut(&Rendered) -> Result<()>,
+        deliver: &mut dyn Deliver,
+        sink: &mut dyn FnMut(&Chunk) -> Result<()>,
     ) -> Result<Receipt> {
         let mut tally = std::thread::scope(|s| -> Result<Tally> {
-            let (tx, rx) = sync_channel::<Rendered>(1);
+            let (tx, rx) = sync_channel::<Chunk>(1);
             let renderer = std::thread::Builder::new().name("render".into());
             let rendering = renderer
                 .spawn_scoped(s, move || -> Result<Tally> {
                     let mut user = UserRows::default();
                     let mut scratch = Scratch::default();
                     loop {
-                        let mut chunk = Rendered::default();
+                        let mut chunk = Chunk::default();
                         let mut more = true;
-                        while more && chunk.body.len() < CHUNK_BYTES {
+                        while more && chunk.bytes() < CHUNK_BYTES {
                             more = merge.next_user(&mut user).map_err(spill_error)?;
+                            let mut out = Writer {
+                                ctx: self,
+                                chunk: &mut chunk,
+                                tally: &mut tally,
+                                user: &user,
+                            };
                             if more {
-                                self.render_user(&user, &mut chunk, &mut tally, &mut scratch)?;
+                                self.user_traits(&user, &mut scratch, out.tally);
+                                let uid = std::str::from_utf8(&user.id).unwrap_or_default();
+                                deliver.user(uid, &scratch.traits, &mut out)?;
+                            } else {
+                                deliver.finish(&mut out)?;
                             }
                         }
                         if cancel.load(Ordering::Relaxed) {
                             return Err(Error::Interrupted);
                         }
                         // A closed channel: the sink failed, and that error is reported.
-                        let sent = chunk.users.is_empty() || tx.send(chunk).is_ok();
+                        let sent = chunk.is_empty() || tx.send(chunk).is_ok();
                         if !sent || !more {
                             return Ok(tally);
                         }
@@ -173,60 +181,35 @@ impl<'a> RenderContext<'a> {
         Ok(tally.receipt)
     }
 
-    /// Orders and de-duplicates a user's traits, resolves add/remove conflicts and renders
-    /// the user's lines into `out`.
-    fn render_user(
-        &self,
-        user: &UserRows,
-        out: &mut Rendered,
-        tally: &mut Tally,
-        scratch: &mut Scratch,
-    ) -> Result<()> {
+    /// Orders and de-duplicates a user's traits and resolves add/remove conflicts, into
+    /// `scratch.traits`.
+    fn user_traits(&self, user: &UserRows, scratch: &mut Scratch, tally: &mut Tally) {
         tally.receipt.users_read += 1;
         self.distinct_ranks(&user.codes, scratch);
         self.resolve_conflicts(scratch, &mut tally.receipt);
-        let line = &scratch.line;
+        let Scratch {
+            line,
+            inline,
+            inline_text,
+            traits,
+            ..
+        } = scratch;
+        traits.clear();
         if line.is_empty() {
             tally.receipt.users_without_traits += 1;
-            return Ok(());
         }
-        // IDs were checked as UTF-8 text on the way in.
-        let uid = std::str::from_utf8(&user.id).unwrap_or_default();
-        match self.write_lines(uid, scratch, &mut out.body) {
-            Ok(lines) => {
-                out.users.push(UserBlock {
-                    end: out.body.len(),
-                    lines: lines as u32,
-                });
-                let receipt = &mut tally.receipt;
-                receipt.users_written += 1;
-                receipt.lines += lines as u64;
-                receipt.traits += line.len() as u64;
-                for &r in line {
-                    let kind = if r & INLINE == 0 {
-                        self.ranked[r as usize].1
-                    } else {
-                        TraitKind::KeyValue
-                    };
-                    tally.kinds.add(kind, 1);
-                }
-            }
-            Err((reason, message)) => {
-                tally.receipt.users_rejected += 1;
-                tally.receipt.reject(reason, user.rows);
-                tally.rejects.push(Reject {
-                    file: self.sources[user.first_file as usize]
-                        .path
-                        .display()
-                        .to_string(),
-                    row: user.first_row,
-                    user_id: mask_pii(uid),
-                    reason,
-                    message: format!("{message} ({} rows of this user left out)", user.rows),
-                })?;
+        for &r in line.iter() {
+            if r & INLINE == 0 {
+                let (effect, kind) = self.ranked[r as usize];
+                traits.push(effect, kind, &self.texts[r as usize]);
+            } else {
+                let x = &inline[(r & !INLINE) as usize];
+                // The value was text when it was converted.
+                let value = std::str::from_utf8(&inline_text[x.value.clone()]).unwrap_or_default();
+                render_signal(self.keys[x.rule as usize], value, traits.text_mut());
+                traits.push_written(Effect::Signal, TraitKind::KeyValue);
             }
         }
-        Ok(())
     }
 
     /// The ranks of a user's distinct trait codes, in line order, into `scratch.ranks`; the
@@ -256,10 +239,10 @@ impl<'a> RenderContext<'a> {
             let c = codes[i];
             if c & INLINE != 0 {
                 let len = codes[i + 1] as usize;
-                let value = &codes[i + 2..i + 2 + len];
-                self.place_inline(c & !INLINE, value, ranks, inline, inline_text);
+                let words = &codes[i + 2..i + 2 + len.div_ceil(4)];
+                self.place_inline(c & !INLINE, words, len, ranks, inline, inline_text);
                 carried = true;
-                i += 2 + len;
+                i += 2 + words.len();
                 continue;
             }
             let last = &mut seen[c as usize];
@@ -283,13 +266,15 @@ impl<'a> RenderContext<'a> {
     fn place_inline(
         &self,
         rule: u32,
-        value: &[u32],
+        words: &[u32],
+        len: usize,
         ranks: &mut Vec<u32>,
         inline: &mut Vec<Inline>,
         inline_text: &mut Vec<u8>,
     ) {
         let start = inline_text.len();
-        inline_text.extend(value.iter().map(|&b| b as u8));
+        inline_text.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        inline_text.truncate(start + len);
         let key = self.keys[rule as usize];
         // The value was text when it was converted.
         let text = std::str::from_utf8(&inline_text[start..]).unwrap_or_default();
@@ -327,15 +312,15 @@ impl<'a> RenderContext<'a> {
         line.clear();
         for &r in ranks.iter() {
             match self.ranked[r as usize].0 {
-                Some((id, true)) => added.push(id),
+                Effect::Add(id) => added.push(id),
                 // Additions sort before removals, so `added` is complete here.
-                Some((id, false)) if added.binary_search(&id).is_ok() => {
+                Effect::Remove(id) if added.binary_search(&id).is_ok() => {
                     receipt.conflicts += 1;
                     continue;
                 }
-                Some((id, false)) if removed.contains(&id) => continue,
-                Some((id, false)) => removed.push(id),
-                None => {}
+                Effect::Remove(id) if removed.contains(&id) => continue,
+                Effect::Remove(id) => removed.push(id),
+                Effect::Signal => {}
             }
             line.push(r);
         }
@@ -360,40 +345,87 @@ impl<'a> RenderContext<'a> {
             std::mem::swap(line, merged);
         }
     }
+}
 
-    /// Appends a user's lines to `body`; on error leaves it as it was and says why.
-    fn write_lines(
-        &self,
-        uid: &str,
-        scratch: &Scratch,
-        body: &mut Vec<u8>,
-    ) -> Result<usize, (RejectReason, String)> {
-        let start = body.len();
-        let item = |&r: &u32| {
-            if r & INLINE == 0 {
-                LineItem::Rendered(&self.texts[r as usize][..])
-            } else {
-                let x = &scratch.inline[(r & !INLINE) as usize];
-                let value = &scratch.inline_text[x.value.clone()];
-                LineItem::Signal(
-                    self.keys[x.rule as usize],
-                    std::str::from_utf8(value).unwrap_or_default(),
-                )
-            }
-        };
-        let lines = inbound::wrap_user(
+/// Writes users' lines into a chunk, counting what it writes and rejecting users that cannot
+/// be sent whole.
+struct Writer<'w, 'a, 't> {
+    ctx: &'w RenderContext<'a>,
+    chunk: &'w mut Chunk,
+    tally: &'w mut Tally<'t>,
+    /// The user being rendered: a rejected user is named by its first row.
+    user: &'w UserRows,
+}
+
+impl Lines for Writer<'_, '_, '_> {
+    fn write(&mut self, mode: Mode, uid: &str, traits: &UserTraits) -> Result<bool> {
+        let out = self.chunk.get_mut(mode);
+        let start = out.body.len();
+        let written = inbound::wrap_user(
             uid,
-            scratch.line.iter().map(item),
+            traits.iter().map(|(_, text)| text),
             MAX_LINE_BYTES,
             MAX_LINES_PER_USER,
-            body,
+            &mut out.body,
         )
-        .map_err(|e| (RejectReason::from(&e), e.to_string()))?;
-        let bytes = (body.len() - start) as u64;
-        self.part.check_user(bytes).map_err(|e| {
-            body.truncate(start);
-            (RejectReason::from(&e), e.to_string())
-        })?;
-        Ok(lines)
+        .map_err(|e| (RejectReason::from(&e), e.to_string()))
+        .and_then(|lines| {
+            let bytes = (out.body.len() - start) as u64;
+            self.ctx
+                .part
+                .check_user(bytes)
+                .map(|()| lines)
+                .map_err(|e| {
+                    out.body.truncate(start);
+                    (RejectReason::from(&e), e.to_string())
+                })
+        });
+        match written {
+            Ok(lines) => {
+                out.users.push(UserBlock {
+                    end: out.body.len(),
+                    lines: lines as u32,
+                });
+                let receipt = &mut self.tally.receipt;
+                receipt.users_written += 1;
+                receipt.lines += lines as u64;
+                receipt.traits += traits.len() as u64;
+                for kind in traits.kinds() {
+                    self.tally.kinds.add(kind, 1);
+                }
+                Ok(true)
+            }
+            Err((reason, message)) => {
+                self.reject(uid, reason, message)?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl Writer<'_, '_, '_> {
+    /// Counts and lists a user that cannot be sent: named by its first row when it is the
+    /// user being rendered (else it has no rows in this export).
+    fn reject(&mut self, uid: &str, reason: RejectReason, message: String) -> Result<()> {
+        let receipt = &mut self.tally.receipt;
+        receipt.users_rejected += 1;
+        let (file, row, rows) = if self.user.id == uid.as_bytes() {
+            let source = &self.ctx.sources[self.user.first_file as usize];
+            (
+                source.path.display().to_string(),
+                self.user.first_row,
+                self.user.rows,
+            )
+        } else {
+            (String::new(), 0, 0)
+        };
+        receipt.reject(reason, rows);
+        self.tally.rejects.push(Reject {
+            file,
+            row,
+            user_id: mask_pii(uid),
+            reason,
+            message: format!("{message} ({rows} rows of this user left out)"),
+        })
     }
 }

@@ -448,11 +448,15 @@ impl Coder<'_> {
 }
 
 /// A signal value that is not interned, written into the row's codes as they go to the
-/// sorter: `INLINE | rule`, the length, then each byte (see [`INLINE`]).
+/// sorter: `INLINE | rule`, the length, then the bytes, four to a code (see [`INLINE`]).
 fn push_inline(rule: u32, text: &str, out: &mut Vec<u32>) {
     out.push(INLINE | rule);
     out.push(text.len() as u32);
-    out.extend(text.bytes().map(u32::from));
+    out.extend(text.as_bytes().chunks(4).map(|c| {
+        let mut word = [0u8; 4];
+        word[..c.len()].copy_from_slice(c);
+        u32::from_le_bytes(word)
+    }));
 }
 
 #[cold]

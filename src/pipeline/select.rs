@@ -32,7 +32,8 @@ pub(super) fn read_source(
     let scan = opened.scan_for(mapping)?;
     let selection = Selection::new(mapping, source, &scan)?;
     let mut first_row = 0u64;
-    for batch in opened.batches(scan.lf, tuning.batch_rows)? {
+    let mut batches = opened.batches(scan.lf, tuning.batch_rows)?;
+    while let Some(batch) = batches.next() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -40,6 +41,8 @@ pub(super) fn read_source(
             .apply(batch?)
             .collect()
             .map_err(|e| source.polars_error(e, &mapping.input))?;
+        // Wide rows make smaller batches, so that memory does not grow with them.
+        batches.fit(df.height(), df.estimated_size(), tuning.batch_bytes);
         let rows = df.height() as u64;
         if !emit(first_row, df) {
             return Ok(());

@@ -121,6 +121,7 @@ impl Opened<'_> {
                 BatchPlan::Rows {
                     total,
                     step: batch_rows.max(1),
+                    offset: 0,
                 }
             }
             (None, _) => BatchPlan::Whole,
@@ -138,8 +139,9 @@ impl Opened<'_> {
 enum BatchPlan {
     /// Read whole (JSON arrays).
     Whole,
-    /// Row slices (Parquet, IPC: the readers skip to a row cheaply).
-    Rows { total: u64, step: u64 },
+    /// Row slices (Parquet, IPC: the readers skip to a row cheaply), `step` rows from
+    /// `offset` next.
+    Rows { total: u64, step: u64, offset: u64 },
     /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own.
     Text(TextCuts),
 }
@@ -153,6 +155,20 @@ pub struct Batches<'o> {
     next: usize,
 }
 
+impl Batches<'_> {
+    /// Told that a batch of `rows` rows took `bytes` in memory: later row slices are cut
+    /// so that one takes about `target` bytes (wide rows, such as long text columns, make
+    /// fewer rows per batch), never more rows than asked for at first.
+    pub fn fit(&mut self, rows: usize, bytes: usize, target: u64) {
+        if let BatchPlan::Rows { step, .. } = &mut self.plan {
+            if rows > 0 && bytes as u64 > target {
+                let fitting = (rows as u64 * target / bytes as u64).max(1);
+                *step = (*step).min(fitting);
+            }
+        }
+    }
+}
+
 impl Iterator for Batches<'_> {
     type Item = Result<LazyFrame>;
 
@@ -161,15 +177,19 @@ impl Iterator for Batches<'_> {
         self.next += 1;
         match &mut self.plan {
             BatchPlan::Whole => (i == 0).then(|| Ok(self.whole.clone())),
-            BatchPlan::Rows { total, step } => {
-                let (total, step) = (*total, *step);
-                let offset = i as u64 * step;
+            BatchPlan::Rows {
+                total,
+                step,
+                offset,
+            } => {
+                let at = *offset;
+                *offset += *step;
                 // An empty file still yields one (empty) batch: its columns get checked.
-                (offset < total || i == 0).then(|| {
+                (at < *total || i == 0).then(|| {
                     Ok(self
                         .whole
                         .clone()
-                        .slice(offset as i64, step.min(IdxSize::MAX as u64) as IdxSize))
+                        .slice(at as i64, (*step).min(IdxSize::MAX as u64) as IdxSize))
                 })
             }
             BatchPlan::Text(cuts) => {

@@ -8,5 +8,6 @@
 mod convert;
 mod guardrails;
 mod harness;
+mod incremental;
 mod transaction;
 mod validate;

@@ -119,6 +119,25 @@ fn an_unwritable_report_or_rejects_path_stops_the_run_before_it_reads() {
     let here = names(&w.path(""));
     assert!(here.contains(&"r.json".to_owned()) && here.contains(&"r.csv".to_owned()));
     assert!(!here.iter().any(|n| n.ends_with(".tmp")), "{here:?}");
+    // The next run replaces them (the report and rejects of a run are not its delivery).
+    std::fs::write(w.path("r.json"), "old").unwrap();
+    let again = [
+        "--mapping",
+        &m,
+        &input,
+        "--timestamp",
+        TS,
+        "--report",
+        "r.json",
+        "--rejects",
+        "r.csv",
+        "--force",
+    ];
+    let r = w.run(&again);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(w.path("r.json"))
+        .unwrap()
+        .contains("\"rows_read\": 5"));
 }
 
 #[test]

@@ -38,6 +38,13 @@ pub struct ConvertArgs {
     /// Write every rejected row (file, row, user ID, reason, message) to this CSV file.
     #[arg(long, value_name = "FILE.csv")]
     pub rejects: Option<PathBuf>,
+    /// Deliver only what changed since the last delivery, remembered in this folder (see
+    /// the README's daily deliveries); the mapping's `[state] path` otherwise.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// With a state: send every user's whole set as `.overwrite` (a full refresh).
+    #[arg(long)]
+    pub full: bool,
     /// Percentage of rows that may be rejected; above it nothing is published and the exit
     /// code is 1.
     #[arg(long, value_name = "PERCENT", default_value = "1", value_parser = parse_percent)]
@@ -59,7 +66,9 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let mapping_path = args.mapping.clone().unwrap_or_default();
     let mapping = Mapping::load(&mapping_path)?;
-    let mut err = std::io::stderr().lock();
+    // Locked only to print: the library's threads (and Polars') may write to stderr during
+    // the run, and would wait for the lock forever.
+    let mut err = std::io::stderr();
     for w in &mapping.warnings {
         writeln!(err, "warning: {}: {w}", mapping_path.display())?;
     }
@@ -73,6 +82,8 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         max_reject_rate: args.max_reject_rate,
         report: args.report.clone(),
         rejects: args.rejects.clone(),
+        state: args.state.clone(),
+        full: args.full,
         cancel: crate::signals::install()?,
     };
     let outcome = convert::run(&mapping, &sources, &opts)?;
@@ -114,6 +125,14 @@ fn print_outcome(
             for line in &outcome.preview {
                 writeln!(out, "  {}", line.replace('\t', "<TAB>"))?;
             }
+            ExitCode::SUCCESS
+        }
+        Status::NoChanges(last) => {
+            writeln!(
+                out,
+                "no changes since the last delivery ({}, {last}): no file written",
+                &aam_etl::inbound::date_folder(last)["date=".len()..]
+            )?;
             ExitCode::SUCCESS
         }
         Status::Empty => {
