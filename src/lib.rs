@@ -5,16 +5,17 @@
 //!
 //! ```text
 //! mapping (TOML) --check--> Mapping ─┐
-//! source files --source--> LazyFrame ┴─pipeline─> per-user traits, rejects ─writer─> parts
-//!                                                          │
-//!                                               inbound (render/parse) ── report (receipt)
+//! source files --source--> LazyFrame ┴─pipeline─> per-user traits ─deliver─> lines ─writer─> parts
+//!                                          │             (plain, or the state's diff)         │
+//!                                       rejects          inbound (render/parse)        publish (all or nothing)
 //! ```
 //!
 //! - [`mapping`]: the TOML schema and its checks.
 //! - [`source`]: the one place that opens input files.
-//! - [`pipeline`]: rows to traits, grouped and ordered per user.
+//! - [`pipeline`]: rows to traits, grouped and ordered per user, handed to a [`pipeline::Deliver`].
+//! - [`state`]: incremental delivery: what AAM holds, and the diff that sends only changes.
 //! - [`inbound`]: the inbound format itself (IDs, traits, lines, file names, limits).
-//! - [`writer`]: parts, gzip, temp-then-rename.
+//! - [`writer`]: parts and gzip; [`publish`]: a run's files published together or not at all.
 //! - [`report`] and [`reject`]: what was written and what was left out, and why.
 //! - [`validate`]: lints any inbound file against SPEC, through the same format model.
 

@@ -14,7 +14,7 @@
 //!
 //! One user is in one file only. The new snapshot is written as the users go.
 
-use super::snapshot::{Held, Reader, Writer};
+use super::snapshot::{Held, Reader, Signals, Writer};
 use crate::error::Result;
 use crate::inbound::{parse_trait, Mode, Trait};
 use crate::mapping::Emit;
@@ -31,37 +31,74 @@ pub struct Diff {
     removal: Emit,
     pub counts: DiffCounts,
     line: UserTraits,
+    cur: Current,
 }
 
-/// A user's current set, taken apart.
+/// A user's current set, taken apart (buffers reused from user to user).
 #[derive(Default)]
 struct Current {
     trait_ids: Vec<u64>,
-    signals: Vec<String>,
+    /// The traits that are signals (indices into the user's traits), by text, no repeats.
+    signals: Vec<u32>,
     removals: Vec<u64>,
 }
 
 impl Current {
-    fn of(traits: &UserTraits) -> Current {
-        let mut c = Current::default();
-        for (effect, text) in traits.iter() {
+    fn fill(&mut self, traits: &UserTraits) {
+        self.trait_ids.clear();
+        self.signals.clear();
+        self.removals.clear();
+        for (i, (effect, _)) in traits.iter().enumerate() {
             match effect {
-                Effect::Add(id) => c.trait_ids.push(id),
-                Effect::Remove(id) => c.removals.push(id),
-                Effect::Signal => c.signals.push(String::from_utf8_lossy(text).into_owned()),
+                Effect::Add(id) => self.trait_ids.push(id),
+                Effect::Remove(id) => self.removals.push(id),
+                Effect::Signal => self.signals.push(i as u32),
             }
         }
-        c.trait_ids.sort_unstable();
-        c.trait_ids.dedup();
-        c.removals.sort_unstable();
-        c.removals.dedup();
-        c.signals.sort_unstable();
-        c.signals.dedup();
-        c
+        self.trait_ids.sort_unstable();
+        self.trait_ids.dedup();
+        self.removals.sort_unstable();
+        self.removals.dedup();
+        let text = |i: &u32| traits.get(*i as usize).1;
+        self.signals.sort_unstable_by(|a, b| text(a).cmp(text(b)));
+        self.signals.dedup_by(|a, b| text(a) == text(b));
     }
 
     fn has_traits(&self) -> bool {
         !self.trait_ids.is_empty() || !self.signals.is_empty()
+    }
+
+    fn signal<'t>(&self, traits: &'t UserTraits, k: usize) -> &'t [u8] {
+        traits.get(self.signals[k] as usize).1
+    }
+
+    fn has_signal(&self, traits: &UserTraits, s: &[u8]) -> bool {
+        self.signals
+            .binary_search_by(|&i| traits.get(i as usize).1.cmp(s))
+            .is_ok()
+    }
+
+    /// Whether AAM holds exactly this: the same trait IDs, signals and opt-outs.
+    fn same_as(&self, traits: &UserTraits, held: &Held) -> bool {
+        held.trait_ids == self.trait_ids
+            && held.removals == self.removals
+            && held
+                .signals
+                .iter()
+                .map(str::as_bytes)
+                .eq((0..self.signals.len()).map(|k| self.signal(traits, k)))
+    }
+
+    fn held(&self, uid: &str, traits: &UserTraits, signals: Option<Signals>) -> Held {
+        Held {
+            user_id: uid.to_owned(),
+            present: true,
+            trait_ids: self.trait_ids.clone(),
+            signals: signals.unwrap_or_else(|| {
+                Signals::from_sorted((0..self.signals.len()).map(|k| self.signal(traits, k)))
+            }),
+            removals: self.removals.clone(),
+        }
     }
 }
 
@@ -79,6 +116,7 @@ impl Diff {
             removal,
             counts: DiffCounts::default(),
             line: UserTraits::default(),
+            cur: Current::default(),
         }
     }
 
@@ -106,31 +144,30 @@ impl Diff {
     }
 
     /// A user of the previous snapshot who is not in this export.
-    fn gone(&mut self, p: Held, lines: &mut dyn Lines) -> Result<()> {
+    fn gone(&mut self, mut p: Held, lines: &mut dyn Lines) -> Result<()> {
         if !p.present {
             // Left before: nothing more to take back; still remembered for a return.
             return self.next.push(p);
         }
-        let mut kept = p.clone();
         if !p.trait_ids.is_empty() {
             self.line.clear();
-            self.push_removals(&p.trait_ids, &[]);
-            if lines.write(Mode::Sync, &p.user_id, &self.line)? {
-                self.counts.users_gone += 1;
-                self.counts.traits_removed += self.line.len() as u64;
-            } else {
+            let ids = std::mem::take(&mut p.trait_ids);
+            self.push_removals(&ids, &[]);
+            if !lines.write(Mode::Sync, &p.user_id, &self.line)? {
                 // Not sent: AAM still holds them; try again next time.
+                p.trait_ids = ids;
                 return self.next.push(p);
             }
+            self.counts.users_gone += 1;
+            self.counts.traits_removed += self.line.len() as u64;
         }
-        if !p.signals.is_empty() {
-            self.counts.users_with_signals_kept += 1;
-            kept.present = false;
-            kept.trait_ids.clear();
-            kept.removals.clear();
-            self.next.push(kept)?;
+        if p.signals.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.counts.users_with_signals_kept += 1;
+        p.present = false;
+        p.removals.clear();
+        self.next.push(p)
     }
 
     /// Appends removals of `ids` in the mapping's form, and the explicit `explicit` ones
@@ -163,17 +200,34 @@ impl Diff {
         prev: Option<Held>,
         lines: &mut dyn Lines,
     ) -> Result<()> {
-        let cur = Current::of(traits);
+        let mut cur = std::mem::take(&mut self.cur);
+        cur.fill(traits);
+        let result = self.decide(uid, traits, &cur, prev, lines);
+        self.cur = cur;
+        result
+    }
+
+    fn decide(
+        &mut self,
+        uid: &str,
+        traits: &UserTraits,
+        cur: &Current,
+        prev: Option<Held>,
+        lines: &mut dyn Lines,
+    ) -> Result<()> {
+        // Most users are unchanged: nothing to send, and what AAM holds carries over as is.
+        if let Some(p) = prev.as_ref().filter(|p| p.present && !self.full) {
+            if cur.same_as(traits, p) {
+                self.counts.users_unchanged += 1;
+                return self.keep(prev);
+            }
+        }
         let returning = prev.as_ref().is_some_and(|p| !p.present);
         let held = prev.clone().unwrap_or_default();
-        let lost_signal = held.signals.iter().any(|s| !contains(&cur.signals, s));
-        let state = |signals: Vec<String>| Held {
-            user_id: uid.to_owned(),
-            present: true,
-            trait_ids: cur.trait_ids.clone(),
-            signals,
-            removals: cur.removals.clone(),
-        };
+        let lost_signal = held
+            .signals
+            .iter()
+            .any(|s| !cur.has_signal(traits, s.as_bytes()));
         if (self.full || lost_signal) && cur.has_traits() {
             // The whole current set replaces what AAM holds (removals do not apply there).
             self.line.clear();
@@ -186,7 +240,7 @@ impl Diff {
                 self.counts.users_overwritten += 1;
                 self.counts.users_returned += u64::from(returning);
                 self.counts.traits_added += self.line.len() as u64;
-                return self.next.push(state(cur.signals.clone()));
+                return self.next.push(cur.held(uid, traits, None));
             }
             return self.keep(prev);
         }
@@ -197,10 +251,7 @@ impl Diff {
             let (effect, text) = traits.get(i);
             let new = match effect {
                 Effect::Add(id) => !contains(&held.trait_ids, &id),
-                Effect::Signal => held
-                    .signals
-                    .binary_search_by(|s| s.as_bytes().cmp(text))
-                    .is_err(),
+                Effect::Signal => !held.signals.contains(text),
                 Effect::Remove(id) => {
                     if !contains(&held.removals, &id) && !contains(&held.trait_ids, &id) {
                         explicit.push((id, text.to_vec()));
@@ -221,17 +272,13 @@ impl Diff {
             .collect();
         self.push_removals(&dropped, &explicit);
         // Signals AAM keeps though the user lost them all: no line can take them back.
-        let kept_signals = if lost_signal {
-            held.signals
-        } else {
-            cur.signals.clone()
-        };
+        let kept = lost_signal.then_some(held.signals);
+        if lost_signal {
+            self.counts.users_with_signals_kept += 1;
+        }
         if self.line.is_empty() {
             self.counts.users_unchanged += u64::from(prev.is_some());
-            if lost_signal {
-                self.counts.users_with_signals_kept += 1;
-            }
-            let mut s = state(kept_signals);
+            let mut s = cur.held(uid, traits, kept);
             s.present = prev.is_some() || cur.has_traits();
             return if s.present || !s.signals.is_empty() {
                 self.next.push(s)
@@ -245,17 +292,15 @@ impl Diff {
                 Some(_) => self.counts.users_changed += 1,
             }
             self.counts.users_returned += u64::from(returning);
-            if lost_signal {
-                self.counts.users_with_signals_kept += 1;
-            }
             self.counts.traits_added += added;
             self.counts.traits_removed += self.line.len() as u64 - added;
-            return self.next.push(state(kept_signals));
+            return self.next.push(cur.held(uid, traits, kept));
         }
         self.keep(prev)
     }
 
-    /// A user whose lines could not be sent: AAM still holds what it held.
+    /// A user AAM holds the same for as before (unchanged, or whose lines could not be
+    /// sent).
     fn keep(&mut self, prev: Option<Held>) -> Result<()> {
         match prev {
             Some(p) => self.next.push(p),

@@ -20,10 +20,44 @@ pub struct Held {
     /// Onboarded trait IDs (`d_sid`) the user holds, ascending.
     pub trait_ids: Vec<u64>,
     /// Signals sent (`ic` forms and key-values, as written), bytewise ascending.
-    pub signals: Vec<String>,
+    pub signals: Signals,
     /// Explicit removals (opt-outs) last in the export, ascending: sent once, when they
     /// appear.
     pub removals: Vec<u64>,
+}
+
+/// A user's signals as written, bytewise ascending, in one string: a signal never holds a
+/// line break, so they are joined by one (one allocation per user, not one per signal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signals(String);
+
+impl Signals {
+    /// From signals already sorted and without repeats.
+    pub fn from_sorted<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Signals {
+        let mut s = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                s.push(b'\n');
+            }
+            s.extend_from_slice(item);
+        }
+        Signals(
+            String::from_utf8(s)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split('\n').filter(|_| !self.0.is_empty())
+    }
+
+    pub fn contains(&self, signal: &[u8]) -> bool {
+        self.iter().any(|s| s.as_bytes() == signal)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Users per batch, read or written.
@@ -123,10 +157,10 @@ fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Held>> {
     let (trait_ids, trait_ranges) = list_ranges(df.column("trait_ids")?.list()?)?;
     let trait_ids: Vec<u64> = trait_ids.u64()?.into_no_null_iter().collect();
     let (signals, signal_ranges) = list_ranges(df.column("signals")?.list()?)?;
-    let signals: Vec<&str> = signals
+    let signals: Vec<&[u8]> = signals
         .str()?
         .iter()
-        .map(Option::unwrap_or_default)
+        .map(|s| s.unwrap_or_default().as_bytes())
         .collect();
     let (removals, removal_ranges) = list_ranges(df.column("removals")?.list()?)?;
     let removals: Vec<u64> = removals.u64()?.into_no_null_iter().collect();
@@ -136,10 +170,7 @@ fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Held>> {
             user_id: id.unwrap_or_default().to_owned(),
             present: present.get(i).unwrap_or(false),
             trait_ids: trait_ids[trait_ranges[i].clone()].to_vec(),
-            signals: signals[signal_ranges[i].clone()]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            signals: Signals::from_sorted(signals[signal_ranges[i].clone()].iter().copied()),
             removals: removals[removal_ranges[i].clone()].to_vec(),
         });
     }
@@ -163,7 +194,7 @@ fn to_frame(users: &[Held]) -> PolarsResult<DataFrame> {
         ListPrimitiveChunkedBuilder::<UInt64Type>::new("removals".into(), n, n, DataType::UInt64);
     for h in users {
         trait_ids.append_slice(&h.trait_ids);
-        signals.append_values_iter(h.signals.iter().map(String::as_str));
+        signals.append_values_iter(h.signals.iter());
         removals.append_slice(&h.removals);
     }
     DataFrame::new(
@@ -269,7 +300,13 @@ mod tests {
                 user_id: format!("u{i:08}"),
                 present: i % 3 != 0,
                 trait_ids: (0..i % 4).map(|t| t * 100 + i).collect(),
-                signals: (0..i % 3).map(|s| format!("k{s}=\"v {i}\"")).collect(),
+                signals: Signals::from_sorted(
+                    (0..i % 3)
+                        .map(|s| format!("k{s}=\"v {i}\""))
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(|s| s.as_bytes()),
+                ),
                 removals: if i % 5 == 0 { vec![7] } else { vec![] },
             })
             .collect();
