@@ -21,6 +21,7 @@ pub enum RejectReason {
     InvalidFlag,
     UnmappedValue,
     InvalidSignalValue,
+    CommaInValue,
     UnsupportedValue,
     TraitTooLong,
     TooManyLines,
@@ -28,7 +29,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::MissingUserId,
         RejectReason::InvalidUserId,
         RejectReason::PiiUserId,
@@ -39,6 +40,7 @@ impl RejectReason {
         RejectReason::InvalidFlag,
         RejectReason::UnmappedValue,
         RejectReason::InvalidSignalValue,
+        RejectReason::CommaInValue,
         RejectReason::UnsupportedValue,
         RejectReason::TraitTooLong,
         RejectReason::TooManyLines,
@@ -58,6 +60,7 @@ impl RejectReason {
             RejectReason::InvalidFlag => "invalid-flag",
             RejectReason::UnmappedValue => "unmapped-value",
             RejectReason::InvalidSignalValue => "invalid-signal-value",
+            RejectReason::CommaInValue => "comma-in-value",
             RejectReason::UnsupportedValue => "unsupported-value",
             RejectReason::TraitTooLong => "trait-too-long",
             RejectReason::TooManyLines => "too-many-lines",

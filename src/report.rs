@@ -35,6 +35,9 @@ pub struct Receipt {
     pub ids_phone_like: u64,
     /// Values not in a `value_map` with `unmapped = "skip"`.
     pub values_skipped: u64,
+    /// Key-value cells whose commas were replaced (`comma_replacement`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub commas_replaced: u64,
     /// With a state (`--state`): what the diff sent, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DiffCounts>,
@@ -77,6 +80,10 @@ pub struct PartReport {
     pub lines: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Receipt {
     pub fn reject(&mut self, reason: RejectReason, rows: u64) {
         self.rows_rejected += rows;
@@ -104,6 +111,7 @@ impl Receipt {
             ids_normalized,
             ids_phone_like,
             values_skipped,
+            commas_replaced,
             null_conditions,
             delivery: _,
             parts,
@@ -127,6 +135,7 @@ impl Receipt {
         self.ids_normalized += ids_normalized;
         self.ids_phone_like += ids_phone_like;
         self.values_skipped += values_skipped;
+        self.commas_replaced += commas_replaced;
         for (rule, n) in null_conditions {
             *self.null_conditions.entry(rule).or_default() += n;
         }
@@ -190,6 +199,12 @@ impl Receipt {
             row(
                 "unmapped values",
                 format!("{} (skipped)", self.values_skipped),
+            );
+        }
+        if self.commas_replaced > 0 {
+            row(
+                "values with commas",
+                format!("{} (commas replaced)", self.commas_replaced),
             );
         }
         if let Some(d) = &self.delivery {

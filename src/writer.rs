@@ -116,6 +116,7 @@ impl<'o> PartWriter<'o> {
             mode: self.mode,
             split,
             gzip: self.opts.gzip,
+            encrypted: false,
         }
     }
 

@@ -1,5 +1,5 @@
 //! File names (SPEC: File names):
-//! `ftp_dpm_<DPID>[_<TARGET_DPID>]_<TIMESTAMP>(.sync|.overwrite)[.<SPLIT>][.gz]`.
+//! `ftp_dpm_<DPID>[_<TARGET_DPID>]_<TIMESTAMP>(.sync|.overwrite)[.<SPLIT>][.gz|.pgp|.gpg]`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -32,6 +32,8 @@ pub struct FileName {
     /// Part number, only when a delivery has more than one part (numbered from 1).
     pub split: Option<u32>,
     pub gzip: bool,
+    /// PGP-encrypted (`.pgp` or `.gpg`; SPEC: File names). PGP compresses, so never with gzip.
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub enum FileNameError {
     Pattern(String),
     /// The timestamp is not 10 digits.
     Timestamp(String),
+    /// `.gz` and `.pgp`/`.gpg` together: AAM does not accept a gzipped encrypted file.
+    DoubleCompression(String),
 }
 
 impl fmt::Display for FileNameError {
@@ -52,6 +56,10 @@ impl fmt::Display for FileNameError {
             FileNameError::Timestamp(ts) => {
                 write!(f, "timestamp `{ts}` is not a 10-digit UTC Unix time in seconds")
             }
+            FileNameError::DoubleCompression(ext) => write!(
+                f,
+                "`{ext}`: an encrypted file is compressed by PGP and must not be gzipped too"
+            ),
         }
     }
 }
@@ -83,6 +91,9 @@ impl FileName {
         if self.gzip {
             s.push_str(".gz");
         }
+        if self.encrypted {
+            s.push_str(".pgp");
+        }
         s
     }
 
@@ -91,10 +102,22 @@ impl FileName {
         let rest = name
             .strip_prefix("ftp_dpm_")
             .ok_or_else(|| bad("it must start with `ftp_dpm_`"))?;
+        let (rest, encrypted) = match rest
+            .strip_suffix(".pgp")
+            .or_else(|| rest.strip_suffix(".gpg"))
+        {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
         let (rest, gzip) = match rest.strip_suffix(".gz") {
             Some(r) => (r, true),
             None => (rest, false),
         };
+        if gzip && encrypted {
+            return Err(FileNameError::DoubleCompression(
+                name[name.len() - 7..].to_owned(),
+            ));
+        }
         let mut dots = rest.split('.');
         let ids = dots.next().unwrap_or_default();
         let mode = match dots.next() {
@@ -109,10 +132,7 @@ impl FileName {
         };
         let split = match dots.next() {
             None => None,
-            Some(n) if is_digits(n) => Some(
-                n.parse::<u32>()
-                    .map_err(|_| bad(&format!("split number `{n}` is too large")))?,
-            ),
+            Some(n) if is_digits(n) => Some(u32::try_from(number(n)).unwrap_or(u32::MAX)),
             Some(other) => return Err(bad(&format!("`.{other}` is not a split number"))),
         };
         if let Some(extra) = dots.next() {
@@ -128,26 +148,28 @@ impl FileName {
         if ts.len() != 10 {
             return Err(FileNameError::Timestamp(ts.to_owned()));
         }
-        let num = |s: &str| {
-            s.parse::<u64>()
-                .map_err(|_| bad(&format!("`{s}` is too large")))
-        };
         Ok(FileName {
-            dpid: num(parts[0])?,
-            target_dpid: if parts.len() == 3 {
-                Some(num(parts[1])?)
-            } else {
-                None
-            },
-            timestamp: num(ts)?,
+            dpid: number(parts[0]),
+            target_dpid: (parts.len() == 3).then(|| number(parts[1])),
+            timestamp: number(ts),
             mode,
             split,
             gzip,
+            encrypted,
         })
     }
 }
 
-fn is_digits(s: &str) -> bool {
+/// A digit string as a number. DPIDs and split numbers are integers with no stated bound
+/// (SPEC: File names): any digit string is accepted, and one past `u64::MAX` is kept as
+/// `u64::MAX` (it names no global data source, which is all the checks ask of it).
+pub(crate) fn number(digits: &str) -> u64 {
+    digits.bytes().fold(0u64, |n, b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    })
+}
+
+pub(crate) fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -173,6 +195,10 @@ pub fn is_date_folder(folder: &str) -> bool {
     let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
         return false;
     };
+    // The proleptic Gregorian calendar has no year 0.
+    if y == 0 {
+        return false;
+    }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -211,6 +237,7 @@ mod tests {
             mode: Mode::Sync,
             split,
             gzip,
+            encrypted: false,
         }
     }
 
@@ -284,5 +311,28 @@ mod tests {
         assert!(!is_date_folder("date=24-01-01"));
         assert!(!is_date_folder("date=+024-01-01"));
         assert!(!is_date_folder("2024-01-01"));
+        assert!(!is_date_folder("date=0000-01-01"));
+        assert!(is_date_folder("date=0001-01-01"));
+    }
+
+    #[test]
+    fn encrypted_names_and_large_numbers_are_names() {
+        let pgp = FileName::parse("ftp_dpm_100_1234567890.sync.pgp").unwrap();
+        assert!(pgp.encrypted && !pgp.gzip);
+        assert_eq!(pgp.render(), "ftp_dpm_100_1234567890.sync.pgp");
+        let gpg = FileName::parse("ftp_dpm_100_1234567890.overwrite.2.gpg").unwrap();
+        assert!(gpg.encrypted);
+        assert_eq!(gpg.split, Some(2));
+        assert_eq!(
+            FileName::parse("ftp_dpm_100_1234567890.sync.gz.pgp"),
+            Err(FileNameError::DoubleCompression(".gz.pgp".into()))
+        );
+        let big = FileName::parse(
+            "ftp_dpm_99999999999999999999999_4294967296_1234567890.sync.99999999999",
+        )
+        .unwrap();
+        assert_eq!(big.dpid, u64::MAX);
+        assert_eq!(big.target_dpid, Some(4_294_967_296));
+        assert_eq!(big.split, Some(u32::MAX));
     }
 }

@@ -1,5 +1,6 @@
 //! User ID types and their formats (SPEC: User IDs).
 
+use super::traits::is_control_byte;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -39,7 +40,7 @@ pub enum IdProblem {
     Email,
     /// Holds `:` or `%3A`, which AAM reads as a separator.
     Colon,
-    /// Holds a TAB, CR or LF, which would break the line structure.
+    /// Holds a control character (TAB, CR, LF, NUL...): SPEC allows none.
     ControlChar,
     /// Looks URL-encoded (`%2F`); AAM matches IDs exactly, never decoded.
     PercentEncoded,
@@ -62,7 +63,10 @@ impl fmt::Display for IdProblem {
                 "user ID looks like an e-mail address (PII); set `hash = \"sha256\"` under [user_id] to send its SHA-256 instead"
             ),
             IdProblem::Colon => write!(f, "user ID contains `:` or `%3A`, which AAM does not accept"),
-            IdProblem::ControlChar => write!(f, "user ID contains a TAB, CR or LF"),
+            IdProblem::ControlChar => write!(
+                f,
+                "user ID contains a control character (TAB, CR, LF, NUL...)"
+            ),
             IdProblem::PercentEncoded => {
                 write!(f, "user ID looks URL-encoded; send the decoded ID")
             }
@@ -169,11 +173,11 @@ impl IdType {
         if self == IdType::Dpuuid
             && !id
                 .bytes()
-                .any(|b| matches!(b, b'\t' | b'\r' | b'\n' | b'@' | b':' | b'%'))
+                .any(|b| is_control_byte(b) || matches!(b, b'@' | b':' | b'%'))
         {
             return Ok(());
         }
-        if id.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+        if id.bytes().any(is_control_byte) {
             return Err(IdProblem::ControlChar);
         }
         if looks_like_email(id) {
@@ -384,6 +388,10 @@ mod tests {
         assert_eq!(IdType::Dpuuid.check("a%3Ab"), Err(IdProblem::Colon));
         assert_eq!(IdType::Dpuuid.check("a%3ab"), Err(IdProblem::Colon));
         assert_eq!(IdType::Dpuuid.check("a\tb"), Err(IdProblem::ControlChar));
+        for t in [IdType::Dpuuid, IdType::Maid] {
+            assert_eq!(t.check("a\0b"), Err(IdProblem::ControlChar));
+            assert_eq!(t.check("ab\x1f"), Err(IdProblem::ControlChar));
+        }
         assert_eq!(
             IdType::Dpuuid.check("a%2Fb"),
             Err(IdProblem::PercentEncoded)

@@ -417,13 +417,12 @@ mod tests {
             self.next() % n
         }
 
-        fn text(&mut self, max_len: u64) -> String {
-            const CHARS: &[char] = &[
-                'a', 'Z', '0', '9', ' ', ',', '=', '-', '_', '.', ':', '|', '\'', 'é', '€', '日',
-            ];
+        /// Keys are letters, digits and underscores; values anything but a comma, a quote
+        /// or a control character (what `Trait::signal` takes).
+        fn text(&mut self, max_len: u64, chars: &[char]) -> String {
             let len = 1 + self.below(max_len);
             (0..len)
-                .map(|_| CHARS[self.below(CHARS.len() as u64) as usize])
+                .map(|_| chars[self.below(chars.len() as u64) as usize])
                 .collect()
         }
 
@@ -440,7 +439,14 @@ mod tests {
                 3 => Trait::Remove(id, Removal::MinusOne),
                 4 => Trait::Ic(id),
                 5 => Trait::IcPrefixed(id),
-                _ => Trait::signal(&self.text(12), &self.text(20)).unwrap(),
+                _ => {
+                    const KEY: &[char] = &['a', 'Z', '0', '9', '_'];
+                    const VALUE: &[char] = &[
+                        'a', 'Z', '0', '9', ' ', ';', '=', '-', '_', '.', ':', '|', '\'', 'é', '€',
+                        '日',
+                    ];
+                    Trait::signal(&self.text(12, KEY), &self.text(20, VALUE)).unwrap()
+                }
             }
         }
     }

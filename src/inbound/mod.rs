@@ -5,6 +5,7 @@
 
 mod filename;
 mod ids;
+mod idsync;
 mod line;
 mod parts;
 mod traits;
@@ -13,11 +14,12 @@ pub use filename::{date_folder, is_date_folder, FileName, FileNameError, Mode, T
 pub use ids::{
     email_sha256, is_aam_uuid, is_uuid_shape, looks_like_email, looks_like_phone, IdProblem, IdType,
 };
+pub use idsync::{IdSyncKind, IdSyncName};
 pub use line::{parse_line, wrap_user, LineError, ParsedLine, RenderTrait, WrapError};
 pub use parts::{PartLimit, Rendered, UserBlock, UserTooLarge};
 pub use traits::{
-    parse_element, parse_trait, render_signal, Element, ElementValue, IdTrait, KindCounts,
-    ParsedTrait, Removal, Trait, TraitError, TraitKind,
+    check_key, is_control_byte, is_reserved_key, parse_element, parse_trait, render_signal,
+    Element, ElementValue, IdTrait, KindCounts, ParsedTrait, Removal, Trait, TraitError, TraitKind,
 };
 
 /// SPEC: File contents. A line may be at most 102,400 bytes; longer lines are dropped whole.

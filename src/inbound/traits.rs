@@ -94,10 +94,18 @@ pub enum TraitError {
     Empty,
     /// A trait ID that is not digits only (`d_sid=12a`).
     NotDigits(String),
-    /// A key-value signal with an empty key.
+    /// A key-value signal with an empty key (or only `-`, which AAM strips).
     EmptyKey,
-    /// TAB, CR or LF inside a key or value: the line structure would break.
+    /// A control character (TAB, CR, LF, NUL...) inside a key or value.
     ControlChar,
+    /// A comma inside a value: AAM splits the trait list at commas, and whether it honours
+    /// quotes around one is not documented, so the writer never writes one.
+    Comma,
+    /// A key that is a trait prefix (`d_sid`, `d_unsid`, `ic`, in any case): AAM would read
+    /// the signal as that prefix.
+    ReservedKey(String),
+    /// A key that is not letters, digits and underscores (Adobe: keys are alphanumeric).
+    KeyChars(String),
     /// A double quote inside a key or value: the format has no escape for it.
     Quote,
     /// Quotes that do not pair up, or text after a closing quote.
@@ -113,7 +121,21 @@ impl fmt::Display for TraitError {
             TraitError::NotDigits(s) => write!(f, "trait ID `{s}` is not digits only"),
             TraitError::EmptyKey => write!(f, "key-value signal has an empty key"),
             TraitError::ControlChar => {
-                write!(f, "key-value signal contains a TAB, CR or LF")
+                write!(
+                    f,
+                    "key-value signal contains a control character (TAB, CR, LF, NUL...)"
+                )
+            }
+            TraitError::Comma => write!(
+                f,
+                "value contains a comma, which AAM may read as the end of the trait"
+            ),
+            TraitError::ReservedKey(k) => write!(
+                f,
+                "key `{k}` is a trait prefix; AAM would read `{k}=...` as a trait ID, not a signal"
+            ),
+            TraitError::KeyChars(k) => {
+                write!(f, "key `{k}` is not letters, digits and underscores only")
             }
             TraitError::Quote => write!(
                 f,
@@ -138,10 +160,10 @@ impl Trait {
     /// Whether `key=value` can be written as a signal AAM parses back ([`Trait::signal`]
     /// without building the trait).
     pub fn check_signal(key: &str, value: &str) -> Result<(), TraitError> {
-        check_signal_text(key)?;
+        check_key(key)?;
         check_signal_text(value)?;
-        if key.is_empty() {
-            return Err(TraitError::EmptyKey);
+        if value.contains(',') {
+            return Err(TraitError::Comma);
         }
         Ok(())
     }
@@ -217,15 +239,42 @@ impl fmt::Display for Trait {
 /// Appends the compact rendering of the signal `key=value` (checked by
 /// [`Trait::check_signal`]).
 pub fn render_signal(key: &str, value: &str, out: &mut Vec<u8>) {
-    // A bare `d_sid`/`d_unsid`/`ic` key would read as a trait ID form.
-    let reserved = matches!(key, "d_sid" | "d_unsid" | "ic");
-    push_signal_text(out, key, reserved);
+    // Keys are checked to be letters, digits and underscores: never quoted.
+    out.extend_from_slice(key.as_bytes());
     out.push(b'=');
-    push_signal_text(out, value, false);
+    push_signal_text(out, value);
+}
+
+/// Whether `key` is one of the trait prefixes, in any case (SPEC: Trait forms).
+pub fn is_reserved_key(key: &str) -> bool {
+    ["d_sid", "d_unsid", "ic"]
+        .iter()
+        .any(|r| key.eq_ignore_ascii_case(r))
+}
+
+/// A key the writer may use: not empty, letters, digits and underscores, not a trait prefix.
+pub fn check_key(key: &str) -> Result<(), TraitError> {
+    if key.is_empty() {
+        return Err(TraitError::EmptyKey);
+    }
+    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(TraitError::KeyChars(key.to_owned()));
+    }
+    if is_reserved_key(key) {
+        return Err(TraitError::ReservedKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+/// Control characters as the validator sees them, one byte at a time: C0 and DEL. (The
+/// writer also refuses C1 controls, which take two bytes in UTF-8.)
+#[inline]
+pub fn is_control_byte(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
 }
 
 fn check_signal_text(s: &str) -> Result<(), TraitError> {
-    if s.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+    if s.chars().any(char::is_control) {
         return Err(TraitError::ControlChar);
     }
     if s.contains('"') {
@@ -234,11 +283,10 @@ fn check_signal_text(s: &str) -> Result<(), TraitError> {
     Ok(())
 }
 
-/// Signal text is written bare only when it is plainly safe; anything else (commas, spaces,
-/// `=`, other punctuation, non-ASCII) is quoted so AAM reads it as one value.
-fn push_signal_text(out: &mut Vec<u8>, s: &str, force_quotes: bool) {
-    let bare = !force_quotes
-        && !s.is_empty()
+/// A value is written bare only when it is plainly safe; anything else (spaces, `=`, other
+/// punctuation, non-ASCII) is quoted so AAM reads it as one value. (Commas never get here.)
+fn push_signal_text(out: &mut Vec<u8>, s: &str) {
+    let bare = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if bare {
@@ -263,6 +311,9 @@ pub struct ParsedTrait {
 pub struct Element<'a> {
     pub value: ElementValue<'a>,
     pub spaced: bool,
+    /// A trait prefix or its ID in quotes (`d_sid="24"`, `"ic"=5`): Adobe shows quotes
+    /// around key-value pairs only, so whether AAM accepts this is unknown.
+    pub quoted_prefix: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +383,7 @@ pub fn parse_element(element: &str) -> Result<Element<'_>, TraitError> {
 }
 
 /// What one pass over an element finds: the first `=` outside quotes (its byte offset in
-/// the element), the number of double quotes, and whether a TAB, CR or LF occurs. The
+/// the element), the number of double quotes, and whether a control character occurs. The
 /// validator's line splitter finds the same while looking for commas, so elements are read
 /// once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -357,14 +408,14 @@ impl Scan {
         match b {
             b'"' => self.quotes += 1,
             b'=' if self.eq.is_none() && self.quotes.is_multiple_of(2) => self.eq = Some(i),
-            b'\t' | b'\r' | b'\n' => self.control = true,
+            _ if is_control_byte(b) => self.control = true,
             _ => {}
         }
     }
 }
 
 /// [`parse_element`] given the element's [`Scan`].
-pub fn parse_scanned(element: &str, scan: Scan) -> Result<Element<'_>, TraitError> {
+pub fn parse_scanned<'a>(element: &'a str, scan: Scan) -> Result<Element<'a>, TraitError> {
     let trimmed = element.trim_start_matches(' ');
     let lead = element.len() - trimmed.len();
     let trimmed = trimmed.trim_end_matches(' ');
@@ -379,24 +430,40 @@ pub fn parse_scanned(element: &str, scan: Scan) -> Result<Element<'_>, TraitErro
     let eq = scan.eq.map(|i| i - lead);
     let quotes = scan.quotes;
     // Most elements have no quotes: nothing to strip.
-    let unquoted = |s| if quotes == 0 { Ok(s) } else { unquote(s) };
+    let unquoted = |s: &'a str| if quotes == 0 { Ok(s) } else { unquote(s) };
     let id = |t| Ok(ElementValue::Id(t));
+    let mut quoted_prefix = false;
     let value = if let Some(i) = eq {
         let (key_raw, rest) = (&trimmed[..i], &trimmed[i + 1..]);
         let key = key_raw.trim_end_matches(' ');
         let rest_trimmed = rest.trim_start_matches(' ');
         spaced |= key.len() != key_raw.len() || rest_trimmed.len() != rest.len();
-        match key {
-            "d_sid" => id(IdTrait::Sid(parse_id(rest_trimmed)?)),
-            "d_unsid" => id(IdTrait::Unsid(parse_id(rest_trimmed)?)),
-            "ic" => id(IdTrait::IcPrefixed(parse_id(rest_trimmed)?)),
-            _ => {
-                let key = unquoted(key)?;
+        let key_unquoted = unquoted(key)?;
+        let prefix_id = |raw: &'a str| {
+            let unq = unquoted(raw)?;
+            Ok::<_, TraitError>((parse_id(unq)?, unq.len() != raw.len()))
+        };
+        let id_form = match key_unquoted {
+            "d_sid" => Some(prefix_id(rest_trimmed)?).map(|(n, q)| (IdTrait::Sid(n), q)),
+            "d_unsid" => Some(prefix_id(rest_trimmed)?).map(|(n, q)| (IdTrait::Unsid(n), q)),
+            "ic" => Some(prefix_id(rest_trimmed)?).map(|(n, q)| (IdTrait::IcPrefixed(n), q)),
+            _ => None,
+        };
+        match id_form {
+            Some((t, value_quoted)) => {
+                quoted_prefix = value_quoted || key_unquoted.len() != key.len();
+                id(t)
+            }
+            None => {
                 let value = unquoted(rest_trimmed)?;
-                if key.is_empty() {
+                // AAM strips a leading `-` from a key: `-=v` has no key left.
+                if key_unquoted.trim_start_matches('-').is_empty() {
                     return Err(TraitError::EmptyKey);
                 }
-                Ok(ElementValue::Signal { key, value })
+                Ok(ElementValue::Signal {
+                    key: key_unquoted,
+                    value,
+                })
             }
         }
     } else if quotes % 2 == 1 {
@@ -413,6 +480,7 @@ pub fn parse_scanned(element: &str, scan: Scan) -> Result<Element<'_>, TraitErro
     Ok(Element {
         value: value?,
         spaced,
+        quoted_prefix,
     })
 }
 
@@ -425,21 +493,16 @@ fn unquote(s: &str) -> Result<&str, TraitError> {
     }
 }
 
-/// Digits only (no sign, unlike `str::parse`), at most `u64::MAX`.
+/// Digits only (no sign, unlike `str::parse`), any number of them: trait IDs have no stated
+/// range (SPEC: Trait forms), so an ID past `u64::MAX` is still an ID (kept as `u64::MAX`;
+/// the validator counts traits, it does not look them up).
 fn parse_id(s: &str) -> Result<u64, TraitError> {
-    let not_digits = || TraitError::NotDigits(s.to_owned());
-    if s.is_empty() {
-        return Err(not_digits());
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TraitError::NotDigits(s.to_owned()));
     }
-    s.bytes().try_fold(0u64, |n, b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)
-                .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                .ok_or_else(not_digits)
-        } else {
-            Err(not_digits())
-        }
-    })
+    Ok(s.bytes().fold(0u64, |n, b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
 }
 
 #[cfg(test)]
@@ -513,9 +576,8 @@ mod tests {
         let s = |k, v| Trait::signal(k, v).unwrap().render();
         assert_eq!(s("product", "tablet"), "product=tablet");
         assert_eq!(s("city", "New York"), "city=\"New York\"");
-        assert_eq!(s("note", "a,b"), "note=\"a,b\"");
         assert_eq!(s("eq", "a=b"), "eq=\"a=b\"");
-        assert_eq!(s("luxury shopper", "yes"), "\"luxury shopper\"=yes");
+        assert_eq!(s("luxury_shopper", "yes"), "luxury_shopper=yes");
         assert_eq!(s("city", "Zürich"), "city=\"Zürich\"");
     }
 
@@ -525,6 +587,56 @@ mod tests {
         assert_eq!(Trait::signal("k", "a\nb"), Err(TraitError::ControlChar));
         assert_eq!(Trait::signal("k", "say \"hi\""), Err(TraitError::Quote));
         assert_eq!(Trait::signal("", "v"), Err(TraitError::EmptyKey));
+        for control in ["a\0b", "a\x1bb", "a\x7fb", "a\u{85}b"] {
+            assert_eq!(Trait::signal("k", control), Err(TraitError::ControlChar));
+        }
+        assert_eq!(Trait::signal("note", "a,b"), Err(TraitError::Comma));
+        for reserved in ["d_sid", "D_SID", "d_unsid", "ic", "IC", "Ic"] {
+            assert_eq!(
+                Trait::signal(reserved, "5"),
+                Err(TraitError::ReservedKey(reserved.into()))
+            );
+        }
+        for bad in ["Account Type", "-product", "k\"", "ké", "a-b"] {
+            assert_eq!(
+                Trait::signal(bad, "v"),
+                Err(TraitError::KeyChars(bad.into()))
+            );
+        }
+        assert!(Trait::signal("icon", "v").is_ok());
+        assert!(Trait::signal("d_sid2", "v").is_ok());
+    }
+
+    #[test]
+    fn edges_adobe_leaves_open_parse_as_decided() {
+        // Trait IDs are digits, of any length.
+        let huge = "d_sid=1234567890123456789012345";
+        assert_eq!(parse(huge), Trait::Sid(u64::MAX));
+        assert_eq!(
+            parse("1234567890123456789012345:0").kind(),
+            TraitKind::Removal
+        );
+        // A quoted prefix or ID is read as the trait, and flagged.
+        for (text, want) in [
+            ("d_sid=\"24\"", Trait::Sid(24)),
+            ("\"d_sid\"=24", Trait::Sid(24)),
+            ("\"ic\"=5", Trait::IcPrefixed(5)),
+            ("\"d_unsid\"=\"7\"", Trait::Unsid(7)),
+        ] {
+            let e = parse_element(text).unwrap();
+            assert_eq!(e.value.to_trait(), want, "{text}");
+            assert!(e.quoted_prefix, "{text}");
+        }
+        assert!(!parse_element("d_sid=24").unwrap().quoted_prefix);
+        assert!(!parse_element("\"city\"=\"x\"").unwrap().quoted_prefix);
+        // `-=v`: AAM strips the dash and is left with no key.
+        assert_eq!(parse_trait("-=v"), Err(TraitError::EmptyKey));
+        assert_eq!(parse_trait("\"--\"=v"), Err(TraitError::EmptyKey));
+        assert!(parse_trait("-k=v").is_ok());
+        // NUL and other control characters, anywhere in an element.
+        for text in ["k=a\0b", "k\x01=v", "d_sid=1\x7f"] {
+            assert_eq!(parse_trait(text), Err(TraitError::ControlChar), "{text:?}");
+        }
     }
 
     #[test]
@@ -566,13 +678,12 @@ mod tests {
             Trait::Ic(0),
             Trait::IcPrefixed(99),
             Trait::signal("city", "New York").unwrap(),
-            Trait::signal("k", "a,b=c d").unwrap(),
-            Trait::signal("d_sid", "x").unwrap(),
-            Trait::signal("ic", "5").unwrap(),
+            Trait::signal("k", "a;b=c d").unwrap(),
+            Trait::signal("k", "").unwrap(),
+            Trait::signal("icon", "5").unwrap(),
         ];
         for t in traits {
             let parsed = parse(&t.render());
-            // A signal whose key is a reserved word renders quoted and comes back as a signal.
             assert_eq!(parsed, t, "{}", t.render());
         }
     }

@@ -359,6 +359,38 @@ column = "-city"
     }
 
     #[test]
+    fn signal_keys_are_alphanumeric_and_not_trait_prefixes() {
+        let errs = errors(
+            r#"
+[[traits]]
+type = "key_value"
+column = "Account Type"
+[[traits]]
+type = "key_value"
+column = "x"
+key = "IC"
+[[traits]]
+type = "key_value"
+column = "d_sid"
+[[traits]]
+type = "key_value"
+column = "Account Type"
+key = "account_type"
+comma_replacement = ","
+"#,
+        );
+        assert_eq!(
+            errs,
+            [
+                "traits[0].column: signal key \"Account Type\" must be letters, digits and underscores (Adobe: keys are alphanumeric); set key = \"account_type\"",
+                "traits[1].key: signal key \"IC\" is a trait prefix: AAM would read `IC=...` as a trait ID, not a signal; set `key` to another name, such as key = \"ic_value\"",
+                "traits[2].column: signal key \"d_sid\" is a trait prefix: AAM would read `d_sid=...` as a trait ID, not a signal; set `key` to another name, such as key = \"d_sid_value\"",
+                "traits[3].comma_replacement: \",\" cannot replace a comma: value contains a comma, which AAM may read as the end of the trait",
+            ]
+        );
+    }
+
+    #[test]
     fn keys_that_do_not_apply_are_errors() {
         let errs = errors(
             r#"
@@ -380,7 +412,7 @@ values = { a = 1 }
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0],
-            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split"
+            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split, comma_replacement"
         );
     }
 

@@ -134,7 +134,11 @@ pub enum RuleKind {
         reject_unmapped: bool,
     },
     /// `key=value` signals with the cell's value.
-    KeyValue { key: String },
+    KeyValue {
+        key: String,
+        /// What replaces a comma in a value; `None`: a value with a comma rejects its row.
+        comma_replacement: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

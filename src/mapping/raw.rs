@@ -75,4 +75,5 @@ pub struct RawRule {
     pub unmapped: Option<String>,
     pub key: Option<String>,
     pub split: Option<String>,
+    pub comma_replacement: Option<String>,
 }

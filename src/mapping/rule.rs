@@ -4,7 +4,7 @@
 use super::check::Findings;
 use super::raw::RawRule;
 use super::{Emit, Input, Rule, RuleKind};
-use crate::inbound::{Mode, Removal, Trait};
+use crate::inbound::{check_key, is_reserved_key, Mode, Removal, Trait, TraitError};
 use std::collections::BTreeMap;
 
 const FORMS: &[(&str, Emit)] = &[
@@ -25,7 +25,7 @@ fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
         "flag" => &["column", "trait_id", "form", "remove_when_false", "removal"],
         "condition" => &["when", "trait_id", "form", "remove_when_false", "removal"],
         "value_map" => &["column", "values", "form", "unmapped", "split"],
-        "key_value" => &["column", "key", "split"],
+        "key_value" => &["column", "key", "split", "comma_replacement"],
         _ => return None,
     })
 }
@@ -48,6 +48,7 @@ fn given_keys(r: &RawRule) -> Vec<&'static str> {
     add(r.unmapped.is_some(), "unmapped");
     add(r.key.is_some(), "key");
     add(r.split.is_some(), "split");
+    add(r.comma_replacement.is_some(), "comma_replacement");
     keys
 }
 
@@ -99,7 +100,18 @@ pub(super) fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) ->
                 .unwrap_or_default();
             let which = if r.key.is_some() { "key" } else { "column" };
             check_signal_key(&name, &key(which), f);
-            RuleKind::KeyValue { key: name }
+            if let Some(with) = &r.comma_replacement {
+                if let Err(e) = Trait::signal("k", with) {
+                    f.error(
+                        key("comma_replacement"),
+                        format!("\"{with}\" cannot replace a comma: {e}"),
+                    );
+                }
+            }
+            RuleKind::KeyValue {
+                key: name,
+                comma_replacement: r.comma_replacement.clone(),
+            }
         }
         _ => unreachable!("allowed_keys knows every rule type"),
     };
@@ -251,14 +263,40 @@ fn fit_mode(kind: &mut RuleKind, mode: Mode, path: &str, f: &mut Findings) -> bo
 }
 
 fn check_signal_key(name: &str, key: &str, f: &mut Findings) {
-    if name.is_empty() {
-        f.error(key, "the signal key is empty");
-    } else if name.starts_with('-') {
-        f.error(
-            key,
-            format!("signal key \"{name}\" starts with `-`, which AAM strips; set `key` to a name without it"),
-        );
-    } else if let Err(e) = Trait::signal(name, "x") {
-        f.error(key, format!("signal key \"{name}\" cannot be written: {e}"));
+    let Err(e) = check_key(name) else {
+        return;
+    };
+    let message = match e {
+        TraitError::EmptyKey => "the signal key is empty".to_owned(),
+        _ if name.starts_with('-') => format!(
+            "signal key \"{name}\" starts with `-`, which AAM strips; set `key` to a name without it"
+        ),
+        TraitError::ReservedKey(_) => format!(
+            "signal key \"{name}\" is a trait prefix: AAM would read `{name}=...` as a trait ID, not a signal; set `key` to another name, such as key = \"{}_value\"",
+            name.to_ascii_lowercase()
+        ),
+        _ => format!(
+            "signal key \"{name}\" must be letters, digits and underscores (Adobe: keys are alphanumeric); set key = \"{}\"",
+            suggested_key(name)
+        ),
+    };
+    f.error(key, message);
+}
+
+/// A key AAM takes for `name`: lowercase ASCII letters and digits, other runs as one `_`.
+fn suggested_key(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_end_matches('_').to_owned();
+    if out.is_empty() || is_reserved_key(&out) {
+        "signal".to_owned()
+    } else {
+        out
     }
 }

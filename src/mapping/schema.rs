@@ -97,6 +97,7 @@ const RULE: &[Key] = &[
     opt("unmapped", Kind::Str),
     opt("key", Kind::Str),
     opt("split", Kind::Str),
+    opt("comma_replacement", Kind::Str),
 ];
 
 const STATE: &[Key] = &[opt("path", Kind::Str), opt("refresh_days", Kind::UInt)];
@@ -321,7 +322,7 @@ typ = \"key_value\"
                 "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
                 "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",
                 "traits[1].type: missing (line 10): the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
-                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split",
+                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split, comma_replacement",
             ]
         );
     }

@@ -110,7 +110,7 @@ impl<'a> RenderContext<'a> {
             .rules
             .iter()
             .map(|r| match &r.kind {
-                RuleKind::KeyValue { key } => key.as_str(),
+                RuleKind::KeyValue { key, .. } => key.as_str(),
                 _ => "",
             })
             .collect();

@@ -411,7 +411,10 @@ impl Coder<'_> {
                     None => self.receipt.values_skipped += 1,
                 }
             }
-            RuleKind::KeyValue { key } => {
+            RuleKind::KeyValue {
+                key,
+                comma_replacement,
+            } => {
                 // Integers are cached as their bits: a distinct value is a distinct key.
                 if let Cell::Int(n) = cell {
                     if let Some(code) = self.cache.numbers.get(n as u64) {
@@ -419,7 +422,15 @@ impl Coder<'_> {
                         return Ok(());
                     }
                 }
-                let text = cell.text(self.buf);
+                let mut text = cell.text(self.buf);
+                let replaced;
+                if let Some(with) = comma_replacement {
+                    if text.contains(',') {
+                        self.receipt.commas_replaced += 1;
+                        replaced = text.replace(',', with);
+                        text = &replaced;
+                    }
+                }
                 let code = match self.cache.signals.get(text) {
                     Some(&code) => code,
                     None if self.cache.signals.len() >= self.signal_cache => {
@@ -493,8 +504,18 @@ fn unmapped(label: &str, map: &HashMap<String, u32>, text: &str) -> RowReject {
 
 #[cold]
 fn bad_signal(label: &str, cell: Cell, e: &crate::inbound::TraitError) -> RowReject {
-    RowReject::new(
-        RejectReason::InvalidSignalValue,
-        format!("{label}: value {} cannot be sent: {e}", cell.describe()),
-    )
+    use crate::inbound::TraitError;
+    match e {
+        TraitError::Comma => RowReject::new(
+            RejectReason::CommaInValue,
+            format!(
+                "{label}: value {} has a comma, which AAM may read as the end of the trait; set comma_replacement on the rule to send it with the commas replaced",
+                cell.describe()
+            ),
+        ),
+        _ => RowReject::new(
+            RejectReason::InvalidSignalValue,
+            format!("{label}: value {} cannot be sent: {e}", cell.describe()),
+        ),
+    }
 }

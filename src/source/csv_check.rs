@@ -13,6 +13,7 @@ use std::io::Read;
 pub(super) fn check_csv(
     source: &Source,
     reader: impl Read,
+    text: Option<&[u8]>,
     opts: &InputOptions,
     batch_bytes: u64,
     tx: &std::sync::mpsc::Sender<Result<u64>>,
@@ -31,7 +32,7 @@ pub(super) fn check_csv(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let _ = tx.send(Err(source.csv_error(e, opts)));
+                let _ = tx.send(Err(source.csv_error(e, text, opts)));
                 return;
             }
         }
@@ -81,8 +82,10 @@ fn duplicate_column(header: &csv::StringRecord) -> Option<String> {
 
 impl Source {
     /// A bad CSV record (not UTF-8, or a field count unlike the first row's), with its line.
-    fn csv_error(&self, e: csv::Error, opts: &InputOptions) -> Error {
-        let line = e.position().map_or(0, |p| p.line());
+    fn csv_error(&self, e: csv::Error, text: Option<&[u8]>, opts: &InputOptions) -> Error {
+        let line = e.position().map_or(0, |p| {
+            self.record_line(text, p.byte()).unwrap_or_else(|| p.line())
+        });
         let message = match e.kind() {
             csv::ErrorKind::Utf8 { .. } => format!("line {line}: {}", utf8_hint(opts)),
             csv::ErrorKind::UnequalLengths {
@@ -95,5 +98,24 @@ impl Source {
             _ => format!("line {line}: {e}"),
         };
         Error::source(&self.path, message)
+    }
+
+    /// The line on which the record at byte `start` begins: one more than the line breaks
+    /// before it. (csv's own count is one short after a CRLF: it places the next record at
+    /// the `\n` of the break, which is why the byte at `start` counts too.) Read again from
+    /// the text in memory or the file: this is the error path only.
+    fn record_line(&self, text: Option<&[u8]>, start: u64) -> Option<u64> {
+        let count = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        let upto = usize::try_from(start).ok()?.checked_add(1)?;
+        let breaks = match text {
+            Some(t) => count(&t[..upto.min(t.len())]),
+            None => {
+                let file = std::fs::File::open(&self.path).ok()?;
+                let mut head = Vec::new();
+                file.take(upto as u64).read_to_end(&mut head).ok()?;
+                count(&head)
+            }
+        };
+        Some(1 + breaks)
     }
 }

@@ -137,7 +137,9 @@ impl Source {
             Format::Csv => {
                 let (tx, rx) = std::sync::mpsc::channel();
                 match &text {
-                    Some(bytes) => check_csv(self, bytes.as_slice(), opts, batch_bytes, &tx),
+                    Some(bytes) => {
+                        check_csv(self, bytes.as_slice(), Some(bytes), opts, batch_bytes, &tx)
+                    }
                     None => {
                         // A file on disk is checked on a thread of its own, ahead of the
                         // batches Polars parses.
@@ -146,7 +148,7 @@ impl Source {
                         let (source, opts) = (self.clone(), opts.clone());
                         std::thread::Builder::new()
                             .name("check".into())
-                            .spawn(move || check_csv(&source, file, &opts, batch_bytes, &tx))
+                            .spawn(move || check_csv(&source, file, None, &opts, batch_bytes, &tx))
                             .map_err(|e| Error::io(&self.path, e))?;
                     }
                 }

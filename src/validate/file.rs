@@ -3,8 +3,8 @@
 
 use super::{Checker, Rule};
 use crate::inbound::{
-    is_date_folder, FileName, FileNameError, IdType, MAX_COMPRESSED_BYTES, MAX_UNCOMPRESSED_BYTES,
-    OPTIMAL_COMPRESSED_BYTES, OPTIMAL_PART_BYTES,
+    is_date_folder, FileName, FileNameError, IdSyncName, IdType, MAX_COMPRESSED_BYTES,
+    MAX_UNCOMPRESSED_BYTES, OPTIMAL_COMPRESSED_BYTES, OPTIMAL_PART_BYTES,
 };
 use crate::lock::LOCK_FILE;
 use crate::publish::temporary_of;
@@ -38,39 +38,16 @@ impl Checker<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         self.name_gz = name.ends_with(".gz");
-        match FileName::parse(&name) {
-            Ok(f) => {
-                self.mode = Some(f.mode);
-                if let Some(device) = IdType::from_global_dpid(f.dpid) {
-                    if f.target_dpid.is_none() {
-                        self.report(
-                            0,
-                            Rule::MissingTargetDpid,
-                            format!(
-                                "DPID {} is the global {} data source; the name needs a target DPID: ftp_dpm_{}_<TARGET_DPID>_...",
-                                f.dpid,
-                                device.name(),
-                                f.dpid
-                            ),
-                        );
-                    }
-                    match self.opts.id_type {
-                        Some(t) if t != device => self.report(
-                            0,
-                            Rule::MixedIdTypes,
-                            format!(
-                                "--id-type {} but DPID {} is the {} data source",
-                                t.name(),
-                                f.dpid,
-                                device.name()
-                            ),
-                        ),
-                        _ => self.id_type = Some(device),
-                    }
-                }
+        if IdSyncName::is_claimed(&name) {
+            match IdSyncName::parse(&name) {
+                Ok(n) => self.id_sync = Some(n),
+                Err(e) => self.report_name_error(e),
             }
-            Err(e @ FileNameError::Timestamp(_)) => self.report(0, Rule::Timestamp, e.to_string()),
-            Err(e) => self.report(0, Rule::FileName, e.to_string()),
+        } else {
+            match FileName::parse(&name) {
+                Ok(f) => self.check_dpids(&f),
+                Err(e) => self.report_name_error(e),
+            }
         }
         let parent = self
             .path
@@ -82,9 +59,92 @@ impl Checker<'_> {
                 self.report(
                     0,
                     Rule::DateFolder,
-                    format!("folder `{folder}` is not date=YYYY-MM-DD"),
+                    format!("folder `{folder}` is not date=YYYY-MM-DD with a real calendar date"),
                 );
             }
+        }
+    }
+
+    fn report_name_error(&mut self, e: FileNameError) {
+        let rule = match e {
+            FileNameError::Timestamp(_) => Rule::Timestamp,
+            FileNameError::DoubleCompression(_) => {
+                // Encrypted all the same: the content is not readable.
+                self.encrypted = true;
+                Rule::DoubleCompression
+            }
+            FileNameError::Pattern(_) => Rule::FileName,
+        };
+        self.report(0, rule, e.to_string());
+    }
+
+    /// The name's DPIDs against each other and against `--id-type`; sets the file's ID type.
+    fn check_dpids(&mut self, f: &FileName) {
+        self.mode = Some(f.mode);
+        if f.encrypted {
+            self.encrypted = true;
+            self.report(
+                0,
+                Rule::Encrypted,
+                "PGP-encrypted; its content cannot be checked without the key (validate the file before encrypting it)".into(),
+            );
+        }
+        if let Some(device) = f.target_dpid.and_then(IdType::from_global_dpid) {
+            self.report(
+                0,
+                Rule::DeviceTargetDpid,
+                format!(
+                    "target DPID {} is the global {} data source; the target must be a data source the company owns",
+                    f.target_dpid.unwrap_or_default(),
+                    device.name()
+                ),
+            );
+        }
+        let named = IdType::from_global_dpid(f.dpid);
+        if let Some(device) = named {
+            if f.target_dpid.is_none() {
+                self.report(
+                    0,
+                    Rule::MissingTargetDpid,
+                    format!(
+                        "DPID {} is the global {} data source; the name needs a target DPID: ftp_dpm_{}_<TARGET_DPID>_...",
+                        f.dpid,
+                        device.name(),
+                        f.dpid
+                    ),
+                );
+            }
+        }
+        // A device type belongs to its global DPID; the company's own DPID holds DPUUIDs or
+        // AAM UUIDs.
+        let contradiction = match (self.opts.id_type, named) {
+            (Some(t), Some(device)) => t != device,
+            (Some(t), None) => t.is_device(),
+            (None, _) => false,
+        };
+        if contradiction {
+            let t = self.opts.id_type.unwrap_or(IdType::Dpuuid);
+            let named_as = named.map_or_else(
+                || "the company's own data source (DPUUIDs or AAM UUIDs)".to_owned(),
+                |d| format!("the global {} data source", d.name()),
+            );
+            let fix = t.global_dpid().map_or_else(String::new, |d| {
+                format!(
+                    "; {} files are named ftp_dpm_{d}_<TARGET_DPID>_...",
+                    t.name()
+                )
+            });
+            self.report(
+                0,
+                Rule::IdTypeContradictsName,
+                format!(
+                    "--id-type {} contradicts the file name: DPID {} is {named_as}{fix}",
+                    t.name(),
+                    f.dpid
+                ),
+            );
+        } else if let Some(device) = named {
+            self.id_type = Some(device);
         }
     }
 

@@ -79,32 +79,13 @@ impl Checker<'_> {
     }
 
     fn check_line(&mut self, n: u64, raw: &[u8]) {
-        self.line_failed = false;
-        self.receipt.records_received += 1;
-        let mut line = raw.strip_suffix(b"\n").unwrap_or(raw);
-        if let Some(l) = line.strip_suffix(b"\r") {
-            self.report(n, Rule::Crlf, "CRLF line ending; use \\n".into());
-            line = l;
-        }
-        if line.len() + 1 > MAX_LINE_BYTES {
-            self.report(
-                n,
-                Rule::LineTooLong,
-                format!(
-                    "line is {} bytes, over the {MAX_LINE_BYTES}-byte limit; AAM drops it",
-                    line.len() + 1
-                ),
-            );
-        }
-        if line.is_empty() {
-            self.report(n, Rule::EmptyLine, "empty line".into());
-            return self.end_line();
-        }
-        let Ok(text) = std::str::from_utf8(line) else {
-            self.report(n, Rule::NotUtf8, "the line is not valid UTF-8".into());
-            return self.end_line();
+        let Some(line) = self.line_text(n, raw) else {
+            return;
         };
-        let parsed = match parse_line(text) {
+        if self.id_sync.is_some() {
+            return self.check_sync_line(n, line);
+        }
+        let parsed = match parse_line(line) {
             Ok(p) => p,
             Err(e) => {
                 let rule = match e {
@@ -139,9 +120,59 @@ impl Checker<'_> {
         }
     }
 
+    /// What every line gets, inbound or ID sync: its break, its length, blank lines (not
+    /// records), UTF-8. Returns the line without its break when there is more to check; a
+    /// record that fails here is counted.
+    fn line_text<'l>(&mut self, n: u64, raw: &'l [u8]) -> Option<&'l str> {
+        self.line_failed = false;
+        let mut line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        if let Some(l) = line.strip_suffix(b"\r") {
+            self.report(n, Rule::Crlf, "CRLF line ending; use \\n".into());
+            line = l;
+        }
+        // A blank line is not a record: nothing is lost.
+        if line.is_empty() {
+            self.report(n, Rule::EmptyLine, "empty line; not a record".into());
+            return None;
+        }
+        self.receipt.records_received += 1;
+        // Adobe's limit is 102,400 bytes and does not say whether the break counts: measured
+        // without it, exactly the limit is ambiguous (the writer stays one byte under).
+        let bytes = line.len();
+        if bytes > MAX_LINE_BYTES {
+            self.report(
+                n,
+                Rule::LineTooLong,
+                format!(
+                    "line is {bytes} bytes without its line break, over the {MAX_LINE_BYTES}-byte limit; AAM drops it"
+                ),
+            );
+        } else if bytes == MAX_LINE_BYTES {
+            self.report(
+                n,
+                Rule::LineAtLimit,
+                format!(
+                    "line is exactly {MAX_LINE_BYTES} bytes without its line break; AAM may count the break and drop it"
+                ),
+            );
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.report(n, Rule::NotUtf8, "the line is not valid UTF-8".into());
+            self.end_line();
+            return None;
+        };
+        Some(text)
+    }
+
     /// Checks each trait element of a line.
     fn check_traits(&mut self, n: u64, line: &ParsedLine) {
+        let (mut empty, mut others) = (0u32, 0u32);
         for (element, parsed) in line.elements() {
+            if parsed == Err(TraitError::Empty) {
+                empty += 1;
+                continue;
+            }
+            others += 1;
             let p = match parsed {
                 Ok(p) => p,
                 Err(e) => {
@@ -151,7 +182,11 @@ impl Checker<'_> {
                         TraitError::EmptyKey => Rule::EmptySignalKey,
                         TraitError::ControlChar => Rule::ControlChar,
                         TraitError::Quote | TraitError::BadQuoting(_) => Rule::BadQuoting,
-                        TraitError::UnknownForm(_) => Rule::UnknownTraitForm,
+                        // What the parser leaves to the writer.
+                        TraitError::UnknownForm(_)
+                        | TraitError::Comma
+                        | TraitError::ReservedKey(_)
+                        | TraitError::KeyChars(_) => Rule::UnknownTraitForm,
                     };
                     self.report(n, rule, e.to_string());
                     continue;
@@ -159,6 +194,17 @@ impl Checker<'_> {
             };
             self.receipt.signals += 1;
             self.kinds.add(p.value.kind(), 1);
+            if p.quoted_prefix {
+                self.report(
+                    n,
+                    Rule::QuotedPrefix,
+                    format!(
+                        "`{}` quotes a trait prefix or ID; Adobe shows `{}`, and whether AAM accepts quotes here is not documented",
+                        element.trim(),
+                        p.value.to_trait()
+                    ),
+                );
+            }
             if p.spaced && self.opts.strict {
                 self.report(
                     n,
@@ -184,6 +230,21 @@ impl Checker<'_> {
                 ),
                 _ => {}
             }
+        }
+        // An empty element carries nothing (Adobe's own sample has one); a line of nothing
+        // but empty elements has no traits.
+        if others == 0 {
+            self.report(
+                n,
+                Rule::NoTraits,
+                "line has only empty trait elements, no traits".into(),
+            );
+        } else if empty > 0 {
+            self.report(
+                n,
+                Rule::EmptyTrait,
+                format!("{empty} empty trait element(s), as in `a,,b`; AAM skips them"),
+            );
         }
     }
 
@@ -219,7 +280,7 @@ impl Checker<'_> {
         self.pending_ids.clear();
     }
 
-    fn end_line(&mut self) {
+    pub(super) fn end_line(&mut self) {
         if self.line_failed {
             self.receipt.format_errors += 1;
         } else {
@@ -229,6 +290,13 @@ impl Checker<'_> {
 
     /// Checks the ID against the file's type; returns whether it is valid.
     fn check_user_id(&mut self, n: u64, id: &str) -> bool {
+        if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
+            self.report(
+                n,
+                Rule::IdWhitespace,
+                format!("user ID `{id}` starts or ends with whitespace; IDs match byte for byte, so this is not the ID that was synced"),
+            );
+        }
         let id_type = match self.id_type {
             Some(t) => t,
             None => {
@@ -243,11 +311,9 @@ impl Checker<'_> {
                     }
                     self.shapes.insert(shape, n);
                 }
-                if shape == "AAM UUID" {
-                    IdType::AamUuid
-                } else {
-                    IdType::Dpuuid
-                }
+                // The name's DPID decides: the company's own data source, whose IDs may
+                // take any shape (38 digits too).
+                IdType::Dpuuid
             }
         };
         let Err(problem) = id_type.check(id) else {

@@ -5,6 +5,7 @@
 
 mod decompress;
 mod file;
+mod idsync;
 mod lines;
 mod rules;
 mod walk;
@@ -13,7 +14,7 @@ pub use rules::{Rule, RuleInfo, Severity};
 pub use walk::collect_files;
 
 use crate::error::{Error, Result};
-use crate::inbound::{IdType, KindCounts, Mode};
+use crate::inbound::{IdSyncName, IdType, KindCounts, Mode};
 use crate::report::FileReceipt;
 use flate2::read::MultiGzDecoder;
 use lines::{PendingLine, PENDING_LINES};
@@ -76,11 +77,22 @@ pub fn validate_file(path: &Path, opts: &Options) -> Result<FileReport> {
     c.check_name();
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if c.encrypted {
+        c.receipt.bytes = file_bytes;
+        return Ok(c.finish());
+    }
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let is_gzip = reader
-        .fill_buf()
-        .map_err(|e| Error::io(path, e))?
-        .starts_with(&[0x1f, 0x8b]);
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.starts_with(b"PK\x03\x04") {
+        c.report(
+            0,
+            Rule::Zip,
+            "a ZIP archive: zip is not supported; use gzip".into(),
+        );
+        c.receipt.bytes = file_bytes;
+        return Ok(c.finish());
+    }
+    let is_gzip = head.starts_with(&[0x1f, 0x8b]);
     let named_gz = c.name_gz;
     if named_gz && !is_gzip && file_bytes > 0 {
         c.report(
@@ -117,6 +129,10 @@ struct Checker<'o> {
     display: String,
     opts: &'o Options,
     name_gz: bool,
+    /// Named `.pgp`/`.gpg`: the content is not readable.
+    encrypted: bool,
+    /// An ID-synchronization file, checked by its own rules.
+    id_sync: Option<IdSyncName>,
     mode: Option<Mode>,
     id_type: Option<IdType>,
     diagnostics: Vec<Diagnostic>,
@@ -143,6 +159,8 @@ impl<'o> Checker<'o> {
             display: path.display().to_string(),
             opts,
             name_gz: false,
+            encrypted: false,
+            id_sync: None,
             mode: None,
             id_type: opts.id_type,
             diagnostics: Vec::new(),

@@ -1,5 +1,5 @@
 //! The validator's rules: stable codes grouped by what they check (F file, L line structure,
-//! T traits, U user IDs). Codes are never renumbered; new rules get new codes. Every rule's
+//! T traits, U user IDs, S ID-synchronization files). Codes are never renumbered; new rules get new codes. Every rule's
 //! code, name, severity, summary and remedy are in one exhaustive `match`, so a new rule
 //! cannot be left out of it.
 
@@ -34,6 +34,11 @@ pub enum Rule {
     SizeOverOptimal,
     SizeOverMaximum,
     HiddenFile,
+    Encrypted,
+    Zip,
+    IdTypeContradictsName,
+    DeviceTargetDpid,
+    DoubleCompression,
     MissingTab,
     ExtraTab,
     LineTooLong,
@@ -42,6 +47,7 @@ pub enum Rule {
     EmptyTrait,
     NoTraits,
     EmptyLine,
+    LineAtLimit,
     UnknownTraitForm,
     InvalidTraitId,
     BadQuoting,
@@ -50,6 +56,7 @@ pub enum Rule {
     DashKey,
     SpacedStyle,
     ControlChar,
+    QuotedPrefix,
     MissingUserId,
     InvalidAamUuid,
     InvalidDeviceId,
@@ -57,6 +64,10 @@ pub enum Rule {
     InvalidUserId,
     MixedIdTypes,
     TooManyLines,
+    IdWhitespace,
+    IdSyncColumns,
+    IdSyncMaster,
+    IdSyncId,
 }
 
 /// What a rule is: its stable code and name, how bad a finding is, what the rule checks, and
@@ -72,7 +83,7 @@ pub struct RuleInfo {
 
 impl Rule {
     /// Every rule, in code order.
-    pub const ALL: [Rule; 34] = [
+    pub const ALL: [Rule; 45] = [
         Rule::FileName,
         Rule::Timestamp,
         Rule::MissingTargetDpid,
@@ -84,6 +95,11 @@ impl Rule {
         Rule::SizeOverOptimal,
         Rule::SizeOverMaximum,
         Rule::HiddenFile,
+        Rule::Encrypted,
+        Rule::Zip,
+        Rule::IdTypeContradictsName,
+        Rule::DeviceTargetDpid,
+        Rule::DoubleCompression,
         Rule::MissingTab,
         Rule::ExtraTab,
         Rule::LineTooLong,
@@ -92,6 +108,7 @@ impl Rule {
         Rule::EmptyTrait,
         Rule::NoTraits,
         Rule::EmptyLine,
+        Rule::LineAtLimit,
         Rule::UnknownTraitForm,
         Rule::InvalidTraitId,
         Rule::BadQuoting,
@@ -100,6 +117,7 @@ impl Rule {
         Rule::DashKey,
         Rule::SpacedStyle,
         Rule::ControlChar,
+        Rule::QuotedPrefix,
         Rule::MissingUserId,
         Rule::InvalidAamUuid,
         Rule::InvalidDeviceId,
@@ -107,6 +125,10 @@ impl Rule {
         Rule::InvalidUserId,
         Rule::MixedIdTypes,
         Rule::TooManyLines,
+        Rule::IdWhitespace,
+        Rule::IdSyncColumns,
+        Rule::IdSyncMaster,
+        Rule::IdSyncId,
     ];
 
     /// A table more than logic: one arm per rule, kept in one `match` (long, on purpose)
@@ -191,6 +213,41 @@ impl Rule {
                 "a hidden file in a delivery folder: a temporary or lock file of an aam-etl run that is still writing or was stopped, or another file that is not an inbound file",
                 "keep it out of the upload; the next aam-etl run into the folder removes its own leftovers",
             ),
+            Rule::Encrypted => (
+                "F012",
+                "encrypted",
+                Warning,
+                "a PGP-encrypted file (.pgp, .gpg): its content cannot be checked without the key",
+                "validate the file before encrypting it",
+            ),
+            Rule::Zip => (
+                "F013",
+                "zip",
+                Error,
+                "a ZIP archive: AAM accepts gzip only",
+                "zip is not supported; use gzip",
+            ),
+            Rule::IdTypeContradictsName => (
+                "F014",
+                "id-type-contradicts-name",
+                Error,
+                "--id-type names another ID type than the file name's DPID",
+                "name device-ID files with their type's global DPID, or fix --id-type",
+            ),
+            Rule::DeviceTargetDpid => (
+                "F015",
+                "device-target-dpid",
+                Error,
+                "the target DPID is a global device data source, not one the company owns",
+                "use the company's own data source as the target DPID",
+            ),
+            Rule::DoubleCompression => (
+                "F016",
+                "double-compression",
+                Error,
+                "an encrypted file that is also gzipped (.gz.pgp); PGP compresses already",
+                "encrypt the uncompressed file: name.sync.pgp, never name.sync.gz.pgp",
+            ),
             Rule::MissingTab => (
                 "L001",
                 "missing-tab",
@@ -209,7 +266,7 @@ impl Rule {
                 "L003",
                 "line-too-long",
                 Error,
-                "the line is over 102,400 bytes; AAM drops it whole",
+                "the line is over 102,400 bytes without its line break; AAM drops it whole",
                 "wrap the user's traits onto several lines",
             ),
             Rule::TrailingWhitespace => (
@@ -229,7 +286,7 @@ impl Rule {
             Rule::EmptyTrait => (
                 "L006",
                 "empty-trait",
-                Error,
+                Warning,
                 "an empty trait element, as in a,,b",
                 "remove the empty element",
             ),
@@ -243,9 +300,16 @@ impl Rule {
             Rule::EmptyLine => (
                 "L008",
                 "empty-line",
-                Error,
-                "an empty line",
+                Warning,
+                "an empty line: not a record, nothing is lost",
                 "remove the empty line",
+            ),
+            Rule::LineAtLimit => (
+                "L009",
+                "line-at-limit",
+                Warning,
+                "the line is exactly 102,400 bytes without its line break; Adobe does not say whether the break counts",
+                "wrap the user's traits so lines stay under 102,400 bytes",
             ),
             Rule::UnknownTraitForm => (
                 "T001",
@@ -272,7 +336,7 @@ impl Rule {
                 "T004",
                 "empty-signal-key",
                 Error,
-                "a key-value signal with an empty key",
+                "a key-value signal with an empty key (or only -, which AAM strips)",
                 "give the signal a key",
             ),
             Rule::UnsidInOverwrite => (
@@ -300,8 +364,15 @@ impl Rule {
                 "T008",
                 "control-char",
                 Error,
-                "a CR or other control character inside a trait",
+                "a CR, NUL or other control character inside a trait",
                 "remove control characters from keys and values",
+            ),
+            Rule::QuotedPrefix => (
+                "T009",
+                "quoted-prefix",
+                Warning,
+                "a trait prefix or trait ID in quotes (d_sid=\"24\", \"ic\"=5); Adobe shows them unquoted",
+                "write d_sid=N, d_unsid=N and ic=N without quotes",
             ),
             Rule::MissingUserId => (
                 "U001",
@@ -335,13 +406,13 @@ impl Rule {
                 "U005",
                 "invalid-user-id",
                 Error,
-                "a DPUUID with :, %3A, control characters or URL-encoding",
+                "a DPUUID with :, %3A, control characters (NUL included) or URL-encoding",
                 "send the ID without :, %3A, control characters or URL-encoding",
             ),
             Rule::MixedIdTypes => (
                 "U006",
                 "mixed-id-types",
-                Error,
+                Warning,
                 "IDs of more than one type in one file",
                 "send each ID type in its own file",
             ),
@@ -351,6 +422,34 @@ impl Rule {
                 Error,
                 "more than 200 lines for one user; AAM drops the rest",
                 "send at most 200 lines per user in a file",
+            ),
+            Rule::IdWhitespace => (
+                "U008",
+                "id-whitespace",
+                Warning,
+                "a user ID that starts or ends with whitespace: IDs match byte for byte, so this is not the user that was synced",
+                "trim the user ID",
+            ),
+            Rule::IdSyncColumns => (
+                "S001",
+                "id-sync-columns",
+                Error,
+                "an ID-sync line whose TAB-separated columns do not match the DPIDs in the file name",
+                "write one ID per DPID of the name, in its order, separated by TABs",
+            ),
+            Rule::IdSyncMaster => (
+                "S002",
+                "id-sync-master",
+                Error,
+                "an ID-sync line whose first column is not a device ID of the master DPID (an AAM UUID for master 0)",
+                "put the master data source's device ID first",
+            ),
+            Rule::IdSyncId => (
+                "S003",
+                "id-sync-id",
+                Error,
+                "an ID in an ID-sync line that is empty, PII, URL-encoded, holds : or control characters, or is not its data source's format (c2c: the SHA-256 hex of the e-mail)",
+                "send each ID as its data source expects it: never an e-mail address, never URL-encoded",
             ),
         };
         RuleInfo {
@@ -383,9 +482,9 @@ mod tests {
     fn codes_and_names_are_unique_and_in_order() {
         let codes: Vec<&str> = Rule::ALL.iter().map(|r| r.code()).collect();
         let mut sorted = codes.clone();
-        sorted.sort_unstable_by_key(|c| ("FLTU".find(&c[..1]), *c));
+        sorted.sort_unstable_by_key(|c| ("FLTUS".find(&c[..1]), *c));
         sorted.dedup();
-        assert_eq!(codes, sorted, "codes unique and grouped F, L, T, U");
+        assert_eq!(codes, sorted, "codes unique and grouped F, L, T, U, S");
         let mut names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
         names.sort_unstable();
         names.dedup();

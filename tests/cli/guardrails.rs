@@ -41,6 +41,8 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ),
     ("value_map_empty", &["m_value_map_empty.toml", "ok.csv"], 2),
     ("dash_key", &["m_dash_key.toml", "ok.csv"], 2),
+    ("reserved_key", &["m_reserved_key.toml", "ok.csv"], 2),
+    ("key_chars", &["m_key_chars.toml", "ok.csv"], 2),
     ("empty_key", &["m_empty_key.toml", "ok.csv"], 2),
     (
         "key_not_applicable",
@@ -71,6 +73,7 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("glob_matches_nothing", &["ok.toml", "no_such_*.csv"], 2),
     ("unknown_extension", &["ok.toml", "export.xlsx"], 2),
     ("invalid_utf8", &["ok.toml", "latin1.csv"], 2),
+    ("invalid_utf8_crlf", &["ok.toml", "crlf_latin1.csv"], 2),
     ("ragged_row", &["ok.toml", "ragged.csv"], 2),
     ("short_row", &["ok.toml", "short_row.csv"], 2),
     ("truncated_json", &["ok.toml", "truncated.json"], 2),
@@ -152,7 +155,7 @@ fn rejected_rows_are_listed_with_reasons_and_written_under_the_threshold() {
         &std::fs::read_to_string(&rejects).unwrap(),
     );
     assert_golden("bad/values.out", &w.output_text("out"));
-    assert_eq!(r.stderr, "note: 13 rows rejected; see the rejects file\n");
+    assert_eq!(r.stderr, "note: 16 rows rejected; see the rejects file\n");
 }
 
 #[test]
@@ -382,6 +385,73 @@ fn every_unknown_key_and_wrong_type_is_reported_at_once() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        format!("error: {m}: the mapping has 4 problems:\n  - output.dpid: expected a whole number, 0 or more, found the string \"21\" (line 2)\n  - output.mod: unknown key (line 3); did you mean `mode`? expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder\n  - traits[0].trait_id: expected a whole number, 0 or more, found the number 2.5 (line 10)\n  - traits[0].colour: unknown key (line 11); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split\n")
+        format!("error: {m}: the mapping has 4 problems:\n  - output.dpid: expected a whole number, 0 or more, found the string \"21\" (line 2)\n  - output.mod: unknown key (line 3); did you mean `mode`? expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder\n  - traits[0].trait_id: expected a whole number, 0 or more, found the number 2.5 (line 10)\n  - traits[0].colour: unknown key (line 11); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split, comma_replacement\n")
     );
+}
+
+/// A value with a comma is never written (AAM may split the trait list inside it): the row is
+/// rejected by default; `comma_replacement` sends it with the commas replaced, counted.
+#[test]
+fn values_with_commas_are_rejected_or_replaced_when_asked() {
+    let w = Workdir::new();
+    w.write(
+        "in.csv",
+        "user_id,city\nu1,\"Paris, TX\"\nu2,Lyon\nu3,\"a,b,c\"\n",
+    );
+    let mapping = |extra: &str| {
+        format!(
+            "[output]\ndpid = 21\n[user_id]\ncolumn = \"user_id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"key_value\"\ncolumn = \"city\"\n{extra}"
+        )
+    };
+    w.write("reject.toml", mapping(""));
+    w.write("replace.toml", mapping("comma_replacement = \";\"\n"));
+    let r = w.run(&[
+        "--mapping",
+        "reject.toml",
+        "in.csv",
+        "--timestamp",
+        TS,
+        "--rejects",
+        "rejects.csv",
+        "--max-reject-rate",
+        "100",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.sync.gz\nu2\tcity=Lyon\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("rejects.csv")).unwrap(),
+        "file,row,user_id,reason,message\n\
+         in.csv,1,u1,comma-in-value,\"traits[0] (column \"\"city\"\"): value \"\"Paris, TX\"\" has a comma, which AAM may read as the end of the trait; set comma_replacement on the rule to send it with the commas replaced\"\n\
+         in.csv,3,u3,comma-in-value,\"traits[0] (column \"\"city\"\"): value \"\"a,b,c\"\" has a comma, which AAM may read as the end of the trait; set comma_replacement on the rule to send it with the commas replaced\"\n"
+    );
+    let r = w.run(&[
+        "--mapping",
+        "replace.toml",
+        "in.csv",
+        "--timestamp",
+        TS,
+        "--force",
+        "--report",
+        "r.json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.sync.gz\nu1\tcity=\"Paris; TX\"\nu2\tcity=Lyon\nu3\tcity=\"a;b;c\"\n"
+    );
+    assert!(
+        r.stdout
+            .contains("values with commas        2 (commas replaced)\n"),
+        "{}",
+        r.stdout
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path("r.json")).unwrap()).unwrap();
+    assert_eq!(report["commas_replaced"], 2, "{report}");
+    let v = w.run(&["validate", "--strict", "out"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    assert!(!v.stdout.contains(": warning "), "{}", v.stdout);
 }

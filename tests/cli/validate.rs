@@ -44,7 +44,7 @@ fn every_rule_is_triggered_by_a_fixture_with_its_line_and_message() {
     assert_golden("validate/bad.txt", &r.stdout);
     // Rules that need big inputs are pinned by the generated cases below and by unit tests
     // (sizes); every other rule appears in the golden output.
-    let generated = ["L003", "U002", "U007", "F009", "F010"];
+    let generated = ["L003", "L009", "U002", "U007", "F009", "F010", "F014"];
     for rule in aam_etl::validate::Rule::ALL {
         let (code, name) = (rule.code(), rule.name());
         if generated.contains(&code) {
@@ -94,7 +94,7 @@ fn generated_long_lines_too_many_lines_and_aam_uuids() {
     assert_eq!(
         diags,
         [
-            "a/ftp_dpm_21_1700000000.sync:1: error L003 line is 102414 bytes, over the 102400-byte limit; AAM drops it",
+            "a/ftp_dpm_21_1700000000.sync:1: error L003 line is 102413 bytes without its line break, over the 102400-byte limit; AAM drops it",
             "a/ftp_dpm_21_1700000000.sync:202: error U007 user `u2` has more than 200 lines; AAM keeps the first 200 and drops this and later ones",
             "a/ftp_dpm_21_1700000000.sync:204: error T002 trait ID `x1` is not digits only",
         ]
@@ -187,4 +187,111 @@ fn a_closed_pipe_is_not_an_error() {
             );
         }
     }
+}
+
+/// Adobe's three published sample files, byte for byte (the overwrite sample has CRLF line
+/// ends, an empty element on its last line and no final line break; the ID-sync samples end
+/// in blank lines): accepted, with warnings only.
+#[test]
+fn adobes_sample_files_validate_with_warnings_only() {
+    let w = Workdir::new();
+    let r = w.run_in(&validate_dir(), &["validate", "--strict", "adobe"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(!r.stdout.contains(": error "), "{}", r.stdout);
+    assert_golden("validate/adobe.txt", &r.stdout);
+}
+
+/// A line is measured without its break: exactly 102,400 bytes is ambiguous (a warning),
+/// one more is an error; a last line without a break is not counted one byte longer; and the
+/// writer's own lines stay under the limit (see `wrap_user`).
+#[test]
+fn the_line_limit_is_measured_without_the_line_break() {
+    let w = Workdir::new();
+    let line = |bytes: usize| {
+        let head = "u1\td_sid=1,k=";
+        format!("{head}{}", "x".repeat(bytes - head.len()))
+    };
+    let cases = [
+        ("at_limit", format!("{}\n", line(102_400)), 0, vec!["L009"]),
+        (
+            "at_limit_crlf",
+            format!("{}\r\n", line(102_400)),
+            0,
+            vec!["L005", "L009"],
+        ),
+        ("last_line_no_break", line(102_400), 0, vec!["L009"]),
+        ("under", format!("{}\n", line(102_399)), 0, vec![]),
+        ("over", format!("{}\n", line(102_401)), 1, vec!["L003"]),
+        ("over_no_break", line(102_401), 1, vec!["L003"]),
+    ];
+    for (case, text, code, rules) in cases {
+        w.write(&format!("{case}/ftp_dpm_21_1700000000.sync"), &text);
+        let r = w.run(&["validate", case]);
+        assert_eq!(r.code, code, "{case}: {}", r.stdout);
+        let got: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.contains(": error ") || l.contains(": warning "))
+            .map(|l| l.split(' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(got, rules, "{case}: {}", r.stdout);
+    }
+    let r = w.run(&["validate", "over_no_break"]);
+    assert!(
+        r.stdout
+            .contains(":1: error L003 line is 102401 bytes without its line break"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// The file name's DPID decides the ID type: a company's own IDs may be 38 digits, and a
+/// file that mixes shapes gets a warning, not an error.
+#[test]
+fn thirty_eight_digit_ids_in_a_dpuuid_file_are_ids() {
+    let w = Workdir::new();
+    w.write(
+        "a/ftp_dpm_21_1700000000.sync",
+        "59767559181262060060278870901087098252\td_sid=1\nCRM-1\td_sid=2\n",
+    );
+    let r = w.run(&["validate", "a"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("a/ftp_dpm_21_1700000000.sync:2: warning U006 mixed ID types: DPUUID here, AAM UUID on line 1; never mix ID types in one file\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("  records stored          2\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// `--id-type` must agree with the file name: a device type only with its global DPID.
+#[test]
+fn an_id_type_that_contradicts_the_file_name_is_an_error() {
+    let w = Workdir::new();
+    w.write("a/ftp_dpm_21_1700000000.sync", "u1\td_sid=1\n");
+    w.write(
+        "b/ftp_dpm_20914_21_1700000000.sync",
+        "e4fe9bde-caa0-47b6-908d-ffba3fa184f2\td_sid=1\n",
+    );
+    let r = w.run(&["validate", "--id-type", "vizio", "a"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("a/ftp_dpm_21_1700000000.sync:0: error F014 --id-type vizio contradicts the file name: DPID 21 is the company's own data source (DPUUIDs or AAM UUIDs); vizio files are named ftp_dpm_1171489_<TARGET_DPID>_...\n"),
+        "{}",
+        r.stdout
+    );
+    let r = w.run(&["validate", "--id-type", "idfa", "b"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("b/ftp_dpm_20914_21_1700000000.sync:0: error F014 --id-type idfa contradicts the file name: DPID 20914 is the global gaid data source; idfa files are named ftp_dpm_20915_<TARGET_DPID>_...\n"),
+        "{}",
+        r.stdout
+    );
+    // Agreeing types are fine.
+    assert_eq!(w.run(&["validate", "--id-type", "gaid", "b"]).code, 0);
+    assert_eq!(w.run(&["validate", "--id-type", "dpuuid", "a"]).code, 0);
 }
