@@ -14,6 +14,7 @@ use crate::source::{self, Source};
 use crate::spill;
 use crate::state::diff::Diff;
 use crate::state::{ledger_entry, snapshot, State};
+use crate::upload::{self, Bucket, Destination, UploadReport};
 use crate::writer::{delivery_dir, PartWriter, Plan};
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ pub struct Options {
     pub state: Option<PathBuf>,
     /// A full refresh: every user's whole set, as `.overwrite` (with a state).
     pub full: bool,
+    /// Upload the published delivery here (`--deliver`, else the mapping's `deliver`); the
+    /// state advances only once every file is up.
+    pub deliver: Option<Destination>,
     /// Set by a signal handler: the run stops and removes what it had started to write.
     pub cancel: Arc<AtomicBool>,
 }
@@ -92,6 +96,8 @@ pub struct Outcome {
     pub preview: Vec<String>,
     /// What the run found and cleaned up on its way (stale locks, leftovers of killed runs).
     pub notes: Vec<String>,
+    /// What went to S3 (or would, with `--dry-run`).
+    pub upload: Option<UploadReport>,
 }
 
 /// Number of output lines shown by a dry run.
@@ -134,6 +140,12 @@ pub fn run_tuned(
     if !earlier.is_empty() && !opts.force && !opts.dry_run {
         return Err(Error::DeliveryExists { files: earlier });
     }
+    // Credentials and the destination are checked before the export is read.
+    let destination = opts.deliver.as_ref().or(mapping.output.deliver.as_ref());
+    let bucket = match destination {
+        Some(dest) if !opts.dry_run => Some(Bucket::connect(dest)?),
+        _ => None,
+    };
     let mut state = match opts.state.as_ref().or(mapping.state.path.as_ref()) {
         Some(dir) => {
             let state = State::open(dir, mapping)?;
@@ -250,7 +262,16 @@ pub fn run_tuned(
         return Err(Error::Interrupted);
     }
     tx.commit()?;
-    // The state advances only once its delivery is published.
+    let upload = match (&bucket, destination, &status) {
+        (Some(bucket), _, Status::Written) => {
+            let files = plan.paths();
+            upload::check_delivery(&files, Some(mapping.user_id.id_type))?;
+            Some(bucket.upload(&files, opts.force, false)?)
+        }
+        (_, Some(dest), Status::DryRun) => Some(upload::would_upload(dest, &plan)?),
+        _ => None,
+    };
+    // The state advances only once its delivery is published (and uploaded).
     if let (Some(state), Some(counts), Status::Written) = (&mut state, &receipt.delivery, &status) {
         let files = plan.parts.iter().map(|p| p.name.render()).collect();
         let inputs: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
@@ -266,6 +287,7 @@ pub fn run_tuned(
         plan,
         preview,
         notes,
+        upload,
     })
 }
 
@@ -303,6 +325,7 @@ mod tests {
             rejects: None,
             state: None,
             full: false,
+            deliver: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -72,6 +72,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    /// An S3 delivery or read that failed; the message names the object and what is up.
+    #[error("{0}")]
+    Upload(String),
     /// A signal (Ctrl-C, SIGTERM, SIGHUP): the run stopped and removed what it had started
     /// to write.
     #[error("interrupted; no output written")]

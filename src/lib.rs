@@ -18,6 +18,7 @@
 //! - [`writer`]: parts and gzip; [`publish`]: a run's files published together or not at all.
 //! - [`report`] and [`reject`]: what was written and what was left out, and why.
 //! - [`validate`]: lints any inbound file against SPEC, through the same format model.
+//! - [`upload`]: delivery to AAM's S3 location (idempotent, verified), and S3 exports.
 
 pub mod convert;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod report;
 pub mod source;
 pub mod spill;
 pub mod state;
+pub mod upload;
 pub mod validate;
 pub mod writer;
 

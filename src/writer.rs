@@ -312,6 +312,7 @@ mod tests {
             gzip,
             date_folder: false,
             max_part_bytes,
+            deliver: None,
         }
     }
 

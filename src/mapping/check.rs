@@ -273,6 +273,11 @@ fn check_output(raw: &RawOutput, id_type: IdType, f: &mut Findings) -> OutputOpt
         gzip: raw.gzip.unwrap_or(true),
         max_part_bytes,
         date_folder: raw.date_folder.unwrap_or(false),
+        deliver: raw.deliver.as_deref().and_then(|url| {
+            crate::upload::Destination::parse(url)
+                .map_err(|e| f.error("output.deliver", e.to_string()))
+                .ok()
+        }),
     }
 }
 

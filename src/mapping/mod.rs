@@ -72,6 +72,8 @@ pub struct OutputOptions {
     /// Upper bound of a part's uncompressed content.
     pub max_part_bytes: u64,
     pub date_folder: bool,
+    /// Where to deliver (`s3://bucket/folder/`), unless `--deliver` says otherwise.
+    pub deliver: Option<crate::upload::Destination>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -44,6 +44,7 @@ pub struct RawOutput {
     pub gzip: Option<bool>,
     pub max_part_bytes: Option<u64>,
     pub date_folder: Option<bool>,
+    pub deliver: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

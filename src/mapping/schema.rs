@@ -61,6 +61,7 @@ const OUTPUT: &[Key] = &[
     opt("gzip", Kind::Bool),
     opt("max_part_bytes", Kind::UInt),
     opt("date_folder", Kind::Bool),
+    opt("deliver", Kind::Str),
 ];
 
 const USER_ID: &[Key] = &[
@@ -317,7 +318,7 @@ typ = \"key_value\"
             problems(text),
             [
                 "output.dpid: expected a whole number, 0 or more, found the string \"twenty-one\" (line 2)",
-                "output.colour: unknown key (line 3); expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder",
+                "output.colour: unknown key (line 3); expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder, deliver",
                 "user_id.type: missing (line 4): the kind of ID, e.g. type = \"dpuuid\" (your own IDs) or \"gaid\"",
                 "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
                 "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",

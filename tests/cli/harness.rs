@@ -75,9 +75,15 @@ impl Workdir {
 
     /// Runs with another working folder (so messages name fixtures by relative path).
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.run_env(cwd, args, &[])
+    }
+
+    /// Runs with extra environment variables.
+    pub fn run_env(&self, cwd: &Path, args: &[&str], env: &[(&str, String)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_aam-etl"))
             .args(args)
             .current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run aam-etl");
         Run {

@@ -9,5 +9,6 @@ mod convert;
 mod guardrails;
 mod harness;
 mod incremental;
+mod s3;
 mod transaction;
 mod validate;

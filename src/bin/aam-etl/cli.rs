@@ -2,6 +2,7 @@
 //! its arguments in its own file.
 
 use crate::convert::ConvertArgs;
+use crate::push::PushArgs;
 use crate::validate::ValidateArgs;
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Check inbound files against AAM's rules and report what AAM would report.
     Validate(ValidateArgs),
+    /// Upload an output folder to AAM's S3 location (validated first; idempotent).
+    Push(PushArgs),
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use aam_etl::convert::{self, Status};
 use aam_etl::mapping::{Format, Mapping};
+use aam_etl::upload::{Destination, Downloads, UploadReport};
 use anyhow::Result;
 use clap::Args;
 use std::io::Write;
@@ -14,7 +15,8 @@ pub struct ConvertArgs {
     /// The TOML mapping: user ID column and trait rules.
     #[arg(long, short, value_name = "FILE", required = true)]
     pub mapping: Option<PathBuf>,
-    /// Input files or glob patterns; together they are one export.
+    /// Input files or glob patterns (local, or `s3://bucket/path/*.parquet`); together they
+    /// are one export.
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<String>,
     /// Folder for the inbound files.
@@ -45,10 +47,18 @@ pub struct ConvertArgs {
     /// With a state: send every user's whole set as `.overwrite` (a full refresh).
     #[arg(long)]
     pub full: bool,
+    /// Upload the delivery to AAM's S3 location, `s3://<bucket>/<folder>/` (files go under
+    /// `date=YYYY-MM-DD/`); the mapping's `[output] deliver` otherwise.
+    #[arg(long, value_name = "S3_URL", value_parser = parse_destination)]
+    pub deliver: Option<Destination>,
     /// Percentage of rows that may be rejected; above it nothing is published and the exit
     /// code is 1.
     #[arg(long, value_name = "PERCENT", default_value = "1", value_parser = parse_percent)]
     pub max_reject_rate: f64,
+}
+
+pub fn parse_destination(s: &str) -> Result<Destination, String> {
+    Destination::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -72,7 +82,9 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     for w in &mapping.warnings {
         writeln!(err, "warning: {}: {w}", mapping_path.display())?;
     }
-    let sources = convert::sources(&mapping, &args.inputs, args.format)?;
+    // S3 inputs are copied into a temporary folder for the run (removed when it ends).
+    let (_downloads, inputs) = Downloads::fetch(&args.inputs)?;
+    let sources = convert::sources(&mapping, &inputs, args.format)?;
     let timestamp = convert::timestamp(args.timestamp)?;
     let opts = convert::Options {
         out_dir: args.out.clone(),
@@ -84,6 +96,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         rejects: args.rejects.clone(),
         state: args.state.clone(),
         full: args.full,
+        deliver: args.deliver.clone(),
         cancel: crate::signals::install()?,
     };
     let outcome = convert::run(&mapping, &sources, &opts)?;
@@ -107,6 +120,9 @@ fn print_outcome(
             for p in outcome.plan.paths() {
                 writeln!(out, "wrote {}", p.display())?;
             }
+            if let Some(upload) = &outcome.upload {
+                print_upload(&mut out, upload)?;
+            }
             ExitCode::SUCCESS
         }
         Status::DryRun => {
@@ -120,6 +136,9 @@ fn print_outcome(
                     part.users,
                     part.lines
                 )?;
+            }
+            if let Some(upload) = &outcome.upload {
+                print_upload(&mut out, upload)?;
             }
             writeln!(out, "first lines:")?;
             for line in &outcome.preview {
@@ -170,4 +189,46 @@ fn print_outcome(
         )?;
     }
     Ok(code)
+}
+
+/// The keys written to S3 (or that would be), bytes and time.
+pub fn print_upload(out: &mut impl Write, report: &UploadReport) -> Result<()> {
+    use aam_etl::upload::Action;
+    for o in &report.objects {
+        let what = match o.action {
+            Action::Uploaded => "uploaded",
+            Action::AlreadyThere => "already there (same size and MD5), skipped",
+            Action::WouldUpload => "would upload",
+        };
+        writeln!(
+            out,
+            "s3 {what}: s3://{}/{}",
+            bucket_of(&report.destination),
+            o.key
+        )?;
+    }
+    let sent = report
+        .objects
+        .iter()
+        .filter(|o| o.action == Action::Uploaded)
+        .count();
+    if report
+        .objects
+        .iter()
+        .all(|o| o.action != Action::WouldUpload)
+    {
+        writeln!(
+            out,
+            "s3: {sent} of {} files uploaded, {} bytes in {:.1} s",
+            report.objects.len(),
+            report.bytes_sent,
+            report.seconds
+        )?;
+    }
+    Ok(())
+}
+
+fn bucket_of(url: &str) -> &str {
+    let rest = url.trim_start_matches("s3://");
+    rest.split('/').next().unwrap_or(rest)
 }

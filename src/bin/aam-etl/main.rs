@@ -3,6 +3,7 @@
 
 mod cli;
 mod convert;
+mod push;
 mod signals;
 mod validate;
 
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         Some(cli::Command::Validate(args)) => validate::run(args),
+        Some(cli::Command::Push(args)) => push::run(args),
         None => convert::run(cli.convert),
     };
     match result {
