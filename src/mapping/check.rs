@@ -396,6 +396,28 @@ comma_replacement = ","
     }
 
     #[test]
+    fn a_delivery_destination_is_an_s3_url() {
+        let m = |url: &str| {
+            format!("[output]\ndpid = 21\ndeliver = \"{url}\"\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"s\"\n")
+        };
+        let ok = Mapping::parse(&m("s3://demdex-s2s-clients/acme/")).unwrap();
+        let dest = ok.output.deliver.unwrap();
+        assert_eq!(
+            (dest.bucket.as_str(), dest.folder.as_str()),
+            ("demdex-s2s-clients", "acme")
+        );
+        let errs: Vec<String> = Mapping::parse(&m("/tmp/out"))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            ["output.deliver: `/tmp/out` is not an S3 URL; write s3://<bucket>/<folder>/"]
+        );
+    }
+
+    #[test]
     fn keys_that_do_not_apply_are_errors() {
         let errs = errors(
             r#"

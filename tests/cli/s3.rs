@@ -406,8 +406,14 @@ fn a_named_profile_supplies_the_credentials() {
         .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
         .chain([("AWS_PROFILE", "aam".to_owned())])
         .collect();
+    // The destination from the mapping this time.
+    let m = std::fs::read_to_string(w.path("m.toml")).unwrap();
+    w.write(
+        "m.toml",
+        m.replace("[output]\n", "[output]\ndeliver = \"s3://aam/acme/\"\n"),
+    );
     let crm = example("crm.csv");
-    let args = convert_args(&crm, &["--deliver", "s3://aam/acme/", "--force"]);
+    let args = convert_args(&crm, &["--force"]);
     let r = w.run_env(w.dir.path(), &args, &env);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = std::fs::read_to_string(&moto.recording).unwrap();
