@@ -227,8 +227,11 @@ impl Writer {
             .spawn(move || -> Result<u64> {
                 let err = |e: PolarsError| Error::io(&at, std::io::Error::other(e));
                 let schema = to_frame(&[]).map_err(err)?.schema().clone();
+                // LZ4: the new snapshot is written during every daily run, beside gzip on
+                // both cores; zstd halves its size (21.5 against 41.3 bytes per user at 10M
+                // rows) but made the run 1.32x a plain one instead of 1.25x.
                 let mut writer = ParquetWriter::new(file)
-                    .with_compression(ParquetCompression::Zstd(None))
+                    .with_compression(ParquetCompression::Lz4Raw)
                     .batched(&schema)
                     .map_err(err)?;
                 for batch in rx {
