@@ -118,9 +118,8 @@ impl FileName {
                 name[name.len() - 7..].to_owned(),
             ));
         }
-        let mut dots = rest.split('.');
-        let ids = dots.next().unwrap_or_default();
-        let mode = match dots.next() {
+        let (ids, kind, split) = split_dots(rest);
+        let mode = match kind {
             Some("sync") => Mode::Sync,
             Some("overwrite") => Mode::Overwrite,
             Some(other) => {
@@ -130,14 +129,7 @@ impl FileName {
             }
             None => return Err(bad("no `.sync` or `.overwrite`")),
         };
-        let split = match dots.next() {
-            None => None,
-            Some(n) if is_digits(n) => Some(u32::try_from(number(n)).unwrap_or(u32::MAX)),
-            Some(other) => return Err(bad(&format!("`.{other}` is not a split number"))),
-        };
-        if let Some(extra) = dots.next() {
-            return Err(bad(&format!("unexpected `.{extra}`")));
-        }
+        let split = split.map_err(|why| bad(&why))?;
         let parts: Vec<&str> = ids.split('_').collect();
         if parts.iter().any(|p| !is_digits(p)) || !(2..=3).contains(&parts.len()) {
             return Err(bad(&format!(
@@ -158,6 +150,25 @@ impl FileName {
             encrypted,
         })
     }
+}
+
+/// `<ids>.<kind>[.<split>]`, the name between its prefix and its compression suffix, in
+/// pieces: the caller checks the kind first; the split is the number, or why it is not one
+/// (or why there is a piece too many).
+pub(crate) fn split_dots(rest: &str) -> (&str, Option<&str>, Result<Option<u32>, String>) {
+    let mut dots = rest.split('.');
+    let ids = dots.next().unwrap_or_default();
+    let kind = dots.next();
+    let split = match dots.next() {
+        None => Ok(None),
+        Some(n) if is_digits(n) => Ok(Some(u32::try_from(number(n)).unwrap_or(u32::MAX))),
+        Some(other) => Err(format!("`.{other}` is not a split number")),
+    };
+    let split = match dots.next() {
+        Some(extra) if split.is_ok() => Err(format!("unexpected `.{extra}`")),
+        _ => split,
+    };
+    (ids, kind, split)
 }
 
 /// A digit string as a number. DPIDs and split numbers are integers with no stated bound

@@ -3,7 +3,7 @@
 //! `c2c_id_<DPUUID_DPID>_<HASHED_EMAIL_DPID>_<TIMESTAMP>.sync[.<SPLIT>][.gz]`.
 //! Each line holds one TAB-separated ID per DPID of the name, in its order.
 
-use super::filename::{is_digits, number, FileNameError};
+use super::filename::{is_digits, number, split_dots, FileNameError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdSyncKind {
@@ -44,9 +44,8 @@ impl IdSyncName {
             Some(r) => (r, true),
             None => (rest, false),
         };
-        let mut dots = rest.split('.');
-        let ids = dots.next().unwrap_or_default();
-        match dots.next() {
+        let (ids, ending, split) = split_dots(rest);
+        match ending {
             Some("sync") => {}
             Some(other) => {
                 return Err(bad(format!(
@@ -55,14 +54,7 @@ impl IdSyncName {
             }
             None => return Err(bad("no `.sync`".into())),
         }
-        let split = match dots.next() {
-            None => None,
-            Some(n) if is_digits(n) => Some(u32::try_from(number(n)).unwrap_or(u32::MAX)),
-            Some(other) => return Err(bad(format!("`.{other}` is not a split number"))),
-        };
-        if let Some(extra) = dots.next() {
-            return Err(bad(format!("unexpected `.{extra}`")));
-        }
+        let split = split.map_err(bad)?;
         let parts: Vec<&str> = ids.split('_').collect();
         let columns = parts.len().saturating_sub(1);
         let columns_ok = match kind {

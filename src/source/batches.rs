@@ -106,14 +106,7 @@ impl Opened<'_> {
         let plan = match (self.cuts.take(), source.format) {
             (Some(cuts), _) => BatchPlan::Text(cuts),
             (None, Format::Parquet | Format::Ipc) => {
-                let count = whole
-                    .clone()
-                    .select([len()])
-                    .collect()
-                    .map_err(err)?
-                    .column("len")
-                    .and_then(|c| c.get(0).map(|v| v.extract::<u64>()))
-                    .map_err(err)?;
+                let count = row_count(&whole).map_err(err)?;
                 // Without the row count only the first batch would be read: never silently.
                 let total = count.ok_or_else(|| {
                     Error::source(&source.path, "Polars gave no row count for the file")
@@ -218,4 +211,14 @@ impl Iterator for Batches<'_> {
             }
         }
     }
+}
+
+/// The rows of a lazy frame (Parquet and IPC know it from their metadata); `None` when Polars
+/// gives no count.
+pub fn row_count(lf: &LazyFrame) -> PolarsResult<Option<u64>> {
+    lf.clone()
+        .select([len()])
+        .collect()?
+        .column("len")
+        .and_then(|c| c.get(0).map(|v| v.extract::<u64>()))
 }

@@ -9,6 +9,7 @@ pub use batches::Batches;
 
 use crate::error::{Error, Result};
 use crate::mapping::{Encoding, Format, InputOptions, Mapping};
+pub use batches::row_count;
 use batches::TextCuts;
 use csv_check::check_csv;
 use polars::prelude::*;

@@ -116,13 +116,7 @@ fn read_batches(path: &Path, tx: &SyncSender<Result<Vec<Held>>>) -> Result<()> {
         },
     )
     .map_err(err)?;
-    let total = lf
-        .clone()
-        .select([len()])
-        .collect()
-        .map_err(err)?
-        .column("len")
-        .and_then(|c| c.get(0).map(|v| v.extract::<u64>()))
+    let total = crate::source::row_count(&lf)
         .map_err(err)?
         .ok_or_else(|| Error::source(path, "cannot read the state: no row count"))?;
     let mut offset = 0u64;

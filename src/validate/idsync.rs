@@ -2,20 +2,27 @@
 //! ID per DPID of the file name; the master first.
 
 use super::{Checker, Rule};
-use crate::inbound::{IdProblem, IdSyncKind, IdType};
+use crate::inbound::{IdProblem, IdSyncKind, IdSyncName, IdType};
 
 impl Checker<'_> {
     pub(super) fn check_sync_line(&mut self, n: u64, line: &str) {
-        let Some(name) = self.id_sync.clone() else {
+        // Taken for the line (the checks below report through `self`), then put back.
+        let Some(name) = self.id_sync.take() else {
             return;
         };
+        self.check_sync_ids(n, line, &name);
+        self.id_sync = Some(name);
+        self.end_line();
+    }
+
+    fn check_sync_ids(&mut self, n: u64, line: &str, name: &IdSyncName) {
         if line.ends_with([' ', '\t']) {
             self.report(
                 n,
                 Rule::TrailingWhitespace,
                 "line ends in a space or TAB, which AAM does not process".into(),
             );
-            return self.end_line();
+            return;
         }
         let ids: Vec<&str> = line.split('\t').collect();
         if ids.len() != name.dpids.len() {
@@ -33,7 +40,7 @@ impl Checker<'_> {
                         .join(", ")
                 ),
             );
-            return self.end_line();
+            return;
         }
         for (column, (&id, &dpid)) in ids.iter().zip(&name.dpids).enumerate() {
             let master = column == 0 && name.kind == IdSyncKind::Adobe;
@@ -59,7 +66,6 @@ impl Checker<'_> {
                 );
             }
         }
-        self.end_line();
     }
 }
 
