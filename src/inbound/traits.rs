@@ -161,6 +161,12 @@ impl Trait {
     /// without building the trait).
     pub fn check_signal(key: &str, value: &str) -> Result<(), TraitError> {
         check_key(key)?;
+        Trait::check_value(value)
+    }
+
+    /// The value half of [`Trait::check_signal`], for a key checked once beforehand (the
+    /// mapping's keys are checked with the mapping, not once per row).
+    pub fn check_value(value: &str) -> Result<(), TraitError> {
         check_signal_text(value)?;
         if value.contains(',') {
             return Err(TraitError::Comma);

@@ -435,8 +435,8 @@ impl Coder<'_> {
                     Some(&code) => code,
                     None if self.cache.signals.len() >= self.signal_cache => {
                         // Past the cache's size, a new value travels with its row.
-                        Trait::check_signal(key, text)
-                            .map_err(|e| bad_signal(self.label, cell, &e))?;
+                        // The key was checked with the mapping.
+                        Trait::check_value(text).map_err(|e| bad_signal(self.label, cell, &e))?;
                         push_inline(self.rule, text, out);
                         return Ok(());
                     }
