@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::inbound::Mode;
 use crate::inbound::TIMESTAMP_RANGE;
 use crate::mapping::{Format, Mapping};
-use crate::pipeline::{self, Deliver, Plain, Tuning};
+use crate::pipeline::{self, Deliver, Plain, TraitCheck, Tuning};
 use crate::publish::{existing_delivery, OutputFolder, Staged, Transaction};
 use crate::reject::{Reject, RejectLog};
 use crate::report::Receipt;
@@ -14,6 +14,7 @@ use crate::source::{self, Source};
 use crate::spill;
 use crate::state::diff::Diff;
 use crate::state::{ledger_entry, snapshot, State};
+use crate::taxonomy::Taxonomy;
 use crate::upload::{self, Bucket, Destination, UploadReport};
 use crate::writer::{delivery_dir, PartWriter, Plan};
 use std::io::Write;
@@ -67,6 +68,10 @@ pub struct Options {
     /// Upload the published delivery here (`--deliver`, else the mapping's `deliver`); the
     /// state advances only once every file is up.
     pub deliver: Option<Destination>,
+    /// The data source's trait list (`--traits`, else the mapping's `[taxonomy] path`):
+    /// rows that would send a trait ID it does not list as an onboarded trait of the data
+    /// source are rejected.
+    pub traits: Option<PathBuf>,
     /// Set by a signal handler: the run stops and removes what it had started to write.
     pub cancel: Arc<AtomicBool>,
 }
@@ -163,6 +168,14 @@ pub fn run_tuned(
         || state
             .as_ref()
             .is_some_and(|s| s.refresh_due(mapping, opts.timestamp));
+    let taxonomy = match opts.traits.as_ref().or(mapping.taxonomy.as_ref()) {
+        Some(path) => Some(Taxonomy::load(path)?),
+        None => None,
+    };
+    let check = taxonomy.as_ref().map(|list| TraitCheck {
+        list,
+        data_source: mapping.output.data_source(),
+    });
     let mut diff = match &mut state {
         Some(st) => Some(Diff::new(
             snapshot::Reader::open(st.snapshot()),
@@ -203,6 +216,7 @@ pub fn run_tuned(
         mapping,
         sources,
         tuning,
+        check,
         &opts.cancel,
         &mut rejects,
         deliver,
@@ -324,6 +338,7 @@ mod tests {
             report: None,
             rejects: None,
             state: None,
+            traits: None,
             full: false,
             deliver: None,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -472,6 +487,48 @@ mod tests {
                     "cache {signal_cache}, {threads} threads"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn trait_list_checks_do_not_depend_on_batches_spilling_or_threads() {
+        // Every rule kind meets the list: trait IDs (1003 not onboarded, 1004 unknown), a
+        // condition (300 of another data source), a flag and a value map (listed), and
+        // key-values (interest read by no rule-based trait).
+        let mapping = Mapping::load(Path::new(&repo("mappings/crm.toml"))).unwrap();
+        let sources = source::resolve(&[repo("examples/crm.csv")], None).unwrap();
+        let run = |tuning: Tuning| {
+            let out = tempfile::tempdir().unwrap();
+            let opts = Options {
+                traits: Some(repo("tests/fixtures/taxonomy/traits.csv").into()),
+                ..options(out.path())
+            };
+            let outcome = run_tuned(&mapping, &sources, &opts, tuning).unwrap();
+            let reasons: Vec<(u64, String)> = outcome
+                .rejects
+                .iter()
+                .map(|r| (r.row, r.reason.code().to_owned()))
+                .collect();
+            (reasons, outcome.receipt)
+        };
+        let (reasons, receipt) = run(Tuning::default());
+        assert_eq!(
+            reasons,
+            [
+                (1, "trait-other-data-source".to_owned()),
+                (4, "trait-not-onboarded".to_owned()),
+                (5, "trait-other-data-source".to_owned()),
+                (6, "unknown-trait".to_owned()),
+            ]
+        );
+        assert_eq!(
+            receipt.unrealized_signals,
+            [("interest".to_owned(), 1)].into_iter().collect()
+        );
+        for tuning in [TINY, Tuning { threads: 1, ..TINY }] {
+            let (tiny_reasons, tiny_receipt) = run(tuning);
+            assert_eq!(tiny_reasons, reasons);
+            assert_eq!(tiny_receipt, receipt);
         }
     }
 

@@ -70,6 +70,9 @@ pub enum Error {
         what: String,
         holder: Option<String>,
     },
+    /// A trait list (`--traits`, `taxonomy.path`) that cannot be used.
+    #[error("{}: {message}", path.display())]
+    Taxonomy { path: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
     /// An S3 delivery or read that failed; the message names the object and what is up.

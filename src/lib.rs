@@ -33,6 +33,7 @@ pub mod report;
 pub mod source;
 pub mod spill;
 pub mod state;
+pub mod taxonomy;
 pub mod upload;
 pub mod validate;
 pub mod writer;

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::inbound::{looks_like_email, IdProblem, UserTooLarge, WrapError};
+use crate::taxonomy::Refusal;
 use serde::Serialize;
 use std::fmt;
 use std::fs::File;
@@ -26,10 +27,13 @@ pub enum RejectReason {
     TraitTooLong,
     TooManyLines,
     UserExceedsPartSize,
+    UnknownTrait,
+    TraitNotOnboarded,
+    TraitOtherDataSource,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 18] = [
         RejectReason::MissingUserId,
         RejectReason::InvalidUserId,
         RejectReason::PiiUserId,
@@ -45,6 +49,9 @@ impl RejectReason {
         RejectReason::TraitTooLong,
         RejectReason::TooManyLines,
         RejectReason::UserExceedsPartSize,
+        RejectReason::UnknownTrait,
+        RejectReason::TraitNotOnboarded,
+        RejectReason::TraitOtherDataSource,
     ];
 
     /// The stable code, as in the rejects file, the report and the README.
@@ -65,6 +72,9 @@ impl RejectReason {
             RejectReason::TraitTooLong => "trait-too-long",
             RejectReason::TooManyLines => "too-many-lines",
             RejectReason::UserExceedsPartSize => "user-exceeds-part-size",
+            RejectReason::UnknownTrait => "unknown-trait",
+            RejectReason::TraitNotOnboarded => "trait-not-onboarded",
+            RejectReason::TraitOtherDataSource => "trait-other-data-source",
         }
     }
 }
@@ -100,6 +110,16 @@ impl From<&WrapError> for RejectReason {
         match e {
             WrapError::TraitTooLong { .. } => RejectReason::TraitTooLong,
             WrapError::TooManyLines { .. } => RejectReason::TooManyLines,
+        }
+    }
+}
+
+impl From<&Refusal> for RejectReason {
+    fn from(r: &Refusal) -> RejectReason {
+        match r {
+            Refusal::Unknown => RejectReason::UnknownTrait,
+            Refusal::NotOnboarded(_) => RejectReason::TraitNotOnboarded,
+            Refusal::OtherDataSource(_) => RejectReason::TraitOtherDataSource,
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct Receipt {
     /// Rows whose `when` condition was NULL, by rule: neither the trait nor its removal.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub null_conditions: BTreeMap<String, u64>,
+    /// With a trait list: signals written, by key, that no rule-based trait of the data
+    /// source reads (AAM: unused signals).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unrealized_signals: BTreeMap<String, u64>,
     pub parts: Vec<PartReport>,
 }
 
@@ -113,6 +117,7 @@ impl Receipt {
             values_skipped,
             commas_replaced,
             null_conditions,
+            unrealized_signals,
             delivery: _,
             parts,
         } = other;
@@ -138,6 +143,9 @@ impl Receipt {
         self.commas_replaced += commas_replaced;
         for (rule, n) in null_conditions {
             *self.null_conditions.entry(rule).or_default() += n;
+        }
+        for (key, n) in unrealized_signals {
+            *self.unrealized_signals.entry(key).or_default() += n;
         }
         self.parts.extend(parts);
     }
@@ -246,6 +254,14 @@ impl Receipt {
                 ),
             );
         }
+        for (key, n) in &self.unrealized_signals {
+            let _ = writeln!(
+                s,
+                "warning: {n} signal{} with key `{key}` will not realize any trait: no rule-based trait of the data source in the trait list reads {}",
+                if *n == 1 { "" } else { "s" },
+                if key == "ic" { "the value" } else { "the key" }
+            );
+        }
         if self.ids_phone_like > 0 {
             let _ = writeln!(
                 s,
@@ -276,6 +292,12 @@ pub struct FileReceipt {
     /// Trait elements in a valid form.
     pub signals: u64,
     pub traits_by_kind: BTreeMap<String, u64>,
+    /// With a trait list: trait IDs AAM cannot realize (unknown, not onboarded, of another
+    /// data source), and signals no rule-based trait reads.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub traits_not_realized: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unused_signals: u64,
     pub errors: u64,
     pub warnings: u64,
 }
@@ -292,6 +314,8 @@ impl FileReceipt {
         self.records_stored += other.records_stored;
         self.users += other.users;
         self.signals += other.signals;
+        self.traits_not_realized += other.traits_not_realized;
+        self.unused_signals += other.unused_signals;
         for (k, v) in &other.traits_by_kind {
             *self.traits_by_kind.entry(k.clone()).or_default() += v;
         }
@@ -315,6 +339,14 @@ impl FileReceipt {
         }
         for (kind, n) in &self.traits_by_kind {
             let _ = writeln!(s, "    {kind:<22}{n}");
+        }
+        if self.traits_not_realized > 0 || self.unused_signals > 0 {
+            let _ = writeln!(
+                s,
+                "  {:<24}{}",
+                "traits not realized", self.traits_not_realized
+            );
+            let _ = writeln!(s, "  {:<24}{}", "unused signals", self.unused_signals);
         }
         let _ = writeln!(
             s,

@@ -68,6 +68,12 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
         .filter_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
         .collect();
     let state = check_state(&raw.state, &output, &mut f);
+    if raw.taxonomy.path.as_deref() == Some("") {
+        f.error(
+            "taxonomy.path",
+            "empty: name the trait list AAM's API gives, e.g. path = \"aam-traits.json\"",
+        );
+    }
     if f.errors.is_empty() {
         Ok(Mapping {
             input,
@@ -75,6 +81,7 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
             user_id,
             rules,
             state,
+            taxonomy: raw.taxonomy.path.map(std::path::PathBuf::from),
             warnings: f.warnings,
         })
     } else {

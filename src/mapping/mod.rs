@@ -76,6 +76,14 @@ pub struct OutputOptions {
     pub deliver: Option<crate::upload::Destination>,
 }
 
+impl OutputOptions {
+    /// The data source whose traits the files carry: the target DPID when there is one
+    /// (a device data source's file), else the DPID.
+    pub fn data_source(&self) -> u64 {
+        self.target_dpid.unwrap_or(self.dpid)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserIdSpec {
     pub column: String,
@@ -172,6 +180,9 @@ pub struct Mapping {
     pub user_id: UserIdSpec,
     pub rules: Vec<Rule>,
     pub state: StateOptions,
+    /// The data source's trait list (`[taxonomy] path`, relative to the mapping's folder;
+    /// `--traits` overrides it).
+    pub taxonomy: Option<std::path::PathBuf>,
     /// Things that are allowed but probably not what the author meant.
     pub warnings: Vec<Problem>,
 }
@@ -180,10 +191,17 @@ impl Mapping {
     /// Reads and checks a mapping file.
     pub fn load(path: &Path) -> Result<Mapping> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Mapping::parse(&text).map_err(|problems| Error::Mapping {
+        let mut mapping = Mapping::parse(&text).map_err(|problems| Error::Mapping {
             path: path.to_owned(),
             problems,
-        })
+        })?;
+        // The trait list is checked in beside the mapping: a relative path starts there.
+        if let (Some(list), Some(dir)) = (&mut mapping.taxonomy, path.parent()) {
+            if list.is_relative() {
+                *list = dir.join(&*list);
+            }
+        }
+        Ok(mapping)
     }
 
     /// Parses and checks mapping text, returning every problem found.

@@ -15,6 +15,14 @@ pub struct RawMapping {
     pub traits: Vec<RawRule>,
     #[serde(default)]
     pub state: RawState,
+    #[serde(default)]
+    pub taxonomy: RawTaxonomy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTaxonomy {
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -103,6 +103,8 @@ const RULE: &[Key] = &[
 
 const STATE: &[Key] = &[opt("path", Kind::Str), opt("refresh_days", Kind::UInt)];
 
+const TAXONOMY: &[Key] = &[opt("path", Kind::Str)];
+
 const ROOT: &[Key] = &[
     opt("input", Kind::Table(INPUT)),
     req(
@@ -117,6 +119,7 @@ const ROOT: &[Key] = &[
     ),
     opt("traits", Kind::TableList(RULE)),
     opt("state", Kind::Table(STATE)),
+    opt("taxonomy", Kind::Table(TAXONOMY)),
 ];
 
 /// Every problem with the shape of `text` (TOML syntax errors aside, which stop the parse).

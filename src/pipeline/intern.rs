@@ -1,6 +1,7 @@
 //! Traits interned as integers, and each rule's caches in front of the interner, so that
 //! converting a value seen before costs one lookup and grouping never touches strings.
 
+use super::TraitCheck;
 use crate::inbound::Trait;
 use crate::mapping::{Mapping, RuleKind};
 use std::sync::Mutex;
@@ -14,6 +15,10 @@ pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// once; carried in the rows, they go through the external sort and memory stays flat.
 /// Lines are the same either way: rendering orders and de-duplicates both kinds together.
 pub(super) const INLINE: u32 = 1 << 31;
+
+/// Stands in a rule's cache for a trait the trait list refuses (see `TraitCheck`): never
+/// interned, never sent; a row that makes it is rejected.
+pub(super) const REFUSED: u32 = INLINE - 1;
 
 /// A trait's code from the shared interner.
 pub(super) fn intern(interner: &Mutex<Interner>, t: Trait) -> u32 {
@@ -90,22 +95,25 @@ impl IntCache {
 }
 
 /// Each rule's cache, with the traits its mapping names (flags, value maps) interned up front.
-pub(super) fn rule_caches(mapping: &Mapping, interner: &Mutex<Interner>) -> Vec<RuleCache> {
+/// A trait the trait list refuses is `REFUSED`, not interned.
+pub(super) fn rule_caches(
+    mapping: &Mapping,
+    interner: &Mutex<Interner>,
+    check: Option<TraitCheck>,
+) -> Vec<RuleCache> {
     let mut interner = interner.lock().expect("no converter panicked");
     let interner = &mut *interner;
+    let mut code = |t: &Trait| match check.and_then(|c| c.refuses(t)) {
+        Some(_) => REFUSED,
+        None => interner.code(t.clone()),
+    };
     let caches = mapping.rules.iter().map(|rule| match &rule.kind {
         RuleKind::Flag { on_true, on_false } => RuleCache {
-            flag: (
-                Some(interner.code(on_true.clone())),
-                on_false.clone().map(|t| interner.code(t)),
-            ),
+            flag: (Some(code(on_true)), on_false.as_ref().map(&mut code)),
             ..RuleCache::default()
         },
         RuleKind::ValueMap { values, .. } => RuleCache {
-            map: values
-                .iter()
-                .map(|(k, t)| (k.clone(), interner.code(t.clone())))
-                .collect(),
+            map: values.iter().map(|(k, t)| (k.clone(), code(t))).collect(),
             ..RuleCache::default()
         },
         _ => RuleCache::default(),

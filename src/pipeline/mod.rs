@@ -27,6 +27,7 @@ use crate::reject::{RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
 use crate::spill;
+use crate::taxonomy::{Refusal, Taxonomy};
 use intern::Interner;
 use polars::prelude::DataFrame;
 use render::{RenderContext, Tally};
@@ -63,6 +64,20 @@ impl Default for Tuning {
     }
 }
 
+/// The trait list the run's trait IDs are checked against, and the data source of its files
+/// (the target DPID when there is one).
+#[derive(Clone, Copy)]
+pub struct TraitCheck<'t> {
+    pub list: &'t Taxonomy,
+    pub data_source: u64,
+}
+
+impl TraitCheck<'_> {
+    fn refuses(&self, t: &crate::inbound::Trait) -> Option<Refusal> {
+        self.list.check(t, self.data_source).err()
+    }
+}
+
 /// A row-level problem: the row is left out, counted and reported.
 struct RowReject {
     reason: RejectReason,
@@ -81,11 +96,14 @@ impl RowReject {
 /// Runs the mapping over all sources (one logical export): every user's traits go, in user
 /// order, to `deliver`, which decides what lines to write; the lines go to `sink` about 4 MB
 /// at a time; every rejected row goes to `rejects`, in input order (rows, then whole
-/// users). `cancel` is checked between batches and every few thousand rows (a signal).
+/// users). With a trait list (`check`), rows that would send a trait ID it refuses are
+/// rejected, and signals no rule-based trait reads are counted. `cancel` is checked between batches and every few thousand rows (a signal).
+#[allow(clippy::too_many_arguments)] // the run's inputs and outputs, each once
 pub fn run(
     mapping: &Mapping,
     sources: &[Source],
     tuning: Tuning,
+    check: Option<TraitCheck>,
     cancel: &AtomicBool,
     rejects: &mut RejectLog,
     deliver: &mut dyn Deliver,
@@ -100,6 +118,7 @@ pub fn run(
                 &interner,
                 tuning.spill_budget / threads,
                 tuning.signal_cache,
+                check,
             )
         })
         .collect();
@@ -156,7 +175,7 @@ pub fn run(
     let part = PartLimit {
         max_bytes: mapping.output.max_part_bytes,
     };
-    let ctx = RenderContext::new(&interner.traits, mapping, part, sources);
+    let ctx = RenderContext::new(&interner.traits, mapping, part, sources, check);
     let merge = spill::merge(sorters).map_err(spill_error)?;
     let tally = Tally {
         receipt,

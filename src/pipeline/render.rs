@@ -4,7 +4,7 @@
 
 use super::deliver::{Chunk, Deliver, Effect, Lines, UserTraits};
 use super::intern::INLINE;
-use super::spill_error;
+use super::{spill_error, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{
     self, render_signal, KindCounts, Mode, PartLimit, Trait, TraitKind, UserBlock,
@@ -16,6 +16,7 @@ use crate::report::Receipt;
 use crate::source::Source;
 use crate::spill::{Merge, UserRows};
 use std::cmp::Ordering as Order;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 
@@ -30,12 +31,19 @@ pub(super) struct RenderContext<'a> {
     ranked: Vec<(Effect, TraitKind)>,
     /// Rank -> the trait's text, rendered once.
     texts: Vec<Vec<u8>>,
-    /// Rank -> the trait: where a signal carried in the rows falls among them.
-    in_order: Vec<&'a Trait>,
+    /// Rank -> a signal's value (empty for other traits), after its first 8 bytes as an
+    /// integer: where a signal carried in the rows falls among them. The integers decide
+    /// most comparisons of a search without reading the values, scattered in memory.
+    values: Vec<(u64, &'a [u8])>,
     /// Rule index -> a key-value rule's key (signals carried in the rows name their rule).
     keys: Vec<&'a str>,
+    /// Rule index -> the ranks of the interned signals with the rule's key, which line
+    /// order keeps together, sorted by value.
+    keyed: Vec<std::ops::Range<usize>>,
     part: PartLimit,
     sources: &'a [Source],
+    /// With a trait list, written signals no rule-based trait reads are counted.
+    check: Option<TraitCheck<'a>>,
 }
 
 /// What happened to the users: the receipt's counters, the rejected users, and traits
@@ -85,6 +93,7 @@ impl<'a> RenderContext<'a> {
         mapping: &'a Mapping,
         part: PartLimit,
         sources: &'a [Source],
+        check: Option<TraitCheck<'a>>,
     ) -> RenderContext<'a> {
         // Rank of each trait code in the line order (Trait's Ord), so sorting ranks sorts traits.
         let mut by_order: Vec<u32> = (0..traits.len() as u32).collect();
@@ -106,7 +115,7 @@ impl<'a> RenderContext<'a> {
             })
             .collect();
         let texts = in_order.clone().map(|t| t.render().into_bytes()).collect();
-        let keys = mapping
+        let keys: Vec<&str> = mapping
             .rules
             .iter()
             .map(|r| match &r.kind {
@@ -114,14 +123,35 @@ impl<'a> RenderContext<'a> {
                 _ => "",
             })
             .collect();
+        let in_order: Vec<&Trait> = in_order.collect();
+        let values = in_order
+            .iter()
+            .map(|t| match t {
+                Trait::Signal { value, .. } => (prefix(value.as_bytes()), value.as_bytes()),
+                _ => (0, &[][..]),
+            })
+            .collect();
+        let keyed = keys
+            .iter()
+            .map(|key| {
+                let start = in_order.partition_point(|t| t.cmp_signal(key, "") == Order::Less);
+                let len = in_order[start..]
+                    .iter()
+                    .take_while(|t| matches!(t, Trait::Signal { key: k, .. } if k == key))
+                    .count();
+                start..start + len
+            })
+            .collect();
         RenderContext {
             rank,
             ranked,
             texts,
-            in_order: in_order.collect(),
+            values,
             keys,
+            keyed,
             part,
             sources,
+            check,
         }
     }
 
@@ -233,15 +263,20 @@ impl<'a> RenderContext<'a> {
         ranks.clear();
         inline.clear();
         inline_text.clear();
-        let mut carried = false;
         let mut i = 0;
         while i < codes.len() {
             let c = codes[i];
             if c & INLINE != 0 {
                 let len = codes[i + 1] as usize;
                 let words = &codes[i + 2..i + 2 + len.div_ceil(4)];
-                self.place_inline(c & !INLINE, words, len, ranks, inline, inline_text);
-                carried = true;
+                let start = inline_text.len();
+                inline_text.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+                inline_text.truncate(start + len);
+                inline.push(Inline {
+                    pos: 0,
+                    rule: c & !INLINE,
+                    value: start..inline_text.len(),
+                });
                 i += 2 + words.len();
                 continue;
             }
@@ -252,48 +287,42 @@ impl<'a> RenderContext<'a> {
             }
             i += 1;
         }
-        ranks.sort_unstable();
-        if carried {
-            ranks.dedup();
+        if !inline.is_empty() {
+            // A user's rows repeat their values: each distinct one is placed once. Sorted by
+            // key and value, they are in line order, and so are their places.
             let text = |x: &Inline| (self.keys[x.rule as usize], &inline_text[x.value.clone()]);
-            inline.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| text(a).cmp(&text(b))));
+            inline.sort_by(|a, b| text(a).cmp(&text(b)));
             inline.dedup_by(|a, b| text(a) == text(b));
+            inline.retain_mut(
+                |x| match self.place_inline(x.rule, &inline_text[x.value.clone()]) {
+                    Ok(rank) => {
+                        ranks.push(rank);
+                        false
+                    }
+                    Err(pos) => {
+                        x.pos = pos;
+                        true
+                    }
+                },
+            );
         }
+        ranks.sort_unstable();
+        ranks.dedup();
     }
 
-    /// Finds where a carried signal goes among the interned traits: the rank of an equal
-    /// one, or a place between two.
-    fn place_inline(
-        &self,
-        rule: u32,
-        words: &[u32],
-        len: usize,
-        ranks: &mut Vec<u32>,
-        inline: &mut Vec<Inline>,
-        inline_text: &mut Vec<u8>,
-    ) {
-        let start = inline_text.len();
-        inline_text.extend(words.iter().flat_map(|w| w.to_le_bytes()));
-        inline_text.truncate(start + len);
-        let key = self.keys[rule as usize];
-        // The value was text when it was converted.
-        let text = std::str::from_utf8(&inline_text[start..]).unwrap_or_default();
-        let pos = self
-            .in_order
-            .partition_point(|t| t.cmp_signal(key, text) == Order::Less);
-        if self
-            .in_order
-            .get(pos)
-            .is_some_and(|t| t.cmp_signal(key, text) == Order::Equal)
-        {
-            ranks.push(pos as u32);
-            inline_text.truncate(start);
+    /// Where a carried signal of `rule` goes among the interned traits: `Ok` with the rank
+    /// of an equal one, or `Err` with the rank it goes before. Only the interned signals of
+    /// the rule's key are searched, by their values.
+    fn place_inline(&self, rule: u32, value: &[u8]) -> std::result::Result<u32, u32> {
+        let keyed = self.keyed[rule as usize].clone();
+        let values = &self.values[keyed.clone()];
+        let p = prefix(value);
+        let at = values.partition_point(|&(q, v)| q < p || (q == p && v < value));
+        let pos = (keyed.start + at) as u32;
+        if values.get(at).is_some_and(|&(_, v)| v == value) {
+            Ok(pos)
         } else {
-            inline.push(Inline {
-                pos: pos as u32,
-                rule,
-                value: start..inline_text.len(),
-            });
+            Err(pos)
         }
     }
 
@@ -347,6 +376,15 @@ impl<'a> RenderContext<'a> {
     }
 }
 
+/// The first 8 bytes of a value, zero-padded, as a big-endian integer: integers in the
+/// order of their values (a zero byte pads a value that ended, which sorts first).
+fn prefix(value: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = value.len().min(8);
+    b[..n].copy_from_slice(&value[..n]);
+    u64::from_be_bytes(b)
+}
+
 /// Writes users' lines into a chunk, counting what it writes and rejecting users that cannot
 /// be sent whole.
 struct Writer<'w, 'a, 't> {
@@ -393,11 +431,33 @@ impl Lines for Writer<'_, '_, '_> {
                 for kind in traits.kinds() {
                     self.tally.kinds.add(kind, 1);
                 }
+                if let Some(check) = self.ctx.check {
+                    count_unrealized(check, traits, &mut receipt.unrealized_signals);
+                }
                 Ok(true)
             }
             Err((reason, message)) => {
                 self.reject(uid, reason, message)?;
                 Ok(false)
+            }
+        }
+    }
+}
+
+/// Counts the user's signals, by key, that no rule-based trait of the data source reads:
+/// AAM's receipt would count them as unused.
+fn count_unrealized(check: TraitCheck, traits: &UserTraits, counts: &mut BTreeMap<String, u64>) {
+    for (i, (_, text)) in traits.iter().enumerate() {
+        if !matches!(traits.kind(i), TraitKind::KeyValue | TraitKind::Ic) {
+            continue;
+        }
+        let text = std::str::from_utf8(text).unwrap_or_default();
+        if let Some(key) = check.list.unrealized_key(check.data_source, text) {
+            match counts.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(key.to_owned(), 1);
+                }
             }
         }
     }

@@ -3,9 +3,9 @@
 //! rule is counted once, with its first reason, as if rows went one at a time.
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
-use super::intern::{intern, rule_caches, HashMap, Interner, RuleCache, INLINE};
+use super::intern::{intern, rule_caches, HashMap, Interner, RuleCache, INLINE, REFUSED};
 use super::select::{filter_col, value_col, UID};
-use super::{spill_error, RowReject};
+use super::{spill_error, RowReject, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{self, IdType, Trait};
 use crate::mapping::{Input, Mapping, RuleKind};
@@ -49,6 +49,7 @@ pub(super) struct Converter<'m> {
     rule_codes: Vec<RuleCodes>,
     /// See `Tuning::signal_cache`.
     signal_cache: usize,
+    check: Option<TraitCheck<'m>>,
 }
 
 impl<'m> Converter<'m> {
@@ -57,15 +58,17 @@ impl<'m> Converter<'m> {
         interner: &'m Mutex<Interner>,
         spill_budget: usize,
         signal_cache: usize,
+        check: Option<TraitCheck<'m>>,
     ) -> Converter<'m> {
         Converter {
             signal_cache,
+            check,
             mapping,
             receipt: Receipt::default(),
             rejects: Vec::new(),
             interner,
             sorter: Sorter::new(spill_budget),
-            caches: rule_caches(mapping, interner),
+            caches: rule_caches(mapping, interner, check),
             text_buf: String::new(),
             rule_codes: Vec::new(),
         }
@@ -251,6 +254,7 @@ impl<'m> Converter<'m> {
             kind: b.kind,
             rule: i as u32,
             signal_cache: self.signal_cache,
+            check: self.check,
             label: &b.label,
             interner: self.interner,
             receipt: &mut self.receipt,
@@ -366,6 +370,7 @@ struct Coder<'c> {
     rule: u32,
     /// Distinct values a key-value rule interns (see `Tuning::signal_cache`).
     signal_cache: usize,
+    check: Option<TraitCheck<'c>>,
     /// `traits[0] (column "segments")`, for messages.
     label: &'c str,
     interner: &'c Mutex<Interner>,
@@ -385,25 +390,44 @@ impl Coder<'_> {
                 let code = match self.cache.ids.get(id) {
                     Some(code) => code,
                     None => {
-                        let code = intern(self.interner, emit.make(id));
+                        let t = emit.make(id);
+                        let code = match self.check.and_then(|c| c.refuses(&t)) {
+                            Some(_) => REFUSED,
+                            None => intern(self.interner, t),
+                        };
                         self.cache.ids.insert(id, code);
                         code
                     }
                 };
+                if code == REFUSED {
+                    return Err(refused(self.label, self.check, &emit.make(id)));
+                }
                 out.push(code);
             }
-            RuleKind::Flag { .. } => {
+            RuleKind::Flag { on_true, on_false } => {
                 let value = flag(cell).ok_or_else(|| bad_flag(self.label, cell))?;
-                let (on_true, on_false) = self.cache.flag;
-                if let Some(code) = if value { on_true } else { on_false } {
+                let (code_true, code_false) = self.cache.flag;
+                if let Some(code) = if value { code_true } else { code_false } {
+                    if code == REFUSED {
+                        let t = if value {
+                            Some(on_true)
+                        } else {
+                            on_false.as_ref()
+                        };
+                        return Err(refused(self.label, self.check, t.expect("a code")));
+                    }
                     out.push(code);
                 }
             }
             RuleKind::ValueMap {
-                reject_unmapped, ..
+                reject_unmapped,
+                values,
             } => {
                 let text = cell.text(self.buf);
                 match self.cache.map.get(text) {
+                    Some(&REFUSED) => {
+                        return Err(refused(self.label, self.check, &values[text]));
+                    }
                     Some(&code) => out.push(code),
                     None if *reject_unmapped => {
                         return Err(unmapped(self.label, &self.cache.map, text))
@@ -475,6 +499,21 @@ fn bad_trait_id(label: &str, cell: Cell, why: &str) -> RowReject {
     RowReject::new(
         RejectReason::InvalidTraitId,
         format!("{label}: trait ID {} is {why}", cell.describe()),
+    )
+}
+
+/// A row that would send a trait ID the trait list refuses.
+#[cold]
+fn refused(label: &str, check: Option<TraitCheck>, t: &Trait) -> RowReject {
+    let check = check.expect("only a trait list refuses");
+    let refusal = check.refuses(t).expect("refused");
+    let id = t.target().map_or(0, |(id, _)| id);
+    RowReject::new(
+        RejectReason::from(&refusal),
+        format!(
+            "{label}: {}",
+            refusal.describe(id, check.data_source, check.list.path())
+        ),
     )
 }
 

@@ -253,6 +253,7 @@ pub fn check_delivery(files: &[PathBuf], id_type: Option<crate::inbound::IdType>
         id_type,
         strict: false,
         max_per_rule: 3,
+        traits: None,
     };
     let mut problems = Vec::new();
     for file in files {

@@ -81,6 +81,7 @@ impl Checker<'_> {
     /// The name's DPIDs against each other and against `--id-type`; sets the file's ID type.
     fn check_dpids(&mut self, f: &FileName) {
         self.mode = Some(f.mode);
+        self.data_source = Some(f.target_dpid.unwrap_or(f.dpid));
         if f.encrypted {
             self.encrypted = true;
             self.report(

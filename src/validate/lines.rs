@@ -7,6 +7,7 @@ use crate::inbound::{
     is_aam_uuid, is_uuid_shape, parse_line, ElementValue, IdProblem, IdTrait, IdType, LineError,
     Mode, ParsedLine, TraitError, MAX_LINES_PER_USER, MAX_LINE_BYTES,
 };
+use crate::taxonomy::Refusal;
 use std::hash::BuildHasher;
 use std::io::BufRead;
 
@@ -216,6 +217,7 @@ impl Checker<'_> {
                     ),
                 );
             }
+            self.check_listed(n, &p.value);
             match p.value {
                 ElementValue::Id(IdTrait::Unsid(id)) if self.mode == Some(Mode::Overwrite) => self
                     .report(
@@ -244,6 +246,47 @@ impl Checker<'_> {
                 n,
                 Rule::EmptyTrait,
                 format!("{empty} empty trait element(s), as in `a,,b`; AAM skips them"),
+            );
+        }
+    }
+
+    /// With a trait list: a trait ID must be an onboarded trait of the file's data source,
+    /// and some rule-based trait of it should read a signal.
+    fn check_listed(&mut self, n: u64, value: &ElementValue) {
+        let (Some(list), Some(ds)) = (self.opts.traits.clone(), self.data_source) else {
+            return;
+        };
+        let trait_ = value.to_trait();
+        if let Some((id, _)) = trait_.target() {
+            if let Err(refusal) = list.check_id(id, ds) {
+                let rule = match refusal {
+                    Refusal::Unknown => Rule::UnknownTrait,
+                    Refusal::NotOnboarded(_) => Rule::TraitNotOnboarded,
+                    Refusal::OtherDataSource(_) => Rule::TraitOtherDataSource,
+                };
+                self.receipt.traits_not_realized += 1;
+                self.report(n, rule, refusal.describe(id, ds, list.path()));
+            }
+            return;
+        }
+        let text = trait_.render();
+        if let Some(key) = list.unrealized_key(ds, &text) {
+            self.receipt.unused_signals += 1;
+            let what = if key == "ic" {
+                format!(
+                    "no rule-based trait of data source {ds} reads ic == \"{}\"",
+                    text.trim_start_matches("ic=")
+                )
+            } else {
+                format!("no rule-based trait of data source {ds} reads the key `{key}`")
+            };
+            self.report(
+                n,
+                Rule::UnrealizedSignal,
+                format!(
+                    "`{text}`: {what} in {}; AAM counts it as unused",
+                    list.path().display()
+                ),
             );
         }
     }

@@ -16,6 +16,7 @@ pub use walk::collect_files;
 use crate::error::{Error, Result};
 use crate::inbound::{IdSyncName, IdType, KindCounts, Mode};
 use crate::report::FileReceipt;
+use crate::taxonomy::Taxonomy;
 use flate2::read::MultiGzDecoder;
 use lines::{PendingLine, PENDING_LINES};
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct Options {
     pub strict: bool,
     /// Diagnostics printed per rule and file; the rest are counted.
     pub max_per_rule: usize,
+    /// The trait list (`--traits`): trait IDs and signals are checked against the file's
+    /// data source's traits.
+    pub traits: Option<std::sync::Arc<Taxonomy>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +138,8 @@ struct Checker<'o> {
     /// An ID-synchronization file, checked by its own rules.
     id_sync: Option<IdSyncName>,
     mode: Option<Mode>,
+    /// The data source of the file's traits (from its name: the target DPID, else the DPID).
+    data_source: Option<u64>,
     id_type: Option<IdType>,
     diagnostics: Vec<Diagnostic>,
     per_rule: HashMap<Rule, u64>,
@@ -162,6 +168,7 @@ impl<'o> Checker<'o> {
             encrypted: false,
             id_sync: None,
             mode: None,
+            data_source: None,
             id_type: opts.id_type,
             diagnostics: Vec::new(),
             per_rule: HashMap::new(),
@@ -178,7 +185,7 @@ impl<'o> Checker<'o> {
 
     fn report(&mut self, line: u64, rule: Rule, message: String) {
         if rule.severity() == Severity::Error {
-            self.line_failed = true;
+            self.line_failed |= rule.fails_record();
             self.receipt.errors += 1;
         } else {
             self.receipt.warnings += 1;
@@ -245,6 +252,7 @@ fn test_options() -> Options {
         id_type: None,
         strict: false,
         max_per_rule: 100,
+        traits: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The validator's rules: stable codes grouped by what they check (F file, L line structure,
-//! T traits, U user IDs, S ID-synchronization files). Codes are never renumbered; new rules get new codes. Every rule's
-//! code, name, severity, summary and remedy are in one exhaustive `match`, so a new rule
-//! cannot be left out of it.
+//! T traits, U user IDs, S ID-synchronization files, X traits against the trait list of
+//! `--traits`). Codes are never renumbered; new rules get new codes. Every rule's code, name,
+//! severity, summary and remedy are in one exhaustive `match`, so a new rule cannot be left
+//! out of it.
 
 use serde::Serialize;
 
@@ -68,6 +69,10 @@ pub enum Rule {
     IdSyncColumns,
     IdSyncMaster,
     IdSyncId,
+    UnknownTrait,
+    TraitNotOnboarded,
+    TraitOtherDataSource,
+    UnrealizedSignal,
 }
 
 /// What a rule is: its stable code and name, how bad a finding is, what the rule checks, and
@@ -83,7 +88,7 @@ pub struct RuleInfo {
 
 impl Rule {
     /// Every rule, in code order.
-    pub const ALL: [Rule; 45] = [
+    pub const ALL: [Rule; 49] = [
         Rule::FileName,
         Rule::Timestamp,
         Rule::MissingTargetDpid,
@@ -129,6 +134,10 @@ impl Rule {
         Rule::IdSyncColumns,
         Rule::IdSyncMaster,
         Rule::IdSyncId,
+        Rule::UnknownTrait,
+        Rule::TraitNotOnboarded,
+        Rule::TraitOtherDataSource,
+        Rule::UnrealizedSignal,
     ];
 
     /// A table more than logic: one arm per rule, kept in one `match` (long, on purpose)
@@ -451,6 +460,34 @@ impl Rule {
                 "an ID in an ID-sync line that is empty, PII, URL-encoded, holds : or control characters, or is not its data source's format (c2c: the SHA-256 hex of the e-mail)",
                 "send each ID as its data source expects it: never an e-mail address, never URL-encoded",
             ),
+            Rule::UnknownTrait => (
+                "X001",
+                "unknown-trait",
+                Error,
+                "with --traits: a trait ID that the trait list does not have (AAM: \"No Trait Realized\")",
+                "create the trait in AAM, correct the ID, or export the trait list again",
+            ),
+            Rule::TraitNotOnboarded => (
+                "X002",
+                "trait-not-onboarded",
+                Error,
+                "with --traits: a trait ID that is a rule-based trait or a segment, not an onboarded trait",
+                "send the onboarded trait's ID; rule-based traits qualify users from signals",
+            ),
+            Rule::TraitOtherDataSource => (
+                "X003",
+                "trait-other-data-source",
+                Error,
+                "with --traits: an onboarded trait of another data source (AAM: \"Traits failed validation\")",
+                "send the file under the trait's data source, or use this data source's trait",
+            ),
+            Rule::UnrealizedSignal => (
+                "X004",
+                "unrealized-signal",
+                Warning,
+                "with --traits: a signal (key, or ic value) that no rule-based trait of the data source reads (AAM: unused signals)",
+                "create a rule-based trait on the key in AAM, or stop sending it",
+            ),
         };
         RuleInfo {
             code,
@@ -472,6 +509,15 @@ impl Rule {
     pub fn severity(self) -> Severity {
         self.info().severity
     }
+
+    /// Whether an error of this rule costs AAM the record. A trait AAM cannot realize is
+    /// left out (and counted in its receipt) while the line's other traits still count.
+    pub fn fails_record(self) -> bool {
+        !matches!(
+            self,
+            Rule::UnknownTrait | Rule::TraitNotOnboarded | Rule::TraitOtherDataSource
+        )
+    }
 }
 
 #[cfg(test)]
@@ -482,9 +528,9 @@ mod tests {
     fn codes_and_names_are_unique_and_in_order() {
         let codes: Vec<&str> = Rule::ALL.iter().map(|r| r.code()).collect();
         let mut sorted = codes.clone();
-        sorted.sort_unstable_by_key(|c| ("FLTUS".find(&c[..1]), *c));
+        sorted.sort_unstable_by_key(|c| ("FLTUSX".find(&c[..1]), *c));
         sorted.dedup();
-        assert_eq!(codes, sorted, "codes unique and grouped F, L, T, U, S");
+        assert_eq!(codes, sorted, "codes unique and grouped F, L, T, U, S, X");
         let mut names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
         names.sort_unstable();
         names.dedup();

@@ -27,12 +27,13 @@ pub fn mapping(name: &str) -> String {
 }
 
 /// Every mapping template and the bundled example it converts.
-pub const TEMPLATES: [(&str, &str); 5] = [
+pub const TEMPLATES: [(&str, &str); 6] = [
     ("bench.toml", "bench-sample.csv"),
     ("crm.toml", "crm.csv"),
     ("devices.toml", "devices.ndjson"),
     ("overwrite.toml", "crm.parquet"),
     ("segments.toml", "segments.csv"),
+    ("taxonomy.toml", "crm.csv"),
 ];
 
 /// What a run printed and how it ended.

@@ -10,5 +10,6 @@ mod guardrails;
 mod harness;
 mod incremental;
 mod s3;
+mod taxonomy;
 mod transaction;
 mod validate;

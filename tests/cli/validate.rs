@@ -47,7 +47,8 @@ fn every_rule_is_triggered_by_a_fixture_with_its_line_and_message() {
     let generated = ["L003", "L009", "U002", "U007", "F009", "F010", "F014"];
     for rule in aam_etl::validate::Rule::ALL {
         let (code, name) = (rule.code(), rule.name());
-        if generated.contains(&code) {
+        // The trait-list rules need --traits: tests/cli/taxonomy.rs triggers each.
+        if generated.contains(&code) || code.starts_with('X') {
             continue;
         }
         assert!(

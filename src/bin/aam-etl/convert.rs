@@ -51,6 +51,11 @@ pub struct ConvertArgs {
     /// `date=YYYY-MM-DD/`); the mapping's `[output] deliver` otherwise.
     #[arg(long, value_name = "S3_URL", value_parser = parse_destination)]
     pub deliver: Option<Destination>,
+    /// The data source's trait list (AAM's API JSON, or CSV): rows that would send a trait
+    /// ID that is not an onboarded trait of the data source are rejected; the mapping's
+    /// `[taxonomy] path` otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub traits: Option<PathBuf>,
     /// Percentage of rows that may be rejected; above it nothing is published and the exit
     /// code is 1.
     #[arg(long, value_name = "PERCENT", default_value = "1", value_parser = parse_percent)]
@@ -97,6 +102,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         state: args.state.clone(),
         full: args.full,
         deliver: args.deliver.clone(),
+        traits: args.traits.clone(),
         cancel: crate::signals::install()?,
     };
     let outcome = convert::run(&mapping, &sources, &opts)?;

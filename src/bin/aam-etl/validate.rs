@@ -2,6 +2,7 @@
 
 use aam_etl::inbound::IdType;
 use aam_etl::report::FileReceipt;
+use aam_etl::taxonomy::Taxonomy;
 use aam_etl::validate::{self, FileReport};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -26,6 +27,10 @@ pub struct ValidateArgs {
     /// Diagnostics listed per rule and file; the rest are counted.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_per_rule: usize,
+    /// The data source's trait list (AAM's API JSON, or CSV): also check that trait IDs are
+    /// onboarded traits of each file's data source and that signals feed a rule-based trait.
+    #[arg(long, value_name = "FILE")]
+    pub traits: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,6 +44,10 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
         id_type: args.id_type,
         strict: args.strict,
         max_per_rule: args.max_per_rule,
+        traits: match &args.traits {
+            Some(path) => Some(std::sync::Arc::new(Taxonomy::load(path)?)),
+            None => None,
+        },
     };
     let files = validate::collect_files(&args.paths)?;
     let mut out = std::io::stdout().lock();
