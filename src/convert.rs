@@ -7,6 +7,7 @@ use crate::inbound::Mode;
 use crate::inbound::TIMESTAMP_RANGE;
 use crate::mapping::{Format, Mapping};
 use crate::pipeline::{self, Deliver, Plain, TraitCheck, Tuning};
+use crate::progress::{Phase, Progress};
 use crate::publish::{existing_delivery, OutputFolder, Staged, Transaction};
 use crate::reject::{Reject, RejectLog};
 use crate::report::Receipt;
@@ -72,6 +73,8 @@ pub struct Options {
     /// rows that would send a trait ID it does not list as an onboarded trait of the data
     /// source are rejected.
     pub traits: Option<PathBuf>,
+    /// The run's progress, for a display (the binary's `--progress`).
+    pub progress: Arc<Progress>,
     /// Set by a signal handler: the run stops and removes what it had started to write.
     pub cancel: Arc<AtomicBool>,
 }
@@ -218,6 +221,7 @@ pub fn run_tuned(
         tuning,
         check,
         &opts.cancel,
+        &opts.progress,
         &mut rejects,
         deliver,
         &mut |chunk| {
@@ -280,7 +284,7 @@ pub fn run_tuned(
         (Some(bucket), _, Status::Written) => {
             let files = plan.paths();
             upload::check_delivery(&files, Some(mapping.user_id.id_type))?;
-            Some(bucket.upload(&files, opts.force, false)?)
+            Some(bucket.upload(&files, opts.force, false, &opts.progress)?)
         }
         (_, Some(dest), Status::DryRun) => Some(upload::would_upload(dest, &plan)?),
         _ => None,
@@ -294,6 +298,7 @@ pub fn run_tuned(
             ledger_entry(opts.timestamp, full, files, counts, &inputs),
         )?;
     }
+    opts.progress.start(Phase::Done, 0);
     Ok(Outcome {
         status,
         receipt,
@@ -341,6 +346,7 @@ mod tests {
             traits: None,
             full: false,
             deliver: None,
+            progress: Arc::default(),
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -27,6 +27,7 @@ pub mod inbound;
 pub mod lock;
 pub mod mapping;
 pub mod pipeline;
+pub mod progress;
 pub mod publish;
 pub mod reject;
 pub mod report;

@@ -23,6 +23,7 @@ pub use deliver::{Chunk, Deliver, Effect, Lines, Plain, UserTraits};
 use crate::error::{Error, Result};
 use crate::inbound::{KindCounts, PartLimit};
 use crate::mapping::Mapping;
+use crate::progress::{Phase, Progress};
 use crate::reject::{RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
@@ -105,6 +106,7 @@ pub fn run(
     tuning: Tuning,
     check: Option<TraitCheck>,
     cancel: &AtomicBool,
+    progress: &Progress,
     rejects: &mut RejectLog,
     deliver: &mut dyn Deliver,
     sink: &mut dyn FnMut(&Chunk) -> Result<()>,
@@ -123,18 +125,27 @@ pub fn run(
         })
         .collect();
     let mut receipt = Receipt::default();
+    // Reading is measured in bytes on disk: a file's share of the export is its size.
+    let sizes: Vec<u64> = sources
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).map_or(0, |m| m.len()))
+        .collect();
+    progress.start(Phase::Reading, sizes.iter().sum());
     std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = sync_channel(1);
         let reader = std::thread::Builder::new().name("read".into());
         reader
             .spawn_scoped(s, move || {
                 for (file, source) in sources.iter().enumerate() {
+                    let before: u64 = sizes[..file].iter().sum();
                     let read = select::read_source(
                         mapping,
                         source,
                         tuning,
                         cancel,
-                        &mut |first_row, df| {
+                        &mut |first_row, df, fraction| {
+                            progress.set(before + (sizes[file] as f64 * fraction) as u64);
+                            progress.add_rows(df.height() as u64);
                             // A closed channel: the converting side stopped (and reports why).
                             tx.send(Ok((file, first_row, df))).is_ok()
                         },
@@ -176,13 +187,19 @@ pub fn run(
         max_bytes: mapping.output.max_part_bytes,
     };
     let ctx = RenderContext::new(&interner.traits, mapping, part, sources, check);
+    progress.start(Phase::Sorting, 0);
     let merge = spill::merge(sorters).map_err(spill_error)?;
+    // Every accepted row is merged into its user once.
+    progress.start(
+        Phase::Writing,
+        receipt.rows_read.saturating_sub(receipt.rows_rejected),
+    );
     let tally = Tally {
         receipt,
         rejects,
         kinds: KindCounts::default(),
     };
-    ctx.render(merge, tally, cancel, deliver, sink)
+    ctx.render(merge, tally, cancel, progress, deliver, sink)
 }
 
 fn spill_error(e: std::io::Error) -> Error {

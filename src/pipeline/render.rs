@@ -11,6 +11,7 @@ use crate::inbound::{
     MAX_LINES_PER_USER, MAX_LINE_BYTES,
 };
 use crate::mapping::{Mapping, RuleKind};
+use crate::progress::Progress;
 use crate::reject::{mask_pii, Reject, RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
@@ -162,6 +163,7 @@ impl<'a> RenderContext<'a> {
         mut merge: Merge,
         mut tally: Tally,
         cancel: &AtomicBool,
+        progress: &Progress,
         deliver: &mut dyn Deliver,
         sink: &mut dyn FnMut(&Chunk) -> Result<()>,
     ) -> Result<Receipt> {
@@ -175,8 +177,12 @@ impl<'a> RenderContext<'a> {
                     loop {
                         let mut chunk = Chunk::default();
                         let mut more = true;
+                        let mut rows = 0;
                         while more && chunk.bytes() < CHUNK_BYTES {
                             more = merge.next_user(&mut user).map_err(spill_error)?;
+                            if more {
+                                rows += user.rows;
+                            }
                             let mut out = Writer {
                                 ctx: self,
                                 chunk: &mut chunk,
@@ -194,6 +200,7 @@ impl<'a> RenderContext<'a> {
                         if cancel.load(Ordering::Relaxed) {
                             return Err(Error::Interrupted);
                         }
+                        progress.add(rows);
                         // A closed channel: the sink failed, and that error is reported.
                         let sent = chunk.is_empty() || tx.send(chunk).is_ok();
                         if !sent || !more {

@@ -20,13 +20,13 @@ pub(super) fn filter_col(i: usize) -> String {
 }
 
 /// Reads one source batch by batch, selecting the user ID, each rule's values and each
-/// rule's filter; `emit(first_row, batch)` returns false to stop.
+/// rule's filter; `emit(first_row, batch, share of the source read)` returns false to stop.
 pub(super) fn read_source(
     mapping: &Mapping,
     source: &Source,
     tuning: Tuning,
     cancel: &AtomicBool,
-    emit: &mut dyn FnMut(u64, DataFrame) -> bool,
+    emit: &mut dyn FnMut(u64, DataFrame, f64) -> bool,
 ) -> Result<()> {
     let opened = source.open(&mapping.input, tuning.batch_bytes)?;
     let scan = opened.scan_for(mapping)?;
@@ -44,7 +44,7 @@ pub(super) fn read_source(
         // Wide rows make smaller batches, so that memory does not grow with them.
         batches.fit(df.height(), df.estimated_size(), tuning.batch_bytes);
         let rows = df.height() as u64;
-        if !emit(first_row, df) {
+        if !emit(first_row, df, batches.fraction()) {
             return Ok(());
         }
         first_row += rows;

@@ -15,6 +15,8 @@ use std::io::Read;
 pub(super) struct TextCuts {
     pub(super) header: u64,
     pub(super) cuts: Vec<u64>,
+    /// The length of the text: where the last batch ends.
+    pub(super) len: u64,
     pub(super) more: Option<std::sync::mpsc::Receiver<Result<u64>>>,
 }
 
@@ -89,6 +91,7 @@ impl Source {
         Ok(TextCuts {
             header: 0,
             cuts,
+            len,
             more: None,
         })
     }
@@ -125,6 +128,7 @@ impl Opened<'_> {
             schema,
             plan,
             next: 0,
+            read_to: 0,
         })
     }
 }
@@ -146,9 +150,23 @@ pub struct Batches<'o> {
     schema: SchemaRef,
     plan: BatchPlan,
     next: usize,
+    /// For text sources: where the batches given so far end.
+    read_to: u64,
 }
 
 impl Batches<'_> {
+    /// The share of the source in the batches given so far, for a progress display.
+    pub fn fraction(&self) -> f64 {
+        let f = match &self.plan {
+            BatchPlan::Whole => (self.next > 0) as u8 as f64,
+            BatchPlan::Rows { total: 0, .. } => 1.0,
+            BatchPlan::Rows { total, offset, .. } => *offset as f64 / *total as f64,
+            BatchPlan::Text(cuts) if cuts.len == 0 => 1.0,
+            BatchPlan::Text(cuts) => self.read_to as f64 / cuts.len as f64,
+        };
+        f.min(1.0)
+    }
+
     /// Told that a batch of `rows` rows took `bytes` in memory: later row slices are cut
     /// so that one takes about `target` bytes (wide rows, such as long text columns, make
     /// fewer rows per batch), never more rows than asked for at first.
@@ -195,6 +213,7 @@ impl Iterator for Batches<'_> {
                 if range.is_empty() && i > 0 {
                     return None;
                 }
+                self.read_to = range.end;
                 let mut bytes = Vec::with_capacity((header + range.end - range.start) as usize);
                 Some(
                     self.opened

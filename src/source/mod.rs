@@ -156,6 +156,7 @@ impl Source {
                 let mut cuts = TextCuts {
                     header: 0,
                     cuts: Vec::new(),
+                    len,
                     more: Some(rx),
                 };
                 // The first batch is checked before anything else reads the file, so a

@@ -16,6 +16,7 @@ pub use download::{is_s3_url, Downloads};
 
 use crate::error::{Error, Result};
 use crate::inbound::{date_folder, FileName, IdSyncName};
+use crate::progress::{Phase, Progress};
 use md5::{Digest, Md5};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
@@ -151,8 +152,20 @@ impl Bucket {
 
     /// Uploads `files` (local paths), in order; stops at the first failure with an error that
     /// names what is up and what is not.
-    pub fn upload(&self, files: &[PathBuf], force: bool, dry_run: bool) -> Result<UploadReport> {
+    /// `progress` is told the bytes to send and each file's as it is up.
+    pub fn upload(
+        &self,
+        files: &[PathBuf],
+        force: bool,
+        dry_run: bool,
+        progress: &Progress,
+    ) -> Result<UploadReport> {
         let start = Instant::now();
+        let sizes: Vec<u64> = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .collect();
+        progress.start(Phase::Uploading, sizes.iter().sum());
         let mut report = UploadReport {
             destination: self.dest.url(&self.dest.folder),
             ..UploadReport::default()
@@ -160,6 +173,7 @@ impl Bucket {
         for (i, file) in files.iter().enumerate() {
             match self.upload_one(file, force, dry_run) {
                 Ok(done) => {
+                    progress.add(sizes[i]);
                     if done.action == Action::Uploaded {
                         report.bytes_sent += done.bytes;
                     }

@@ -9,6 +9,7 @@ mod convert;
 mod guardrails;
 mod harness;
 mod incremental;
+mod progress;
 mod s3;
 mod taxonomy;
 mod transaction;

@@ -1,5 +1,6 @@
 //! The default command: convert an export into inbound files.
 
+use crate::progress::{Display, ProgressMode};
 use aam_etl::convert::{self, Status};
 use aam_etl::mapping::{Format, Mapping};
 use aam_etl::upload::{Destination, Downloads, UploadReport};
@@ -8,6 +9,7 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Convert an export into inbound files (the default command).
 #[derive(Debug, Args)]
@@ -56,6 +58,13 @@ pub struct ConvertArgs {
     /// `[taxonomy] path` otherwise.
     #[arg(long, value_name = "FILE")]
     pub traits: Option<PathBuf>,
+    /// Progress on stderr: `auto` shows a line when stderr is a terminal, `json` writes a
+    /// JSON object per line (each phase, and every second) for schedulers.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub progress: ProgressMode,
+    /// No progress, and no summary on stdout; warnings and errors still go to stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Percentage of rows that may be rejected; above it nothing is published and the exit
     /// code is 1.
     #[arg(long, value_name = "PERCENT", default_value = "1", value_parser = parse_percent)]
@@ -103,9 +112,14 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         full: args.full,
         deliver: args.deliver.clone(),
         traits: args.traits.clone(),
+        progress: Arc::default(),
         cancel: crate::signals::install()?,
     };
-    let outcome = convert::run(&mapping, &sources, &opts)?;
+    let display = Display::start(opts.progress.clone(), args.progress, args.quiet);
+    let outcome = convert::run(&mapping, &sources, &opts);
+    // The progress line goes before anything else is printed.
+    drop(display);
+    let outcome = outcome?;
     for note in &outcome.notes {
         writeln!(err, "note: {note}")?;
     }
@@ -119,7 +133,11 @@ fn print_outcome(
     args: &ConvertArgs,
     err: &mut impl Write,
 ) -> Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if args.quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     out.write_all(outcome.receipt.to_text().as_bytes())?;
     let code = match outcome.status {
         Status::Written => {

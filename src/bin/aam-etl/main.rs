@@ -3,6 +3,7 @@
 
 mod cli;
 mod convert;
+mod progress;
 mod push;
 mod signals;
 mod validate;

@@ -2,12 +2,15 @@
 //! first.
 
 use crate::convert::{parse_destination, print_upload};
+use crate::progress::{Display, ProgressMode};
 use aam_etl::inbound::IdType;
+use aam_etl::progress::{Phase, Progress};
 use aam_etl::upload::{self, Bucket, Destination};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -26,6 +29,9 @@ pub struct PushArgs {
     /// List the keys that would be written; upload nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Progress on stderr, as for a conversion.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub progress: ProgressMode,
 }
 
 pub fn run(args: PushArgs) -> Result<ExitCode> {
@@ -35,7 +41,12 @@ pub fn run(args: PushArgs) -> Result<ExitCode> {
     }
     upload::check_delivery(&files, args.id_type)?;
     let bucket = Bucket::connect(&args.deliver)?;
-    let report = bucket.upload(&files, args.force, args.dry_run)?;
+    let progress = Arc::new(Progress::default());
+    let display = Display::start(progress.clone(), args.progress, false);
+    let report = bucket.upload(&files, args.force, args.dry_run, &progress);
+    progress.start(Phase::Done, 0);
+    drop(display);
+    let report = report?;
     print_upload(&mut std::io::stdout().lock(), &report)?;
     Ok(ExitCode::SUCCESS)
 }
