@@ -132,10 +132,11 @@ pub fn run_tuned(
         notes.extend(found);
         Some(folder)
     };
+    let stem = mapping.delivery_stem(opts.timestamp);
     let mut writers = [Mode::Sync, Mode::Overwrite].map(|mode| {
         PartWriter::new(
             &mapping.output,
-            mode,
+            (stem.clone(), mode.name()),
             opts.timestamp,
             &opts.out_dir,
             opts.dry_run,
@@ -143,7 +144,7 @@ pub fn run_tuned(
     });
     let earlier = existing_delivery(
         &delivery_dir(&mapping.output, opts.timestamp, &opts.out_dir),
-        &writers[0].name(None),
+        &stem,
     )?;
     if !earlier.is_empty() && !opts.force && !opts.dry_run {
         return Err(Error::DeliveryExists { files: earlier });
@@ -283,7 +284,9 @@ pub fn run_tuned(
     let upload = match (&bucket, destination, &status) {
         (Some(bucket), _, Status::Written) => {
             let files = plan.paths();
-            upload::check_delivery(&files, Some(mapping.user_id.id_type))?;
+            // ID-sync files are checked by the types of the DPIDs in their names.
+            let id_type = mapping.id_sync.is_none().then_some(mapping.user_id.id_type);
+            upload::check_delivery(&files, id_type)?;
             Some(bucket.upload(&files, opts.force, false, &opts.progress)?)
         }
         (_, Some(dest), Status::DryRun) => Some(upload::would_upload(dest, &plan)?),
@@ -493,6 +496,32 @@ mod tests {
                     "cache {signal_cache}, {threads} threads"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn id_sync_files_do_not_depend_on_batches_spilling_or_threads() {
+        // Pairs repeated across batches and threads, rows without an ID, a rejected ID, and
+        // a CRM ID with more e-mails than AAM keeps (the most recent by position).
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("ids.csv");
+        let mut text = String::from("crm_id,aam_uuid,email,updated_at\n");
+        for i in 0..300u32 {
+            let uuid = format!("{:038}", 10_000 + i % 37);
+            let uuid = if i % 41 == 0 { String::new() } else { uuid };
+            let uuid = if i % 53 == 0 { "12".to_owned() } else { uuid };
+            let _ = writeln!(text, "C{},{uuid},u{}@example.com,", i % 7, i % 23);
+        }
+        std::fs::write(&input, text).unwrap();
+        let inputs = [input.display().to_string()];
+        for template in ["mappings/idsync.toml", "mappings/c2c.toml"] {
+            let mapping = Mapping::load(Path::new(&repo(template))).unwrap();
+            let whole = convert(&mapping, &inputs, Tuning::default());
+            assert!(whole.1.lines > 10, "{template}");
+            let tiny = convert(&mapping, &inputs, TINY);
+            assert_eq!(whole.0, tiny.0, "{template}");
+            assert_eq!(whole.1, tiny.1, "{template}");
+            assert_eq!(whole.2, tiny.2, "{template}");
         }
     }
 

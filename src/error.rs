@@ -93,7 +93,7 @@ fn delivery(files: &[PathBuf]) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stem = crate::inbound::FileName::parse(&name).map_or(name, |f| f.stem());
+    let stem = crate::inbound::PartName::stem_of(&name).unwrap_or(name);
     first
         .with_file_name(format!("{stem}.*"))
         .display()

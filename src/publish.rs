@@ -6,7 +6,7 @@
 //! the temporaries of runs that were killed are removed, and named, when the next one starts.
 
 use crate::error::{Error, Result};
-use crate::inbound::FileName;
+use crate::inbound::PartName;
 use crate::lock::{Lock, LOCK_FILE};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -224,7 +224,7 @@ pub fn leftovers(root: &Path) -> Vec<PathBuf> {
             .filter_map(|e| e.ok())
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                temporary_of(&name).is_some_and(|n| FileName::parse(n).is_ok())
+                temporary_of(&name).is_some_and(|n| PartName::stem_of(n).is_some())
             })
             .map(|e| e.path())
             .collect();
@@ -234,9 +234,9 @@ pub fn leftovers(root: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The files already in `dir` that belong to the delivery `name` names: the same data
-/// source, target and timestamp, any mode, part or compression.
-pub fn existing_delivery(dir: &Path, name: &FileName) -> Result<Vec<PathBuf>> {
+/// The files already in `dir` that belong to the delivery of `stem` (for inbound files:
+/// the same data source, target and timestamp), any mode, part or compression.
+pub fn existing_delivery(dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -246,9 +246,7 @@ pub fn existing_delivery(dir: &Path, name: &FileName) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| {
-            FileName::parse(&e.file_name().to_string_lossy()).is_ok_and(|f| f.same_delivery(name))
-        })
+        .filter(|e| PartName::stem_of(&e.file_name().to_string_lossy()).as_deref() == Some(stem))
         .map(|e| e.path())
         .collect();
     found.sort();
@@ -303,8 +301,7 @@ mod tests {
             )
             .unwrap();
         }
-        let name = FileName::parse("ftp_dpm_21_1700000000.sync.gz").unwrap();
-        let old = existing_delivery(dir.path(), &name).unwrap();
+        let old = existing_delivery(dir.path(), "ftp_dpm_21_1700000000").unwrap();
         assert_eq!(old.len(), 3);
         let mut tx = Transaction::default();
         tx.stage(stage(dir.path(), "ftp_dpm_21_1700000000.sync.gz", "new"));

@@ -35,6 +35,12 @@ pub struct Receipt {
     pub ids_phone_like: u64,
     /// Values not in a `value_map` with `unmapped = "skip"`.
     pub values_skipped: u64,
+    /// ID sync: rows without one of the IDs (nothing to sync; not an error).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_without_ids: u64,
+    /// c2c: hashed e-mails of a CRM ID beyond the 10 most recent, not sent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub emails_dropped: u64,
     /// Key-value cells whose commas were replaced (`comma_replacement`).
     #[serde(skip_serializing_if = "is_zero")]
     pub commas_replaced: u64,
@@ -115,6 +121,8 @@ impl Receipt {
             ids_normalized,
             ids_phone_like,
             values_skipped,
+            rows_without_ids,
+            emails_dropped,
             commas_replaced,
             null_conditions,
             unrealized_signals,
@@ -141,6 +149,8 @@ impl Receipt {
         self.ids_phone_like += ids_phone_like;
         self.values_skipped += values_skipped;
         self.commas_replaced += commas_replaced;
+        self.rows_without_ids += rows_without_ids;
+        self.emails_dropped += emails_dropped;
         for (rule, n) in null_conditions {
             *self.null_conditions.entry(rule).or_default() += n;
         }
@@ -207,6 +217,21 @@ impl Receipt {
             row(
                 "unmapped values",
                 format!("{} (skipped)", self.values_skipped),
+            );
+        }
+        if self.rows_without_ids > 0 {
+            row(
+                "rows without an ID",
+                format!("{} (nothing to sync)", self.rows_without_ids),
+            );
+        }
+        if self.emails_dropped > 0 {
+            row(
+                "e-mails over 10 per ID",
+                format!(
+                    "{} (older ones not sent; AAM keeps the 10 most recent)",
+                    self.emails_dropped
+                ),
             );
         }
         if self.commas_replaced > 0 {

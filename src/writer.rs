@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gzip::Member;
-use crate::inbound::{date_folder, FileName, Mode, PartLimit, Rendered, MAX_COMPRESSED_BYTES};
+use crate::inbound::{date_folder, PartLimit, PartName, Rendered, MAX_COMPRESSED_BYTES};
 use crate::mapping::OutputOptions;
 use crate::publish::{create_dirs, temp_name, Staged, Transaction};
 use crate::report::PartReport;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// One output file: a run of users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
-    pub name: FileName,
+    pub name: PartName,
     pub uncompressed_bytes: u64,
     /// Size on disk (compressed when gzip is on); 0 in a dry run.
     pub bytes: u64,
@@ -57,8 +57,9 @@ impl Plan {
 
 pub struct PartWriter<'o> {
     opts: &'o OutputOptions,
-    mode: Mode,
-    timestamp: u64,
+    /// The delivery's stem and this writer's ending (`sync`, `overwrite`).
+    stem: String,
+    ending: &'static str,
     dir: PathBuf,
     /// Count and cut, write nothing.
     dry_run: bool,
@@ -85,18 +86,19 @@ enum Sink {
 }
 
 impl<'o> PartWriter<'o> {
-    /// Writes the parts of `mode`'s file (a delivery may have a `.sync` and an `.overwrite`).
+    /// Writes the parts `<stem>.<ending>[.N][.gz]` (a delivery may have a `.sync` and an
+    /// `.overwrite` file).
     pub fn new(
         opts: &'o OutputOptions,
-        mode: Mode,
+        (stem, ending): (String, &'static str),
         timestamp: u64,
         out_dir: &Path,
         dry_run: bool,
     ) -> PartWriter<'o> {
         PartWriter {
             opts,
-            mode,
-            timestamp,
+            stem,
+            ending,
             dir: delivery_dir(opts, timestamp, out_dir),
             dry_run,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -107,16 +109,13 @@ impl<'o> PartWriter<'o> {
         }
     }
 
-    /// The name of the delivery's single file (its parts differ only in their split).
-    pub fn name(&self, split: Option<u32>) -> FileName {
-        FileName {
-            dpid: self.opts.dpid,
-            target_dpid: self.opts.target_dpid,
-            timestamp: self.timestamp,
-            mode: self.mode,
+    /// The name of the part `split`.
+    fn name(&self, split: Option<u32>) -> PartName {
+        PartName {
+            stem: self.stem.clone(),
+            ending: self.ending,
             split,
             gzip: self.opts.gzip,
-            encrypted: false,
         }
     }
 
@@ -288,7 +287,11 @@ fn finish_sink(sink: Sink) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::UserBlock;
+    use crate::inbound::{Mode, UserBlock};
+
+    fn stem() -> (String, &'static str) {
+        ("ftp_dpm_21_1700000000".into(), "sync")
+    }
 
     fn rendered(sizes: &[usize]) -> Rendered {
         let mut r = Rendered::default();
@@ -327,7 +330,7 @@ mod tests {
     fn parts_keep_users_whole_and_stay_under_the_limit() {
         let o = opts(100, false);
         let dir = tempfile::tempdir().unwrap();
-        let mut w = PartWriter::new(&o, Mode::Sync, 1_700_000_000, dir.path(), true);
+        let mut w = PartWriter::new(&o, stem(), 1_700_000_000, dir.path(), true);
         // Pushed in two pieces: the cut does not depend on how users arrive.
         let r = rendered(&[40, 40, 30]);
         w.push(&r).unwrap();
@@ -345,7 +348,7 @@ mod tests {
         let o = opts(1000, true);
         let dir = tempfile::tempdir().unwrap();
         let r = rendered(&[40, 40, 30]);
-        let mut w = PartWriter::new(&o, Mode::Sync, 1_700_000_000, dir.path(), false);
+        let mut w = PartWriter::new(&o, stem(), 1_700_000_000, dir.path(), false);
         w.push(&r).unwrap();
         let plan = w.finish().unwrap();
         assert_eq!(part_sizes(&plan), vec![(110, 3)]);
@@ -377,7 +380,7 @@ mod tests {
         let o = opts(50, false);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("new/deeper");
-        let mut w = PartWriter::new(&o, Mode::Sync, 1_700_000_000, &out, false);
+        let mut w = PartWriter::new(&o, stem(), 1_700_000_000, &out, false);
         w.push(&rendered(&[40, 40, 30])).unwrap();
         assert!(out.exists());
         drop(w);

@@ -24,6 +24,16 @@ pub struct IdSyncName {
 }
 
 impl IdSyncName {
+    /// What the files of one delivery share: `adobe_id_<MASTER>_<DPID>..._<TIMESTAMP>`.
+    pub fn stem(&self) -> String {
+        let prefix = match self.kind {
+            IdSyncKind::Adobe => "adobe_id",
+            IdSyncKind::C2c => "c2c_id",
+        };
+        let dpids: Vec<String> = self.dpids.iter().map(u64::to_string).collect();
+        format!("{prefix}_{}_{}", dpids.join("_"), self.timestamp)
+    }
+
     /// Whether `name` claims to be an ID-synchronization file (then [`IdSyncName::parse`]
     /// says whether it is a good one).
     pub fn is_claimed(name: &str) -> bool {
@@ -96,7 +106,9 @@ mod tests {
         assert_eq!(many.dpids, [20914, 1, 2, 3]);
         assert_eq!((many.split, many.gzip), (Some(2), true));
         let c = IdSyncName::parse("c2c_id_123_456_1477846458.sync").unwrap();
+        assert_eq!(c.stem(), "c2c_id_123_456_1477846458");
         assert_eq!((c.kind, c.dpids), (IdSyncKind::C2c, vec![123, 456]));
+        assert_eq!(many.stem(), "adobe_id_20914_1_2_3_1477846458");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use ids::{
 };
 pub use idsync::{IdSyncKind, IdSyncName};
 pub use line::{parse_line, wrap_user, LineError, ParsedLine, RenderTrait, WrapError};
-pub use parts::{PartLimit, Rendered, UserBlock, UserTooLarge};
+pub use parts::{PartLimit, PartName, Rendered, UserBlock, UserTooLarge};
 pub use traits::{
     check_key, is_control_byte, is_reserved_key, parse_element, parse_trait, render_signal,
     Element, ElementValue, IdTrait, KindCounts, ParsedTrait, Removal, Trait, TraitError, TraitKind,

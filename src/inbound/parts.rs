@@ -82,3 +82,70 @@ mod tests {
         );
     }
 }
+
+/// The name of one part of a delivery, `<stem>.<ending>[.<split>][.gz]`: inbound files
+/// (`ftp_dpm_21_1700000000.sync.2.gz`) and ID-synchronization files
+/// (`adobe_id_0_21_1700000000.sync.gz`) alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartName {
+    /// What every file of the delivery shares (`FileName::stem`, `IdSyncName::stem`).
+    pub stem: String,
+    /// `sync` or `overwrite`.
+    pub ending: &'static str,
+    /// Only when the delivery has more than one part (numbered from 1).
+    pub split: Option<u32>,
+    pub gzip: bool,
+}
+
+impl PartName {
+    pub fn render(&self) -> String {
+        let mut s = format!("{}.{}", self.stem, self.ending);
+        if let Some(n) = self.split {
+            s.push_str(&format!(".{n}"));
+        }
+        if self.gzip {
+            s.push_str(".gz");
+        }
+        s
+    }
+
+    /// The delivery stem of a file name, inbound or ID sync; `None` for any other name.
+    pub fn stem_of(name: &str) -> Option<String> {
+        super::FileName::parse(name)
+            .map(|f| f.stem())
+            .or_else(|_| super::IdSyncName::parse(name).map(|n| n.stem()))
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod part_name_tests {
+    use super::*;
+
+    #[test]
+    fn part_names_render_and_give_back_their_stem() {
+        let mut name = PartName {
+            stem: "adobe_id_0_21_1700000000".into(),
+            ending: "sync",
+            split: Some(2),
+            gzip: true,
+        };
+        assert_eq!(name.render(), "adobe_id_0_21_1700000000.sync.2.gz");
+        name.split = None;
+        name.gzip = false;
+        assert_eq!(name.render(), "adobe_id_0_21_1700000000.sync");
+        for (file, stem) in [
+            (
+                "adobe_id_0_21_1700000000.sync.2.gz",
+                Some("adobe_id_0_21_1700000000"),
+            ),
+            (
+                "ftp_dpm_21_99_1700000000.overwrite.gz",
+                Some("ftp_dpm_21_99_1700000000"),
+            ),
+            ("notes.txt", None),
+        ] {
+            assert_eq!(PartName::stem_of(file).as_deref(), stem, "{file}");
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Turns the raw TOML structs into a [`Mapping`], collecting every problem in one pass.
 
+use super::idsync::{check_id_sync, sync_output};
 use super::raw::{RawInput, RawMapping, RawOutput, RawState, RawUserId};
 use super::rule::check_rule;
 use super::{Encoding, Format, InputOptions, Mapping, OutputOptions, StateOptions, UserIdSpec};
@@ -49,24 +50,49 @@ impl Findings {
 pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
     let mut f = Findings::default();
     let input = check_input(&raw.input, &mut f);
-    // The output checks need the ID type; problems are still listed in the file's order.
-    let mut user_findings = Findings::default();
-    let user_id = check_user_id(&raw.user_id, &mut user_findings);
-    let output = check_output(&raw.output, user_id.id_type, &mut f);
-    f.errors.append(&mut user_findings.errors);
-    f.warnings.append(&mut user_findings.warnings);
-    if raw.traits.is_empty() {
-        f.error(
-            "traits",
-            "no [[traits]] rules: add at least one rule that turns a column into traits",
-        );
-    }
-    let rules = raw
-        .traits
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
-        .collect();
+    let (user_id, output, rules, id_sync) = match (&raw.id_sync, &raw.user_id) {
+        (Some(sync), _) => {
+            let (user_id, rules, spec) = check_id_sync(&raw, sync, &mut f);
+            let output = sync_output(check_output_common(&raw.output, &mut f), &spec);
+            (user_id, output, rules, Some(spec))
+        }
+        (None, raw_user_id) => {
+            // The output checks need the ID type; problems are still listed in the file's order.
+            let mut user_findings = Findings::default();
+            let user_id = match raw_user_id {
+                Some(u) => check_user_id(u, &mut user_findings),
+                None => {
+                    user_findings.error(
+                        "user_id",
+                        "missing: a [user_id] table: which column holds the user ID, and its type (or an [id_sync] table for ID-synchronization files)",
+                    );
+                    UserIdSpec {
+                        column: String::new(),
+                        id_type: IdType::Dpuuid,
+                        trim: false,
+                        normalize_case: false,
+                        hash_email: false,
+                    }
+                }
+            };
+            let output = check_output(&raw.output, user_id.id_type, &mut f);
+            f.errors.append(&mut user_findings.errors);
+            f.warnings.append(&mut user_findings.warnings);
+            if raw.traits.is_empty() {
+                f.error(
+                    "traits",
+                    "no [[traits]] rules: add at least one rule that turns a column into traits",
+                );
+            }
+            let rules = raw
+                .traits
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
+                .collect();
+            (user_id, output, rules, None)
+        }
+    };
     let state = check_state(&raw.state, &output, &mut f);
     if raw.taxonomy.path.as_deref() == Some("") {
         f.error(
@@ -81,6 +107,7 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
             user_id,
             rules,
             state,
+            id_sync,
             taxonomy: raw.taxonomy.path.map(std::path::PathBuf::from),
             warnings: f.warnings,
         })
@@ -264,6 +291,16 @@ fn check_output(raw: &RawOutput, id_type: IdType, f: &mut Findings) -> OutputOpt
             ),
         );
     }
+    OutputOptions {
+        dpid,
+        target_dpid: raw.target_dpid,
+        mode,
+        ..check_output_common(raw, f)
+    }
+}
+
+/// The output options every mapping has: compression, part size, folder, destination.
+fn check_output_common(raw: &RawOutput, f: &mut Findings) -> OutputOptions {
     let max_part_bytes = raw.max_part_bytes.unwrap_or(OPTIMAL_PART_BYTES);
     if max_part_bytes == 0 || max_part_bytes > MAX_UNCOMPRESSED_BYTES {
         f.error(
@@ -274,9 +311,9 @@ fn check_output(raw: &RawOutput, id_type: IdType, f: &mut Findings) -> OutputOpt
         );
     }
     OutputOptions {
-        dpid,
-        target_dpid: raw.target_dpid,
-        mode,
+        dpid: 0,
+        target_dpid: None,
+        mode: Mode::Sync,
         gzip: raw.gzip.unwrap_or(true),
         max_part_bytes,
         date_folder: raw.date_folder.unwrap_or(false),

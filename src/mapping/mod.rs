@@ -6,6 +6,7 @@
 //! ([`Mapping::check_columns`]).
 
 mod check;
+mod idsync;
 mod raw;
 mod rule;
 mod schema;
@@ -13,7 +14,7 @@ mod schema;
 pub use check::closest;
 
 use crate::error::{Error, Problem, Result};
-use crate::inbound::{IdType, Mode, Removal, Trait};
+use crate::inbound::{FileName, IdSyncKind, IdSyncName, IdType, Mode, Removal, Trait};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -149,6 +150,14 @@ pub enum RuleKind {
         /// What replaces a comma in a value; `None`: a value with a comma rejects its row.
         comma_replacement: Option<String>,
     },
+    /// ID sync: a column of another data source's IDs, sent beside the master ID.
+    SyncId {
+        id_type: IdType,
+        /// c2c: e-mail addresses, sent as the SHA-256 of the trimmed, lower-cased address.
+        hash_email: bool,
+    },
+    /// c2c: what makes a row more recent than another (`latest_by`).
+    SyncOrder,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +181,30 @@ pub struct StateOptions {
     pub refresh_days: Option<u64>,
 }
 
+/// What an `[id_sync]` mapping writes: `adobe_id_<MASTER>_<DPID>..._<TS>.sync` or
+/// `c2c_id_<CRM_DPID>_<HASHED_EMAIL_DPID>_<TS>.sync` files, a line of TAB-separated IDs per
+/// pair (or tuple) found in the export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdSync {
+    pub kind: IdSyncKind,
+    /// The data sources of the columns, the master first.
+    pub dpids: Vec<u64>,
+    /// c2c: at most this many hashed e-mails per CRM ID, the most recent (AAM keeps 10).
+    pub max_emails: usize,
+}
+
+/// c2c: AAM keeps at most the 10 most recent hashed e-mails per CRM ID.
+pub const MAX_EMAILS_PER_ID: usize = 10;
+
+/// The ID type a column of `dpid`'s IDs holds: AAM UUIDs for 0, a device type for its global
+/// data source, the company's own IDs otherwise.
+pub fn id_type_of_dpid(dpid: u64) -> IdType {
+    match dpid {
+        0 => IdType::AamUuid,
+        d => IdType::from_global_dpid(d).unwrap_or(IdType::Dpuuid),
+    }
+}
+
 /// A checked mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
@@ -180,6 +213,9 @@ pub struct Mapping {
     pub user_id: UserIdSpec,
     pub rules: Vec<Rule>,
     pub state: StateOptions,
+    /// An ID-synchronization mapping: its user ID is the master column, its rules the other
+    /// ID columns.
+    pub id_sync: Option<IdSync>,
     /// The data source's trait list (`[taxonomy] path`, relative to the mapping's folder;
     /// `--traits` overrides it).
     pub taxonomy: Option<std::path::PathBuf>,
@@ -188,6 +224,31 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// What every file of a delivery at `timestamp` starts with: `ftp_dpm_21_1700000000`,
+    /// `adobe_id_0_21_1700000000`.
+    pub fn delivery_stem(&self, timestamp: u64) -> String {
+        match &self.id_sync {
+            Some(sync) => IdSyncName {
+                kind: sync.kind,
+                dpids: sync.dpids.clone(),
+                timestamp,
+                split: None,
+                gzip: self.output.gzip,
+            }
+            .stem(),
+            None => FileName {
+                dpid: self.output.dpid,
+                target_dpid: self.output.target_dpid,
+                timestamp,
+                mode: Mode::Sync,
+                split: None,
+                gzip: self.output.gzip,
+                encrypted: false,
+            }
+            .stem(),
+        }
+    }
+
     /// Reads and checks a mapping file.
     pub fn load(path: &Path) -> Result<Mapping> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

@@ -10,13 +10,30 @@ pub struct RawMapping {
     #[serde(default)]
     pub input: RawInput,
     pub output: RawOutput,
-    pub user_id: RawUserId,
+    pub user_id: Option<RawUserId>,
     #[serde(default)]
     pub traits: Vec<RawRule>,
     #[serde(default)]
     pub state: RawState,
     #[serde(default)]
     pub taxonomy: RawTaxonomy,
+    pub id_sync: Option<RawIdSync>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdSync {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub columns: Vec<RawSyncColumn>,
+    pub latest_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyncColumn {
+    pub column: String,
+    pub dpid: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -105,6 +105,29 @@ const STATE: &[Key] = &[opt("path", Kind::Str), opt("refresh_days", Kind::UInt)]
 
 const TAXONOMY: &[Key] = &[opt("path", Kind::Str)];
 
+const SYNC_COLUMN: &[Key] = &[
+    req(
+        "column",
+        Kind::Str,
+        "the column that holds this data source's IDs",
+    ),
+    req(
+        "dpid",
+        Kind::UInt,
+        "the data source (DPID) of the column's IDs",
+    ),
+];
+
+const ID_SYNC: &[Key] = &[
+    opt("type", Kind::Str),
+    req(
+        "columns",
+        Kind::TableList(SYNC_COLUMN),
+        "the ID columns, master first: columns = [{ column = \"aam_uuid\", dpid = 0 }, { column = \"crm_id\", dpid = 21 }]",
+    ),
+    opt("latest_by", Kind::Str),
+];
+
 const ROOT: &[Key] = &[
     opt("input", Kind::Table(INPUT)),
     req(
@@ -112,14 +135,12 @@ const ROOT: &[Key] = &[
         Kind::Table(OUTPUT),
         "an [output] table with at least the data source: dpid = 21",
     ),
-    req(
-        "user_id",
-        Kind::Table(USER_ID),
-        "a [user_id] table: which column holds the user ID, and its type",
-    ),
+    // Required unless the mapping is an [id_sync] one (see `check`).
+    opt("user_id", Kind::Table(USER_ID)),
     opt("traits", Kind::TableList(RULE)),
     opt("state", Kind::Table(STATE)),
     opt("taxonomy", Kind::Table(TAXONOMY)),
+    opt("id_sync", Kind::Table(ID_SYNC)),
 ];
 
 /// Every problem with the shape of `text` (TOML syntax errors aside, which stop the parse).

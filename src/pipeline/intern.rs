@@ -16,6 +16,10 @@ pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// Lines are the same either way: rendering orders and de-duplicates both kinds together.
 pub(super) const INLINE: u32 = 1 << 31;
 
+/// The rule index of a c2c row's position (file, row), carried as a signal would be: it
+/// orders a CRM ID's e-mails when the mapping has no `latest_by`.
+pub(super) const POSITION_RULE: u32 = INLINE - 1;
+
 /// Stands in a rule's cache for a trait the trait list refuses (see `TraitCheck`): never
 /// interned, never sent; a row that makes it is rejected.
 pub(super) const REFUSED: u32 = INLINE - 1;

@@ -3,14 +3,14 @@
 //! [`inbound::wrap_user`]; users that cannot be sent whole are rejected whole.
 
 use super::deliver::{Chunk, Deliver, Effect, Lines, UserTraits};
-use super::intern::INLINE;
+use super::intern::{INLINE, POSITION_RULE};
 use super::{spill_error, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{
-    self, render_signal, KindCounts, Mode, PartLimit, Trait, TraitKind, UserBlock,
+    self, render_signal, IdSyncKind, KindCounts, Mode, PartLimit, Trait, TraitKind, UserBlock,
     MAX_LINES_PER_USER, MAX_LINE_BYTES,
 };
-use crate::mapping::{Mapping, RuleKind};
+use crate::mapping::{IdSync, Mapping, RuleKind};
 use crate::progress::Progress;
 use crate::reject::{mask_pii, Reject, RejectLog, RejectReason};
 use crate::report::Receipt;
@@ -45,6 +45,8 @@ pub(super) struct RenderContext<'a> {
     sources: &'a [Source],
     /// With a trait list, written signals no rule-based trait reads are counted.
     check: Option<TraitCheck<'a>>,
+    /// An ID-sync mapping: users' rows carry IDs, written a line per pair (or tuple).
+    sync: Option<&'a IdSync>,
 }
 
 /// What happened to the users: the receipt's counters, the rejected users, and traits
@@ -153,6 +155,7 @@ impl<'a> RenderContext<'a> {
             part,
             sources,
             check,
+            sync: mapping.id_sync.as_ref(),
         }
     }
 
@@ -190,7 +193,12 @@ impl<'a> RenderContext<'a> {
                                 user: &user,
                             };
                             if more {
-                                self.user_traits(&user, &mut scratch, out.tally);
+                                match self.sync {
+                                    Some(sync) => {
+                                        sync_traits(sync, &user, &mut scratch, out.tally);
+                                    }
+                                    None => self.user_traits(&user, &mut scratch, out.tally),
+                                }
                                 let uid = std::str::from_utf8(&user.id).unwrap_or_default();
                                 deliver.user(uid, &scratch.traits, &mut out)?;
                             } else {
@@ -274,17 +282,13 @@ impl<'a> RenderContext<'a> {
         while i < codes.len() {
             let c = codes[i];
             if c & INLINE != 0 {
-                let len = codes[i + 1] as usize;
-                let words = &codes[i + 2..i + 2 + len.div_ceil(4)];
                 let start = inline_text.len();
-                inline_text.extend(words.iter().flat_map(|w| w.to_le_bytes()));
-                inline_text.truncate(start + len);
+                i = decode_inline(codes, i, inline_text);
                 inline.push(Inline {
                     pos: 0,
                     rule: c & !INLINE,
                     value: start..inline_text.len(),
                 });
-                i += 2 + words.len();
                 continue;
             }
             let last = &mut seen[c as usize];
@@ -383,6 +387,77 @@ impl<'a> RenderContext<'a> {
     }
 }
 
+/// Appends the bytes of the carried value that starts at `codes[i]` (`INLINE | rule`, the
+/// length, the bytes four to a code) to `out`; returns where the next code starts.
+fn decode_inline(codes: &[u32], i: usize, out: &mut Vec<u8>) -> usize {
+    let len = codes[i + 1] as usize;
+    let words = &codes[i + 2..i + 2 + len.div_ceil(4)];
+    let start = out.len();
+    out.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+    out.truncate(start + len);
+    i + 2 + words.len()
+}
+
+/// One ID-sync row: the text after the master ID and its TAB (partner IDs TAB-separated,
+/// or a hashed e-mail), and for c2c what makes it recent: `latest_by`'s value, if any,
+/// then its position in the export.
+#[derive(Default)]
+struct SyncRow {
+    text: Vec<u8>,
+    latest: Option<Vec<u8>>,
+    position: Vec<u8>,
+}
+
+/// An ID-sync user's line texts, de-duplicated and sorted, into `scratch.traits`: a tuple
+/// of partner IDs per row (adobe), or the user's distinct hashed e-mails, the most recent
+/// `max_emails` of them (c2c; the rest are counted).
+fn sync_traits(sync: &IdSync, user: &UserRows, scratch: &mut Scratch, tally: &mut Tally) {
+    tally.receipt.users_read += 1;
+    let partners = (sync.dpids.len() - 1) as u32;
+    let mut rows: Vec<SyncRow> = Vec::new();
+    let mut row = SyncRow::default();
+    let mut bytes = Vec::new();
+    let mut i = 0;
+    // Each row's values come in rule order: the partner IDs, `latest_by`, the position.
+    while i < user.codes.len() {
+        let rule = user.codes[i] & !INLINE;
+        bytes.clear();
+        i = decode_inline(&user.codes, i, &mut bytes);
+        match rule {
+            r if r < partners => {
+                if r > 0 {
+                    row.text.push(b'\t');
+                }
+                row.text.extend_from_slice(&bytes);
+                if r + 1 == partners && sync.kind == IdSyncKind::Adobe {
+                    rows.push(std::mem::take(&mut row));
+                }
+            }
+            POSITION_RULE => {
+                row.position = bytes.clone();
+                rows.push(std::mem::take(&mut row));
+            }
+            _ => row.latest = Some(bytes.clone()),
+        }
+    }
+    let recent_first =
+        |a: &SyncRow, b: &SyncRow| (&b.latest, &b.position).cmp(&(&a.latest, &a.position));
+    rows.sort_by(|a, b| a.text.cmp(&b.text).then_with(|| recent_first(a, b)));
+    // The first of each text is its most recent row.
+    rows.dedup_by(|later, first| later.text == first.text);
+    if sync.kind == IdSyncKind::C2c && rows.len() > sync.max_emails {
+        rows.sort_by(recent_first);
+        tally.receipt.emails_dropped += (rows.len() - sync.max_emails) as u64;
+        rows.truncate(sync.max_emails);
+        rows.sort_by(|a, b| a.text.cmp(&b.text));
+    }
+    let traits = &mut scratch.traits;
+    traits.clear();
+    for r in &rows {
+        traits.push(Effect::Signal, TraitKind::KeyValue, &r.text);
+    }
+}
+
 /// The first 8 bytes of a value, zero-padded, as a big-endian integer: integers in the
 /// order of their values (a zero byte pads a value that ended, which sorts first).
 fn prefix(value: &[u8]) -> u64 {
@@ -404,6 +479,9 @@ struct Writer<'w, 'a, 't> {
 
 impl Lines for Writer<'_, '_, '_> {
     fn write(&mut self, mode: Mode, uid: &str, traits: &UserTraits) -> Result<bool> {
+        if self.ctx.sync.is_some() {
+            return self.write_sync(uid, traits);
+        }
         let out = self.chunk.get_mut(mode);
         let start = out.body.len();
         let written = inbound::wrap_user(
@@ -471,6 +549,34 @@ fn count_unrealized(check: TraitCheck, traits: &UserTraits, counts: &mut BTreeMa
 }
 
 impl Writer<'_, '_, '_> {
+    /// An ID-sync user's lines, `<master>\t<text>`, all in the `.sync` file (a full
+    /// refresh of a state sends every pair again, in the same kind of file).
+    fn write_sync(&mut self, uid: &str, traits: &UserTraits) -> Result<bool> {
+        let out = self.chunk.get_mut(Mode::Sync);
+        let start = out.body.len();
+        for (_, text) in traits.iter() {
+            out.body.extend_from_slice(uid.as_bytes());
+            out.body.push(b'\t');
+            out.body.extend_from_slice(text);
+            out.body.push(b'\n');
+        }
+        let bytes = (out.body.len() - start) as u64;
+        if let Err(e) = self.ctx.part.check_user(bytes) {
+            out.body.truncate(start);
+            self.reject(uid, RejectReason::from(&e), e.to_string())?;
+            return Ok(false);
+        }
+        out.users.push(UserBlock {
+            end: out.body.len(),
+            lines: traits.len() as u32,
+        });
+        let receipt = &mut self.tally.receipt;
+        receipt.users_written += 1;
+        receipt.lines += traits.len() as u64;
+        receipt.traits += traits.len() as u64;
+        Ok(true)
+    }
+
     /// Counts and lists a user that cannot be sent: named by its first row when it is the
     /// user being rendered (else it has no rows in this export).
     fn reject(&mut self, uid: &str, reason: RejectReason, message: String) -> Result<()> {

@@ -3,11 +3,13 @@
 //! rule is counted once, with its first reason, as if rows went one at a time.
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
-use super::intern::{intern, rule_caches, HashMap, Interner, RuleCache, INLINE, REFUSED};
+use super::intern::{
+    intern, rule_caches, HashMap, Interner, RuleCache, INLINE, POSITION_RULE, REFUSED,
+};
 use super::select::{filter_col, value_col, UID};
 use super::{spill_error, RowReject, TraitCheck};
 use crate::error::{Error, Result};
-use crate::inbound::{self, IdType, Trait};
+use crate::inbound::{self, IdSyncKind, IdType, Trait};
 use crate::mapping::{Input, Mapping, RuleKind};
 use crate::reject::{mask_pii, Reject, RejectReason};
 use crate::report::Receipt;
@@ -97,6 +99,7 @@ impl<'m> Converter<'m> {
         let mut rows = RowStatus {
             rejected: vec![false; df.height()],
             reasons: Vec::new(),
+            skipped: vec![false; df.height()],
         };
         let ids = self.user_ids(&uids, &mut rows, cancel)?;
         let mut codes = std::mem::take(&mut self.rule_codes);
@@ -150,6 +153,11 @@ impl<'m> Converter<'m> {
                 return Err(Error::Interrupted);
             }
             let raw = raw.unwrap_or("");
+            if self.mapping.id_sync.is_some() && super::cell::trim(raw).is_empty() {
+                rows.skip(row);
+                ids.push(Cow::Borrowed(raw));
+                continue;
+            }
             match self.user_id(raw) {
                 Ok(id) => ids.push(id),
                 Err(r) => {
@@ -176,14 +184,29 @@ impl<'m> Converter<'m> {
         let RowStatus {
             rejected,
             mut reasons,
+            skipped,
         } = rows;
         reasons.sort_by_key(|&(row, _)| row);
         let mut reasons = reasons.into_iter();
         let file = source.path.display().to_string();
         let mut scratch: Vec<u32> = Vec::new();
         self.receipt.rows_read += ids.len() as u64;
+        // An ID-sync row needs every one of its IDs; c2c rows also carry their position,
+        // which orders a CRM ID's e-mails when `latest_by` does not.
+        let sync = self.mapping.id_sync.as_ref();
+        let partners = sync.map_or(0, |s| s.dpids.len() - 1);
         for (row, id) in ids.iter().enumerate() {
             let row_number = first_row + row as u64 + 1;
+            let incomplete = || {
+                codes[..partners].iter().any(|c| {
+                    let start = if row == 0 { 0 } else { c.ends[row - 1] };
+                    c.ends[row] == start
+                })
+            };
+            if skipped[row] || (sync.is_some() && !rejected[row] && incomplete()) {
+                self.receipt.rows_without_ids += 1;
+                continue;
+            }
             if rejected[row] {
                 let (_, r) = reasons.next().expect("a rejected row has its reason");
                 self.receipt.reject(r.reason, 1);
@@ -202,6 +225,12 @@ impl<'m> Converter<'m> {
                 // A rule gives a row a code or two: a loop, not a call to memcpy.
                 let mine = &c.codes[start as usize..c.ends[row] as usize];
                 scratch.extend(mine.iter().copied());
+            }
+            if sync.is_some_and(|s| s.kind == IdSyncKind::C2c) {
+                let mut position = [0u8; 12];
+                position[..4].copy_from_slice(&(file_index as u32).to_be_bytes());
+                position[4..].copy_from_slice(&row_number.to_be_bytes());
+                push_inline(POSITION_RULE, &position, &mut scratch);
             }
             self.sorter
                 .push(id.as_bytes(), file_index as u32, row_number, &scratch)
@@ -238,6 +267,10 @@ impl<'m> Converter<'m> {
             self.receipt.ids_phone_like += 1;
         }
         spec.id_type.check(&id).map_err(|p| {
+            if self.mapping.id_sync.is_some() {
+                let label = format!("id_sync.columns[0] (column \"{}\")", spec.column);
+                return bad_sync_id(&label, spec.id_type, &p);
+            }
             let what = match spec.id_type {
                 IdType::Dpuuid => String::new(),
                 t => format!(" ({})", t.name()),
@@ -318,9 +351,17 @@ fn null_conditions(values: &Cells, filter: Option<&BooleanChunked>, rejected: &[
 struct RowStatus {
     rejected: Vec<bool>,
     reasons: Vec<(usize, RowReject)>,
+    /// Rows of an ID-sync mapping without one of its IDs: nothing to sync, not an error
+    /// (most CRM rows have no device ID). Marked rejected as well, so rules pass them by.
+    skipped: Vec<bool>,
 }
 
 impl RowStatus {
+    fn skip(&mut self, row: usize) {
+        self.rejected[row] = true;
+        self.skipped[row] = true;
+    }
+
     fn reject(&mut self, row: usize, why: RowReject) {
         self.rejected[row] = true;
         self.reasons.push((row, why));
@@ -435,6 +476,28 @@ impl Coder<'_> {
                     None => self.receipt.values_skipped += 1,
                 }
             }
+            RuleKind::SyncId {
+                id_type,
+                hash_email,
+            } => {
+                let text = super::cell::trim(cell.text(self.buf));
+                if text.is_empty() {
+                    // No ID: the row is skipped, not rejected (see `emit_rows`).
+                    return Ok(());
+                }
+                if *hash_email {
+                    let hashed = sync_email(text).ok_or_else(|| not_an_email(self.label))?;
+                    push_inline(self.rule, hashed.as_bytes(), out);
+                } else {
+                    id_type
+                        .check(text)
+                        .map_err(|p| bad_sync_id(self.label, *id_type, &p))?;
+                    push_inline(self.rule, text.as_bytes(), out);
+                }
+            }
+            RuleKind::SyncOrder => {
+                push_inline(self.rule, &sortable(cell), out);
+            }
             RuleKind::KeyValue {
                 key,
                 comma_replacement,
@@ -461,7 +524,7 @@ impl Coder<'_> {
                         // Past the cache's size, a new value travels with its row.
                         // The key was checked with the mapping.
                         Trait::check_value(text).map_err(|e| bad_signal(self.label, cell, &e))?;
-                        push_inline(self.rule, text, out);
+                        push_inline(self.rule, text.as_bytes(), out);
                         return Ok(());
                     }
                     None => {
@@ -482,16 +545,73 @@ impl Coder<'_> {
     }
 }
 
-/// A signal value that is not interned, written into the row's codes as they go to the
-/// sorter: `INLINE | rule`, the length, then the bytes, four to a code (see [`INLINE`]).
-fn push_inline(rule: u32, text: &str, out: &mut Vec<u32>) {
+/// A signal value that is not interned (or an ID-sync ID), written into the row's codes as
+/// they go to the sorter: `INLINE | rule`, the length, then the bytes, four to a code (see
+/// [`INLINE`]).
+fn push_inline(rule: u32, text: &[u8], out: &mut Vec<u32>) {
     out.push(INLINE | rule);
     out.push(text.len() as u32);
-    out.extend(text.as_bytes().chunks(4).map(|c| {
+    out.extend(text.chunks(4).map(|c| {
         let mut word = [0u8; 4];
         word[..c.len()].copy_from_slice(c);
         u32::from_le_bytes(word)
     }));
+}
+
+/// c2c: the SHA-256 of a trimmed, lower-cased e-mail address; a value that is already
+/// such a hash (64 lower-case hex digits) is sent as it is. `None`: neither.
+fn sync_email(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Some(std::borrow::Cow::Borrowed(text))
+    } else if inbound::looks_like_email(text) {
+        Some(std::borrow::Cow::Owned(inbound::email_sha256(text)))
+    } else {
+        None
+    }
+}
+
+/// A cell as bytes that sort as its values do: text as it is (ISO 8601 dates and times
+/// sort as text), numbers fixed-width with their sign bit flipped.
+fn sortable(cell: Cell) -> Vec<u8> {
+    match cell {
+        Cell::Str(s) => s.as_bytes().to_vec(),
+        Cell::Int(i) => ((i as u64) ^ (1 << 63)).to_be_bytes().to_vec(),
+        Cell::UInt(u) => u.to_be_bytes().to_vec(),
+        Cell::Float(f) => {
+            let bits = f.to_bits();
+            let key = if f.is_sign_negative() {
+                !bits
+            } else {
+                bits | 1 << 63
+            };
+            key.to_be_bytes().to_vec()
+        }
+        Cell::Bool(b) => vec![u8::from(b)],
+    }
+}
+
+#[cold]
+fn not_an_email(label: &str) -> RowReject {
+    RowReject::new(
+        RejectReason::NotAnEmail,
+        format!("{label}: c2c files carry hashed e-mail addresses; this value is neither an e-mail address nor a SHA-256 hex digest"),
+    )
+}
+
+#[cold]
+fn bad_sync_id(label: &str, id_type: IdType, p: &inbound::IdProblem) -> RowReject {
+    let what = match id_type {
+        IdType::Dpuuid => String::new(),
+        t => format!(" ({})", t.name()),
+    };
+    // The fix for a case problem in an inbound mapping (`normalize_case`) is not one here.
+    let problem = match p {
+        inbound::IdProblem::Case { expected } => {
+            format!("the ID must be {expected}, as its data source's IDs are")
+        }
+        p => p.to_string(),
+    };
+    RowReject::new(RejectReason::from(p), format!("{label}{what}: {problem}"))
 }
 
 #[cold]

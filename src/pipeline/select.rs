@@ -4,7 +4,7 @@
 
 use super::Tuning;
 use crate::error::{Error, Problem, Result};
-use crate::mapping::{Input, Mapping};
+use crate::mapping::{Input, Mapping, RuleKind};
 use crate::source::{Scan, Source};
 use polars::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,6 +85,12 @@ impl Selection {
         let mut problems = Vec::new();
         for (i, rule) in mapping.rules.iter().enumerate() {
             match &rule.input {
+                // What orders c2c rows is read with its own type (numbers compare as numbers
+                // in a CSV file too), as conditions are.
+                Input::Column(c) if rule.kind == RuleKind::SyncOrder => {
+                    sel.conditions
+                        .push(column(c, &scan.names).alias(value_col(i)));
+                }
                 Input::Column(c) => {
                     sel.columns.push(column(c, &scan.names).alias(value_col(i)));
                     sel.read.push(value_col(i));

@@ -35,11 +35,23 @@ pub struct Meta {
     pub dpid: u64,
     pub target_dpid: Option<u64>,
     pub id_type: IdType,
+    /// For the ID pairs sent in ID-sync files: what the files are (`adobe_id_0_21`); absent
+    /// for inbound files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_sync: Option<String>,
     /// The current snapshot's file name in the folder.
     pub snapshot: String,
     /// The last delivery (its ledger entry), and the timestamp of the last full one.
     pub last: LedgerEntry,
     pub last_full: u64,
+}
+
+/// What an ID-sync mapping's files are, without their timestamp: `adobe_id_0_21`.
+fn id_sync_kind(mapping: &Mapping) -> Option<String> {
+    mapping.id_sync.as_ref().map(|_| {
+        let stem = mapping.delivery_stem(0);
+        stem.strip_suffix("_0").unwrap_or(&stem).to_owned()
+    })
 }
 
 /// One delivery, as the ledger records it: what was sent, why, and from what.
@@ -140,6 +152,19 @@ impl State {
         let out = &mapping.output;
         let was = (meta.dpid, meta.target_dpid, meta.id_type);
         let now = (out.dpid, out.target_dpid, mapping.user_id.id_type);
+        let sync = id_sync_kind(mapping);
+        if meta.id_sync != sync {
+            let show = |s: &Option<String>| match s {
+                Some(kind) => format!("the ID pairs of {kind}_* files"),
+                None => "inbound traits".to_owned(),
+            };
+            return Err(Error::Usage(format!(
+                "{}: this state holds {}, but the mapping sends {}; use a state folder of its own",
+                self.dir.display(),
+                show(&meta.id_sync),
+                show(&sync)
+            )));
+        }
         if was != now {
             let show = |(d, t, i): (u64, Option<u64>, IdType)| {
                 let t = t.map_or(String::new(), |t| format!(", target DPID {t}"));
@@ -195,6 +220,7 @@ impl State {
             dpid: mapping.output.dpid,
             target_dpid: mapping.output.target_dpid,
             id_type: mapping.user_id.id_type,
+            id_sync: id_sync_kind(mapping),
             snapshot: name,
             last: entry,
             last_full,

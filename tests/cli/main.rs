@@ -8,6 +8,7 @@
 mod convert;
 mod guardrails;
 mod harness;
+mod idsync;
 mod incremental;
 mod progress;
 mod s3;

@@ -442,3 +442,31 @@ fn a_named_profile_supplies_the_credentials() {
         "error: AWS_PROFILE=nope: no such profile in ~/.aws/credentials or ~/.aws/config\n"
     );
 }
+
+#[test]
+fn an_id_sync_delivery_lands_under_its_date_folder() {
+    let moto = Moto::start();
+    moto.create_bucket("aam");
+    let w = Workdir::new();
+    let text = std::fs::read_to_string(mapping("idsync.toml")).unwrap();
+    w.write("m.toml", text);
+    let input = example("idsync.csv");
+    let r = run(
+        &w,
+        &moto,
+        &convert_args(&input, &["--deliver", "s3://aam/acme/"]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let local = w.files("out");
+    let name = "adobe_id_0_21_1700000000.sync.gz";
+    assert_eq!(local.keys().collect::<Vec<_>>(), [name]);
+    let key = format!("acme/{DAY}/{name}");
+    assert_eq!(moto.object("aam", &key).as_ref(), local.get(name), "{key}");
+    assert_eq!(
+        moto.puts(),
+        [(
+            format!("aam/{key}"),
+            Some("bucket-owner-full-control".to_owned())
+        )]
+    );
+}
