@@ -27,8 +27,9 @@ command -v pigz >/dev/null || { apt-get update -qq && apt-get install -y -qq pig
 [[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 
 cargo build --release --quiet --bin aam-etl --example gen_crm
+BIN=${CARGO_TARGET_DIR:-target}/release
 if [[ ! -f $DATA/crm.$FORMAT ]]; then
-  target/release/examples/gen_crm --rows "$ROWS" --out "$DATA"
+  $BIN/examples/gen_crm --rows "$ROWS" --out "$DATA"
 fi
 INPUT=$DATA/crm.$FORMAT
 
@@ -47,7 +48,7 @@ measure() {
 # The median of the numbers on stdin (of an even count, the lower middle one).
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-AAM=(target/release/aam-etl --mapping mappings/bench.toml "$INPUT" --out "$OUT/aam" --timestamp $TS --force)
+AAM=($BIN/aam-etl --mapping mappings/bench.toml "$INPUT" --out "$OUT/aam" --timestamp $TS --force)
 rm -rf "$OUT/aam" "$OUT/duckdb"; mkdir -p "$OUT/duckdb"
 "${AAM[@]}" >/dev/null   # the output, for the floor and the comparison; the file in the page cache
 
@@ -113,7 +114,7 @@ fi
 
 # The validator against plain decompression of the same file, in turn as above.
 GUNZIP=(gzip -dc "$OUT"/aam/*.gz)
-VALIDATE=(target/release/aam-etl validate "$OUT/aam")
+VALIDATE=($BIN/aam-etl validate "$OUT/aam")
 in_turn "$OUT/vpairs" GUNZIP VALIDATE
 V_WALL=$(col "$OUT/vpairs" 1) V_CPU=$(col "$OUT/vpairs" 2) V_RSS=$(peak "$OUT/vpairs")
 G_WALL=$(col "$OUT/vpairs" 4) V_RATIO=$(col "$OUT/vpairs" 5)

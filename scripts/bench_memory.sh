@@ -36,6 +36,9 @@ grep -q 'hash = "sha256"' "$OUT/rejected.toml"
 
 # Runs a command under /usr/bin/time -v (exit 0 or 1 expected); prints "wall rss_mb".
 measure() {
+  # The previous case's output (a 1 GB rejects file) is written back first, not during
+  # this case's spill.
+  sync
   local log; log=$(mktemp)
   local code=0
   /usr/bin/time -v "$@" >/dev/null 2>"$log" || code=$?

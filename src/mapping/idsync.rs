@@ -36,12 +36,13 @@ pub(super) fn check_id_sync(
     if raw.taxonomy.path.is_some() {
         f.error("taxonomy", "an ID-sync file has no traits to check");
     }
-    for key in ["dpid", "target_dpid", "mode"] {
-        let set = match key {
-            "dpid" => raw.output.dpid.is_some(),
-            "target_dpid" => raw.output.target_dpid.is_some(),
-            _ => raw.output.mode.is_some(),
-        };
+    let out = &raw.output;
+    let set = [
+        ("dpid", out.dpid.is_some()),
+        ("target_dpid", out.target_dpid.is_some()),
+        ("mode", out.mode.is_some()),
+    ];
+    for (key, set) in set {
         if set {
             f.error(
                 format!("output.{key}"),

@@ -14,7 +14,8 @@ pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// distinct value per user would otherwise intern millions of traits that are each sent
 /// once; carried in the rows, they go through the external sort and memory stays flat.
 /// Lines are the same either way: rendering orders and de-duplicates both kinds together.
-pub(super) const INLINE: u32 = 1 << 31;
+/// The spill stores the value's bytes as they are (`spill::CARRIED`).
+pub(super) const INLINE: u32 = crate::spill::CARRIED;
 
 /// The rule index of a c2c row's position (file, row), carried as a signal would be: it
 /// orders a CRM ID's e-mails when the mapping has no `latest_by`.

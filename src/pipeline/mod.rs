@@ -60,7 +60,7 @@ impl Default for Tuning {
             batch_bytes: 64 << 20,
             spill_budget: 256 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            signal_cache: 1 << 16,
+            signal_cache: 1 << 14,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The merge of sorted runs: each user's rows come out together, users in bytewise ID
 //! order, every run read front to back through its own buffer.
 
-use super::codec::{get_varint, VARINT_MAX};
+use super::codec::{decode_codes, get_varint, VARINT_MAX};
 use super::sort::{prefix, PREFIX_BYTES};
 use std::fs::File;
 use std::io::{self, Read};
@@ -98,8 +98,8 @@ impl Run {
 
     /// Appends the current row's codes to `out`.
     fn codes_into(&self, out: &mut Vec<u32>) {
-        let (n, mut at) = self.codes;
-        out.extend((0..n).map(|_| get_varint(&self.buf, &mut at) as u32));
+        let (n, at) = self.codes;
+        decode_codes(&self.buf, at, n, out);
     }
 
     /// Reads the next row; false at the end of the run.

@@ -12,6 +12,7 @@ mod codec;
 mod merge;
 mod sort;
 
+pub use codec::CARRIED;
 pub use merge::{Merge, UserRows};
 
 use crate::lock::{is_abandoned, InUse};
