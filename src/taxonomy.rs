@@ -8,7 +8,7 @@
 //! its header.
 
 use crate::error::{Error, Result};
-use crate::inbound::Trait;
+use crate::inbound::{ElementValue, IdTrait, Trait};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,8 +22,8 @@ pub struct Taxonomy {
     path: PathBuf,
     /// Trait ID -> its type and data source.
     traits: HashMap<u64, Listed>,
-    /// (data source, key) named in a rule-based trait's `traitRule`.
-    keys: HashSet<(u64, String)>,
+    /// Data source -> the keys named in its rule-based traits' `traitRule`s.
+    keys: HashMap<u64, HashSet<String>>,
     /// (data source, N) for `ic == "N"` in a rule-based trait's `traitRule`.
     ics: HashSet<(u64, u64)>,
 }
@@ -126,7 +126,7 @@ impl Taxonomy {
         let mut t = Taxonomy {
             path: path.to_owned(),
             traits: HashMap::with_capacity(raw.len()),
-            keys: HashSet::new(),
+            keys: HashMap::new(),
             ics: HashSet::new(),
         };
         for r in raw {
@@ -137,7 +137,9 @@ impl Taxonomy {
             if let Some(rule) = r.trait_rule.as_deref().filter(|_| listed.is_rule_based()) {
                 let refs = rule_refs(rule);
                 t.keys
-                    .extend(refs.keys.into_iter().map(|k| (r.data_source_id, k)));
+                    .entry(r.data_source_id)
+                    .or_default()
+                    .extend(refs.keys);
                 t.ics
                     .extend(refs.ics.into_iter().map(|n| (r.data_source_id, n)));
             }
@@ -188,31 +190,27 @@ impl Taxonomy {
         }
     }
 
-    /// Whether some rule-based trait of `data_source` reads the signal `key`: a key-value
-    /// signal by its key, an `ic` signal (`key` "ic") by its value.
-    pub fn realizes(&self, data_source: u64, key: &str, value: &str) -> bool {
-        if key.eq_ignore_ascii_case("ic") {
-            value
-                .parse::<u64>()
-                .is_ok_and(|n| self.ics.contains(&(data_source, n)))
-        } else {
-            self.keys.contains(&(data_source, key.to_owned()))
+    /// The key a signal is counted under when no rule-based trait of `data_source` reads
+    /// it: a key-value signal's key (rules read keys), or `ic` for an `ic` value no rule
+    /// matches (`ic=="30608"`); `None` for a trait ID, or a signal some rule reads.
+    pub fn unrealized_key<'v>(
+        &self,
+        data_source: u64,
+        element: &ElementValue<'v>,
+    ) -> Option<&'v str> {
+        match *element {
+            ElementValue::Signal { key, .. } => {
+                let read = self
+                    .keys
+                    .get(&data_source)
+                    .is_some_and(|keys| keys.contains(key));
+                (!read).then_some(key)
+            }
+            ElementValue::Id(IdTrait::Ic(n) | IdTrait::IcPrefixed(n)) => {
+                (!self.ics.contains(&(data_source, n))).then_some("ic")
+            }
+            ElementValue::Id(_) => None,
         }
-    }
-
-    /// The signal keys of rendered trait text (`key=value`, `key="value"`, `ic=N` or a bare
-    /// `N`) that no rule-based trait reads; `None` for a trait that is not a signal or that
-    /// some rule reads.
-    pub fn unrealized_key<'t>(&self, data_source: u64, text: &'t str) -> Option<&'t str> {
-        let (key, value) = match text.split_once('=') {
-            Some((k, v)) => (k, v.trim_matches('"')),
-            None if text.bytes().all(|b| b.is_ascii_digit()) => ("ic", text),
-            None => return None,
-        };
-        if key.starts_with("d_") {
-            return None;
-        }
-        (!self.realizes(data_source, key, value)).then_some(key)
     }
 }
 
@@ -407,21 +405,32 @@ mod tests {
         assert_eq!(t.check(&Trait::Ic(110), 21), Ok(()), "ic is a signal");
     }
 
+    /// `unrealized_key` of an element as a file writes it.
+    fn unrealized(t: &Taxonomy, data_source: u64, text: &str) -> Option<String> {
+        let element = crate::inbound::parse_element(text).expect("a trait element");
+        t.unrealized_key(data_source, &element.value)
+            .map(str::to_owned)
+    }
+
     #[test]
     fn signals_are_realized_by_rules_of_the_same_data_source() {
         let t = list();
-        assert_eq!(t.unrealized_key(21, "city=Boston"), None);
-        assert_eq!(t.unrealized_key(21, "city=\"New York\""), None);
+        assert_eq!(unrealized(&t, 21, "city=Boston").as_deref(), None);
+        assert_eq!(unrealized(&t, 21, "city=\"New York\"").as_deref(), None);
         assert_eq!(
-            t.unrealized_key(21, "age=4"),
+            unrealized(&t, 21, "age=4").as_deref(),
             Some("age"),
             "age is read for 99 only"
         );
-        assert_eq!(t.unrealized_key(99, "age=4"), None);
-        assert_eq!(t.unrealized_key(21, "30608"), None);
-        assert_eq!(t.unrealized_key(21, "ic=30608"), None);
-        assert_eq!(t.unrealized_key(21, "ic=1"), Some("ic"));
-        assert_eq!(t.unrealized_key(21, "d_sid=110"), None, "not a signal");
+        assert_eq!(unrealized(&t, 99, "age=4").as_deref(), None);
+        assert_eq!(unrealized(&t, 21, "30608").as_deref(), None);
+        assert_eq!(unrealized(&t, 21, "ic=30608").as_deref(), None);
+        assert_eq!(unrealized(&t, 21, "ic=1").as_deref(), Some("ic"));
+        assert_eq!(
+            unrealized(&t, 21, "d_sid=110").as_deref(),
+            None,
+            "not a signal"
+        );
     }
 
     #[test]
@@ -432,7 +441,7 @@ mod tests {
         .expect("read");
         let t = Taxonomy::from_traits(Path::new("t.csv"), raw).expect("consistent");
         assert_eq!(t.check_id(111, 21), Ok(()));
-        assert_eq!(t.unrealized_key(21, "city=x"), None);
+        assert_eq!(unrealized(&t, 21, "city=x").as_deref(), None);
         let e = from_csv("sid,traitType\n1,ON_BOARDED_TRAIT\n").err();
         assert!(e.is_some_and(|e| e.contains("no `dataSourceId` column")));
         let e = from_csv("sid,traitType,dataSourceId\n1x,ON_BOARDED_TRAIT,21\n").err();

@@ -68,13 +68,6 @@ impl fmt::Display for FileNameError {
 pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<u64> = 1_000_000_000..=9_999_999_999;
 
 impl FileName {
-    /// Whether two names belong to one delivery: the same data source, target and
-    /// timestamp (any mode, part or compression).
-    pub fn same_delivery(&self, other: &FileName) -> bool {
-        (self.dpid, self.target_dpid, self.timestamp)
-            == (other.dpid, other.target_dpid, other.timestamp)
-    }
-
     /// What the files of one delivery share: `ftp_dpm_<DPID>[_<TARGET_DPID>]_<TIMESTAMP>`.
     pub fn stem(&self) -> String {
         match self.target_dpid {

@@ -26,12 +26,21 @@ pub struct IdSyncName {
 impl IdSyncName {
     /// What the files of one delivery share: `adobe_id_<MASTER>_<DPID>..._<TIMESTAMP>`.
     pub fn stem(&self) -> String {
-        let prefix = match self.kind {
+        format!(
+            "{}_{}",
+            IdSyncName::series(self.kind, &self.dpids),
+            self.timestamp
+        )
+    }
+
+    /// What every delivery of the same data sources shares: `adobe_id_0_21`.
+    pub fn series(kind: IdSyncKind, dpids: &[u64]) -> String {
+        let prefix = match kind {
             IdSyncKind::Adobe => "adobe_id",
             IdSyncKind::C2c => "c2c_id",
         };
-        let dpids: Vec<String> = self.dpids.iter().map(u64::to_string).collect();
-        format!("{prefix}_{}_{}", dpids.join("_"), self.timestamp)
+        let dpids: Vec<String> = dpids.iter().map(u64::to_string).collect();
+        format!("{prefix}_{}", dpids.join("_"))
     }
 
     /// Whether `name` claims to be an ID-synchronization file (then [`IdSyncName::parse`]

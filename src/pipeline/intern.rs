@@ -18,8 +18,9 @@ pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 pub(super) const INLINE: u32 = crate::spill::CARRIED;
 
 /// The rule index of a c2c row's position (file, row), carried as a signal would be: it
-/// orders a CRM ID's e-mails when the mapping has no `latest_by`.
-pub(super) const POSITION_RULE: u32 = INLINE - 1;
+/// orders a CRM ID's e-mails when the mapping has no `latest_by`. The largest rule index,
+/// which no mapping reaches.
+pub(super) const POSITION_RULE: u32 = !INLINE;
 
 /// Stands in a rule's cache for a trait the trait list refuses (see `TraitCheck`): never
 /// interned, never sent; a row that makes it is rejected.

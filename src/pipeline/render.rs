@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::reject::{mask_pii, Reject, RejectLog, RejectReason};
 use crate::report::Receipt;
 use crate::source::Source;
-use crate::spill::{Merge, UserRows};
+use crate::spill::{prefix, Merge, UserRows};
 use std::cmp::Ordering as Order;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +32,11 @@ pub(super) struct RenderContext<'a> {
     ranked: Vec<(Effect, TraitKind)>,
     /// Rank -> the trait's text, rendered once.
     texts: Vec<Vec<u8>>,
-    /// Rank -> a signal's value (empty for other traits), after its first 8 bytes as an
-    /// integer: where a signal carried in the rows falls among them. The integers decide
-    /// most comparisons of a search without reading the values, scattered in memory.
-    values: Vec<(u64, &'a [u8])>,
+    /// Rank -> a signal's value (empty for other traits), after its first 16 bytes as
+    /// integers (`spill::prefix`, as the sort keys IDs): where a signal carried in the rows
+    /// falls among them. The integers decide most comparisons of a search without reading
+    /// the values, scattered in memory.
+    values: Vec<([u64; 2], &'a [u8])>,
     /// Rule index -> a key-value rule's key (signals carried in the rows name their rule).
     keys: Vec<&'a str>,
     /// Rule index -> the ranks of the interned signals with the rule's key, which line
@@ -131,7 +132,7 @@ impl<'a> RenderContext<'a> {
             .iter()
             .map(|t| match t {
                 Trait::Signal { value, .. } => (prefix(value.as_bytes()), value.as_bytes()),
-                _ => (0, &[][..]),
+                _ => ([0; 2], &[][..]),
             })
             .collect();
         let keyed = keys
@@ -458,15 +459,6 @@ fn sync_traits(sync: &IdSync, user: &UserRows, scratch: &mut Scratch, tally: &mu
     }
 }
 
-/// The first 8 bytes of a value, zero-padded, as a big-endian integer: integers in the
-/// order of their values (a zero byte pads a value that ended, which sorts first).
-fn prefix(value: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = value.len().min(8);
-    b[..n].copy_from_slice(&value[..n]);
-    u64::from_be_bytes(b)
-}
-
 /// Writes users' lines into a chunk, counting what it writes and rejecting users that cannot
 /// be sent whole.
 struct Writer<'w, 'a, 't> {
@@ -536,8 +528,12 @@ fn count_unrealized(check: TraitCheck, traits: &UserTraits, counts: &mut BTreeMa
         if !matches!(traits.kind(i), TraitKind::KeyValue | TraitKind::Ic) {
             continue;
         }
+        // Written by the renderer, so it parses.
         let text = std::str::from_utf8(text).unwrap_or_default();
-        if let Some(key) = check.list.unrealized_key(check.data_source, text) {
+        let Ok(element) = inbound::parse_element(text) else {
+            continue;
+        };
+        if let Some(key) = check.list.unrealized_key(check.data_source, &element.value) {
             match counts.get_mut(key) {
                 Some(n) => *n += 1,
                 None => {

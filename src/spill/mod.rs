@@ -14,6 +14,7 @@ mod sort;
 
 pub use codec::CARRIED;
 pub use merge::{Merge, UserRows};
+pub(crate) use sort::prefix;
 
 use crate::lock::{is_abandoned, InUse};
 use merge::{Rows, Run};

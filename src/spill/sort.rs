@@ -8,7 +8,7 @@ use std::io::{self, Write};
 /// The first 16 bytes of an ID as two big-endian integers (compared in order, they give the
 /// bytes' order): they decide most comparisons (typical IDs are shorter) without touching
 /// the bytes. Two u64 rather than a u128, so that an index entry takes 24 bytes, not 32.
-pub(super) fn prefix(id: &[u8]) -> [u64; 2] {
+pub(crate) fn prefix(id: &[u8]) -> [u64; 2] {
     let mut b = [0u8; PREFIX_BYTES];
     let n = id.len().min(PREFIX_BYTES);
     b[..n].copy_from_slice(&id[..n]);

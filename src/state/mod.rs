@@ -14,7 +14,7 @@ pub mod diff;
 pub mod snapshot;
 
 use crate::error::{Error, Result};
-use crate::inbound::{date_folder, IdType};
+use crate::inbound::{date_folder, IdSyncName, IdType};
 use crate::lock::Lock;
 use crate::mapping::Mapping;
 use crate::publish::{create_dirs, temp_name};
@@ -48,10 +48,8 @@ pub struct Meta {
 
 /// What an ID-sync mapping's files are, without their timestamp: `adobe_id_0_21`.
 fn id_sync_kind(mapping: &Mapping) -> Option<String> {
-    mapping.id_sync.as_ref().map(|_| {
-        let stem = mapping.delivery_stem(0);
-        stem.strip_suffix("_0").unwrap_or(&stem).to_owned()
-    })
+    let sync = mapping.id_sync.as_ref()?;
+    Some(IdSyncName::series(sync.kind, &sync.dpids))
 }
 
 /// One delivery, as the ledger records it: what was sent, why, and from what.

@@ -253,11 +253,17 @@ impl Checker<'_> {
     /// With a trait list: a trait ID must be an onboarded trait of the file's data source,
     /// and some rule-based trait of it should read a signal.
     fn check_listed(&mut self, n: u64, value: &ElementValue) {
-        let (Some(list), Some(ds)) = (self.opts.traits.clone(), self.data_source) else {
+        // Options outlive the checker: no borrow of `self` while reporting.
+        let opts = self.opts;
+        let (Some(list), Some(ds)) = (opts.traits.as_deref(), self.data_source) else {
             return;
         };
-        let trait_ = value.to_trait();
-        if let Some((id, _)) = trait_.target() {
+        // A signal's text is only built for a report.
+        let target = match value {
+            ElementValue::Id(_) => value.to_trait().target(),
+            ElementValue::Signal { .. } => None,
+        };
+        if let Some((id, _)) = target {
             if let Err(refusal) = list.check_id(id, ds) {
                 let rule = match refusal {
                     Refusal::Unknown => Rule::UnknownTrait,
@@ -269,16 +275,14 @@ impl Checker<'_> {
             }
             return;
         }
-        let text = trait_.render();
-        if let Some(key) = list.unrealized_key(ds, &text) {
+        if let Some(key) = list.unrealized_key(ds, value) {
             self.receipt.unused_signals += 1;
-            let what = if key == "ic" {
-                format!(
-                    "no rule-based trait of data source {ds} reads ic == \"{}\"",
-                    text.trim_start_matches("ic=")
-                )
-            } else {
-                format!("no rule-based trait of data source {ds} reads the key `{key}`")
+            let text = value.to_trait().render();
+            let what = match value {
+                ElementValue::Id(IdTrait::Ic(ic) | IdTrait::IcPrefixed(ic)) => {
+                    format!("no rule-based trait of data source {ds} reads ic == \"{ic}\"")
+                }
+                _ => format!("no rule-based trait of data source {ds} reads the key `{key}`"),
             };
             self.report(
                 n,

@@ -104,6 +104,13 @@ fn trait_list_rejects_count_against_the_reject_threshold() {
     let w = Workdir::new();
     let r = convert_crm(&w, &["--traits", &traits_csv()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "error: 66.67% of rows were rejected, over --max-reject-rate 1%; no file written"
+        ),
+        "{}",
+        r.stderr
+    );
     assert!(w.files("out").is_empty(), "nothing published");
 }
 
