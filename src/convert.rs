@@ -660,4 +660,54 @@ mod tests {
             assert_eq!(whole, convert(&mapping, &inputs, fitted), "{example}");
         }
     }
+
+    /// Converts `csv` with `mapping` (gzip off) in one batch and in TINY ones, checks that
+    /// both give the same files, receipt and rejects, and returns the lines and receipt.
+    fn converts_alike(mapping: &str, csv: &str) -> (String, Receipt) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        std::fs::write(&input, csv).unwrap();
+        let mapping = Mapping::parse(&format!("[output]\ndpid = 21\ngzip = false\n{mapping}"))
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let inputs = [input.display().to_string()];
+        let whole = convert(&mapping, &inputs, Tuning::default());
+        assert_eq!(whole, convert(&mapping, &inputs, TINY), "{mapping:?}");
+        let lines = whole
+            .0
+            .iter()
+            .map(|(_, bytes)| String::from_utf8(bytes.clone()).unwrap())
+            .collect();
+        (lines, whole.1)
+    }
+
+    #[test]
+    fn remove_when_and_value_map_removals_do_not_depend_on_batches() {
+        let mut csv = String::from("id,seg,status,tier\n");
+        for i in 0..120u32 {
+            let status = ["active", "churned", "", "paused"][i as usize % 4];
+            let tier = ["Gold", "silver", "GOLD", "bronze", "tin"][i as usize % 5];
+            let _ = writeln!(csv, "u{},{},{status},{tier}", i % 7, 100 + i % 3);
+        }
+        let (lines, receipt) = converts_alike(
+            "[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nremove_when = \"status <> 'active'\"\nremoval = \"zero\"\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nignore_case = true\nunmapped = \"skip\"\n\
+             values = { gold = [1, 2], silver = 2 }\nremoves = { silver = 1, bronze = [1, 2] }\n",
+            &csv,
+        );
+        // Rows 0..120: status cycles over 4 and users over 7, so every user has rows of
+        // each status; segment i % 3 with status i % 4.
+        assert!(lines.starts_with("u0\t"), "{lines}");
+        assert_eq!(lines.lines().count(), 7);
+        // Each (status, tier) is counted: NULL statuses add (30 rows), "tin" is skipped.
+        assert_eq!(receipt.null_conditions["traits[0].remove_when"], 30);
+        assert_eq!(receipt.values_skipped, 24);
+        assert_eq!(receipt.top_unmapped("traits[1]", 5), [("tin", 24)]);
+        // Every user had an active row of each segment and an inactive one: the addition
+        // wins, as for any add and remove of one trait in one run.
+        assert!(receipt.conflicts > 0);
+        for line in lines.lines() {
+            assert!(line.contains("d_sid=100,d_sid=101,d_sid=102"), "{line}");
+        }
+    }
 }

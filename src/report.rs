@@ -35,6 +35,10 @@ pub struct Receipt {
     pub ids_phone_like: u64,
     /// Values not in a `value_map` with `unmapped = "skip"`.
     pub values_skipped: u64,
+    /// Those values by rule, each with how many cells held it (the first
+    /// `UNMAPPED_LISTED` distinct values a converting thread met; the total is exact).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmapped_values: BTreeMap<String, BTreeMap<String, u64>>,
     /// ID sync: rows without one of the IDs (nothing to sync; not an error).
     #[serde(skip_serializing_if = "is_zero")]
     pub rows_without_ids: u64,
@@ -94,7 +98,36 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// Distinct unmapped values counted per rule and thread: enough to show the common ones
+/// without growing with a column of free text.
+pub const UNMAPPED_LISTED: usize = 1000;
+
 impl Receipt {
+    /// A value a value map skipped (`unmapped = "skip"`), counted by rule and value.
+    pub fn skip_value(&mut self, rule: &str, value: &str) {
+        self.values_skipped += 1;
+        let values = self.unmapped_values.entry(rule.to_owned()).or_default();
+        if let Some(n) = values.get_mut(value) {
+            *n += 1;
+        } else if values.len() < UNMAPPED_LISTED {
+            values.insert(value.to_owned(), 1);
+        }
+    }
+
+    /// A rule's most common unmapped values, most common first (ties by value).
+    pub fn top_unmapped(&self, rule: &str, n: usize) -> Vec<(&str, u64)> {
+        let mut values: Vec<(&str, u64)> = self
+            .unmapped_values
+            .get(rule)
+            .into_iter()
+            .flatten()
+            .map(|(v, &c)| (v.as_str(), c))
+            .collect();
+        values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        values.truncate(n);
+        values
+    }
+
     pub fn reject(&mut self, reason: RejectReason, rows: u64) {
         self.rows_rejected += rows;
         *self
@@ -121,6 +154,7 @@ impl Receipt {
             ids_normalized,
             ids_phone_like,
             values_skipped,
+            unmapped_values,
             rows_without_ids,
             emails_dropped,
             commas_replaced,
@@ -148,6 +182,12 @@ impl Receipt {
         self.ids_normalized += ids_normalized;
         self.ids_phone_like += ids_phone_like;
         self.values_skipped += values_skipped;
+        for (rule, values) in unmapped_values {
+            let mine = self.unmapped_values.entry(rule).or_default();
+            for (value, n) in values {
+                *mine.entry(value).or_default() += n;
+            }
+        }
         self.commas_replaced += commas_replaced;
         self.rows_without_ids += rows_without_ids;
         self.emails_dropped += emails_dropped;
@@ -173,7 +213,8 @@ impl Receipt {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let mut row = |label: &str, value: String| {
-            let _ = writeln!(s, "{label:<26}{value}");
+            // A long label (a rule's key path) keeps a space before its value.
+            let _ = writeln!(s, "{label:<25} {value}");
         };
         row("files read", self.files_read.to_string());
         row("rows read", self.rows_read.to_string());
@@ -218,6 +259,14 @@ impl Receipt {
                 "unmapped values",
                 format!("{} (skipped)", self.values_skipped),
             );
+            for rule in self.unmapped_values.keys() {
+                let top: Vec<String> = self
+                    .top_unmapped(rule, 5)
+                    .iter()
+                    .map(|(v, n)| format!("\"{v}\" x{n}"))
+                    .collect();
+                row(&format!("  {rule}"), top.join(", "));
+            }
         }
         if self.rows_without_ids > 0 {
             row(
@@ -265,9 +314,14 @@ impl Receipt {
             }
         }
         for (rule, n) in &self.null_conditions {
+            let what = if rule.ends_with(".remove_when") {
+                "added, not removed"
+            } else {
+                "neither added nor removed"
+            };
             row(
                 &format!("NULL condition {rule}"),
-                format!("{n} rows (neither added nor removed; see COALESCE in the README)"),
+                format!("{n} rows ({what}; see COALESCE in the README)"),
             );
         }
         for p in &self.parts {

@@ -88,7 +88,7 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
                 .traits
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
+                .flat_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
                 .collect();
             (user_id, output, rules, None)
         }
@@ -483,7 +483,7 @@ values = { a = 1 }
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0],
-            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split, comma_replacement"
+            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, split, comma_replacement"
         );
     }
 

@@ -113,6 +113,7 @@ pub(super) fn check_id_sync(
             input: Input::Column(c.column.clone()),
             filter: None,
             split: None,
+            gate: None,
             kind: RuleKind::SyncId {
                 id_type: id_type_of_dpid(c.dpid),
                 hash_email: kind == IdSyncKind::C2c,
@@ -125,6 +126,7 @@ pub(super) fn check_id_sync(
             input: Input::Column(by.clone()),
             filter: None,
             split: None,
+            gate: None,
             kind: RuleKind::SyncOrder,
         });
     }

@@ -139,10 +139,14 @@ pub enum RuleKind {
         on_true: Trait,
         on_false: Option<Trait>,
     },
-    /// Values looked up in a table; values not in it are rejected or skipped.
+    /// Values looked up in a table, each to the traits it adds and removes; values not in
+    /// it are rejected or skipped.
     ValueMap {
-        values: BTreeMap<String, Trait>,
+        /// Keys lower-cased with `ignore_case`.
+        values: BTreeMap<String, Vec<Trait>>,
         reject_unmapped: bool,
+        /// Values are matched whatever their letter case.
+        ignore_case: bool,
     },
     /// `key=value` signals with the cell's value.
     KeyValue {
@@ -168,7 +172,19 @@ pub struct Rule {
     /// Polars SQL expression; rows where it is not true produce nothing from this rule.
     pub filter: Option<String>,
     pub split: Option<String>,
+    /// `remove_when`: this rule applies only where the condition is true (`removes`), or only
+    /// where it is not (NULL included).
+    pub gate: Option<Gate>,
     pub kind: RuleKind,
+}
+
+/// A `remove_when` condition, as one of the two rules it makes sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// Polars SQL.
+    pub sql: String,
+    /// This rule is the removal one: it applies where the condition is true.
+    pub removes: bool,
 }
 
 /// Incremental delivery (`[state]`): where the state of what was sent lives, and how often

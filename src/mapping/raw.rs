@@ -97,9 +97,29 @@ pub struct RawRule {
     pub removal: Option<String>,
     pub trait_id: Option<u64>,
     pub remove_when_false: Option<bool>,
-    pub values: Option<BTreeMap<String, u64>>,
+    pub values: Option<BTreeMap<String, TraitIdList>>,
+    pub removes: Option<BTreeMap<String, TraitIdList>>,
+    pub ignore_case: Option<bool>,
+    pub remove_when: Option<String>,
     pub unmapped: Option<String>,
     pub key: Option<String>,
     pub split: Option<String>,
     pub comma_replacement: Option<String>,
+}
+
+/// A value map's entry: one trait ID or several (`gold = [111, 112]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TraitIdList {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl TraitIdList {
+    pub fn ids(&self) -> &[u64] {
+        match self {
+            TraitIdList::One(id) => std::slice::from_ref(id),
+            TraitIdList::Many(ids) => ids,
+        }
+    }
 }

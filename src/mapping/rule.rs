@@ -3,7 +3,7 @@
 
 use super::check::Findings;
 use super::raw::RawRule;
-use super::{Emit, Input, Rule, RuleKind};
+use super::{Emit, Gate, Input, Rule, RuleKind};
 use crate::inbound::{check_key, is_reserved_key, Mode, Removal, Trait, TraitError};
 use std::collections::BTreeMap;
 
@@ -21,10 +21,34 @@ const REMOVALS: &[(&str, Emit)] = &[
 /// Which optional keys each rule type takes; any other key given is an error.
 fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "trait_ids" => &["column", "action", "form", "removal", "split"],
-        "flag" => &["column", "trait_id", "form", "remove_when_false", "removal"],
+        "trait_ids" => &[
+            "column",
+            "action",
+            "form",
+            "removal",
+            "split",
+            "remove_when",
+        ],
+        "flag" => &[
+            "column",
+            "trait_id",
+            "form",
+            "remove_when_false",
+            "removal",
+            "remove_when",
+        ],
         "condition" => &["when", "trait_id", "form", "remove_when_false", "removal"],
-        "value_map" => &["column", "values", "form", "unmapped", "split"],
+        "value_map" => &[
+            "column",
+            "values",
+            "removes",
+            "ignore_case",
+            "form",
+            "removal",
+            "unmapped",
+            "split",
+            "remove_when",
+        ],
         "key_value" => &["column", "key", "split", "comma_replacement"],
         _ => return None,
     })
@@ -45,6 +69,9 @@ fn given_keys(r: &RawRule) -> Vec<&'static str> {
     add(r.trait_id.is_some(), "trait_id");
     add(r.remove_when_false.is_some(), "remove_when_false");
     add(r.values.is_some(), "values");
+    add(r.removes.is_some(), "removes");
+    add(r.ignore_case.is_some(), "ignore_case");
+    add(r.remove_when.is_some(), "remove_when");
     add(r.unmapped.is_some(), "unmapped");
     add(r.key.is_some(), "key");
     add(r.split.is_some(), "split");
@@ -52,7 +79,112 @@ fn given_keys(r: &RawRule) -> Vec<&'static str> {
     keys
 }
 
-pub(super) fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule> {
+/// The rules a `[[traits]]` entry becomes: one, or two with `remove_when` (the rule where the
+/// condition is not true, and its removals where it is).
+pub(super) fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Vec<Rule> {
+    let Some(rule) = check_one(i, r, mode, f) else {
+        return Vec::new();
+    };
+    let Some(sql) = &r.remove_when else {
+        return vec![rule];
+    };
+    if sql.trim().is_empty() {
+        f.error(
+            format!("{}.remove_when", rule.path),
+            "empty condition: remove it or write one such as \"status <> 'active'\"",
+        );
+        return Vec::new();
+    }
+    if mode == Mode::Overwrite {
+        f.warn(
+            format!("{}.remove_when", rule.path),
+            "ignored in mode = \"overwrite\": removals are not written there, and rows where it is true add nothing",
+        );
+    }
+    let removal = removal_of(&rule.kind, r, f, &rule.path);
+    let gate = |removes| {
+        Some(Gate {
+            sql: sql.clone(),
+            removes,
+        })
+    };
+    let mut rules = vec![Rule {
+        gate: gate(false),
+        ..rule.clone()
+    }];
+    if let (Some(kind), false) = (removal, mode == Mode::Overwrite) {
+        rules.push(Rule {
+            gate: gate(true),
+            kind,
+            ..rule
+        });
+    }
+    rules
+}
+
+/// What a rule does instead where its `remove_when` is true: it removes the trait IDs it would
+/// add, written as its `removal` says.
+fn removal_of(kind: &RuleKind, r: &RawRule, f: &mut Findings, path: &str) -> Option<RuleKind> {
+    let key = format!("{path}.remove_when");
+    let removal = f.choice(
+        &format!("{path}.removal"),
+        r.removal.as_deref(),
+        Emit::Unsid,
+        REMOVALS,
+    );
+    match kind {
+        RuleKind::TraitIds { emit: Emit::Sid } => Some(RuleKind::TraitIds { emit: removal }),
+        RuleKind::Flag {
+            on_true: Trait::Sid(id),
+            ..
+        } => Some(RuleKind::Flag {
+            on_true: removal.make(*id),
+            on_false: Some(removal.make(*id)),
+        }),
+        RuleKind::ValueMap {
+            values,
+            reject_unmapped,
+            ignore_case,
+        } => Some(RuleKind::ValueMap {
+            values: values
+                .iter()
+                .map(|(k, traits)| {
+                    let removed = traits.iter().filter_map(|t| match t {
+                        Trait::Sid(id) => Some(removal.make(*id)),
+                        _ => None,
+                    });
+                    // What the value removes anyway (`removes`) stays removed.
+                    let kept = traits.iter().filter(|t| is_removal(t)).cloned();
+                    (k.clone(), removed.chain(kept).collect())
+                })
+                .collect(),
+            reject_unmapped: *reject_unmapped,
+            ignore_case: *ignore_case,
+        }),
+        RuleKind::TraitIds {
+            emit: Emit::Unsid | Emit::Remove(_),
+        } => {
+            f.error(
+                key,
+                "a rule with action = \"remove\" removes on every row already; remove_when applies to rules that add",
+            );
+            None
+        }
+        _ => {
+            f.error(
+                key,
+                "only d_sid traits can be removed; ic traits have no removal form",
+            );
+            None
+        }
+    }
+}
+
+fn is_removal(t: &Trait) -> bool {
+    matches!(t.target(), Some((_, false)))
+}
+
+fn check_one(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule> {
     let path = format!("traits[{i}]");
     let key = |k: &str| format!("{path}.{k}");
     let Some(allowed) = allowed_keys(&r.kind) else {
@@ -91,7 +223,7 @@ pub(super) fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) ->
     let mut kind = match r.kind.as_str() {
         "trait_ids" => trait_ids_rule(r, form, removal, &key, f),
         "flag" | "condition" => flag_rule(r, form, removal, &key, f)?,
-        "value_map" => value_map_rule(r, form, &key, f)?,
+        "value_map" => value_map_rule(r, form, removal, &key, f)?,
         "key_value" => {
             let name = r
                 .key
@@ -123,6 +255,7 @@ pub(super) fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) ->
         input,
         filter: r.filter.clone(),
         split: r.split.clone(),
+        gate: None,
         kind,
     })
 }
@@ -167,8 +300,11 @@ fn trait_ids_rule(
             "`form` sets how additions are written; removals use `removal`",
         );
     }
-    if !remove && r.removal.is_some() {
-        f.error(key("removal"), "applies only with action = \"remove\"");
+    if !remove && r.removal.is_some() && r.remove_when.is_none() {
+        f.error(
+            key("removal"),
+            "applies only with action = \"remove\" or remove_when",
+        );
     }
     RuleKind::TraitIds {
         emit: if remove { removal } else { form },
@@ -187,8 +323,11 @@ fn flag_rule(
         return None;
     };
     let remove = r.remove_when_false.unwrap_or(false);
-    if r.removal.is_some() && !remove {
-        f.error(key("removal"), "applies only with remove_when_false = true");
+    if r.removal.is_some() && !remove && r.remove_when.is_none() {
+        f.error(
+            key("removal"),
+            "applies only with remove_when_false = true or remove_when",
+        );
     }
     if remove && form != Emit::Sid {
         f.error(
@@ -205,31 +344,89 @@ fn flag_rule(
 fn value_map_rule(
     r: &RawRule,
     form: Emit,
+    removal: Emit,
     key: &dyn Fn(&str) -> String,
     f: &mut Findings,
 ) -> Option<RuleKind> {
-    let values = match &r.values {
-        Some(v) if !v.is_empty() => v,
-        _ => {
-            f.error(
-                key("values"),
-                "missing: a table of value = trait ID, e.g. { gold = 111, silver = 112 }",
-            );
-            return None;
-        }
-    };
+    let empty = BTreeMap::new();
+    let adds = r.values.as_ref().unwrap_or(&empty);
+    let removes = r.removes.as_ref().unwrap_or(&empty);
+    if adds.is_empty() && removes.is_empty() {
+        f.error(
+            key("values"),
+            "missing: a table of value = trait ID, e.g. { gold = 111, silver = 112 } (a value may list several: gold = [111, 112])",
+        );
+        return None;
+    }
+    if r.removes.is_some() && form != Emit::Sid {
+        f.error(
+            key("removes"),
+            "only d_sid traits can be removed; ic traits have no removal form",
+        );
+    }
+    if r.removal.is_some() && r.removes.is_none() && r.remove_when.is_none() {
+        f.error(
+            key("removal"),
+            "applies only with `removes` or `remove_when`",
+        );
+    }
     let reject_unmapped = f.choice(
         &key("unmapped"),
         r.unmapped.as_deref(),
         true,
         &[("reject", true), ("skip", false)],
     );
-    Some(RuleKind::ValueMap {
-        values: values
+    let ignore_case = r.ignore_case.unwrap_or(false);
+    // Each value's traits: what it adds, then what it removes.
+    let mut values: BTreeMap<String, Vec<Trait>> = BTreeMap::new();
+    let mut spelled: BTreeMap<String, String> = BTreeMap::new();
+    let entries = adds
+        .iter()
+        .map(|e| (e, "values", form))
+        .chain(removes.iter().map(|e| (e, "removes", removal)));
+    for ((value, ids), table, emit) in entries {
+        let folded = if ignore_case {
+            value.to_lowercase()
+        } else {
+            value.clone()
+        };
+        if let Some(first) = spelled.get(&folded) {
+            if first != value {
+                f.error(
+                    key(&format!("{table}.{value}")),
+                    format!(
+                        "\"{value}\" and \"{first}\" are the same value with ignore_case = true; list it once"
+                    ),
+                );
+                continue;
+            }
+        }
+        spelled.insert(folded.clone(), value.clone());
+        let traits = values.entry(folded).or_default();
+        for &id in ids.ids() {
+            let t = emit.make(id);
+            if !traits.contains(&t) {
+                traits.push(t);
+            }
+        }
+    }
+    for (value, traits) in &values {
+        let added = |id: u64| traits.iter().any(|t| *t == form.make(id));
+        if let Some(id) = traits
             .iter()
-            .map(|(k, id)| (k.clone(), form.make(*id)))
-            .collect::<BTreeMap<_, _>>(),
+            .filter(|t| is_removal(t))
+            .find_map(|t| t.target().map(|(id, _)| id).filter(|&id| added(id)))
+        {
+            f.error(
+                key(&format!("removes.{value}")),
+                format!("\"{value}\" both adds and removes trait {id}; keep one"),
+            );
+        }
+    }
+    Some(RuleKind::ValueMap {
+        values,
         reject_unmapped,
+        ignore_case,
     })
 }
 

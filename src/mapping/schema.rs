@@ -15,7 +15,7 @@ enum Kind {
     UInt,
     Bool,
     StrList,
-    /// `{ name = <non-negative integer>, ... }`
+    /// `{ name = <trait ID> or [<trait ID>, ...], ... }`
     UIntTable,
     Table(&'static [Key]),
     TableList(&'static [Key]),
@@ -95,6 +95,9 @@ const RULE: &[Key] = &[
     opt("trait_id", Kind::UInt),
     opt("remove_when_false", Kind::Bool),
     opt("values", Kind::UIntTable),
+    opt("removes", Kind::UIntTable),
+    opt("ignore_case", Kind::Bool),
+    opt("remove_when", Kind::Str),
     opt("unmapped", Kind::Str),
     opt("key", Kind::Str),
     opt("split", Kind::Str),
@@ -277,10 +280,17 @@ fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, 
         (Kind::UIntTable, DeValue::Table(t)) => {
             for (name, v) in t.iter() {
                 let key = format!("{path}.{}", name.get_ref());
-                check_value(v, Kind::UInt, &key, lines, found);
+                match v.get_ref() {
+                    DeValue::Array(ids) if !ids.is_empty() => {
+                        for (i, id) in ids.iter().enumerate() {
+                            check_value(id, Kind::UInt, &format!("{key}[{i}]"), lines, found);
+                        }
+                    }
+                    _ => check_value(v, Kind::UInt, &key, lines, found),
+                }
             }
         }
-        (Kind::UIntTable, _) => wrong("a table of value = trait ID"),
+        (Kind::UIntTable, _) => wrong("a table of value = trait ID (or a list of them)"),
         (Kind::Table(keys), DeValue::Table(t)) => {
             check_table(t, value.span(), keys, path, lines, found);
         }
@@ -347,7 +357,7 @@ typ = \"key_value\"
                 "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
                 "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",
                 "traits[1].type: missing (line 10): the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
-                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, unmapped, key, split, comma_replacement",
+                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, split, comma_replacement",
             ]
         );
     }

@@ -56,8 +56,9 @@ impl Interner {
 pub(super) struct RuleCache {
     /// A flag's pre-interned traits for true and false.
     pub(super) flag: (Option<u32>, Option<u32>),
-    /// A value map's pre-interned traits.
-    pub(super) map: HashMap<String, u32>,
+    /// A value map's pre-interned traits by value (folded with `ignore_case`, and then also
+    /// by each spelling met); `[REFUSED]` when the trait list refuses one of them.
+    pub(super) map: HashMap<String, Box<[u32]>>,
     /// Trait ID -> code.
     pub(super) ids: IntCache,
     /// Key-value: value text -> code, so a value seen before costs one lookup.
@@ -119,7 +120,18 @@ pub(super) fn rule_caches(
             ..RuleCache::default()
         },
         RuleKind::ValueMap { values, .. } => RuleCache {
-            map: values.iter().map(|(k, t)| (k.clone(), code(t))).collect(),
+            map: values
+                .iter()
+                .map(|(k, traits)| {
+                    let codes: Box<[u32]> = traits.iter().map(&mut code).collect();
+                    let codes = if codes.contains(&REFUSED) {
+                        Box::new([REFUSED]) as Box<[u32]>
+                    } else {
+                        codes
+                    };
+                    (k.clone(), codes)
+                })
+                .collect(),
             ..RuleCache::default()
         },
         _ => RuleCache::default(),

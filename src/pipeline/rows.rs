@@ -3,10 +3,8 @@
 //! rule is counted once, with its first reason, as if rows went one at a time.
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
-use super::intern::{
-    intern, rule_caches, HashMap, Interner, RuleCache, INLINE, POSITION_RULE, REFUSED,
-};
-use super::select::{filter_col, value_col, UID};
+use super::intern::{intern, rule_caches, Interner, RuleCache, INLINE, POSITION_RULE, REFUSED};
+use super::select::{filter_col, gate_null_col, value_col, UID};
 use super::{spill_error, RowReject, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{self, IdSyncKind, IdType, Trait};
@@ -32,6 +30,8 @@ struct Bound<'m> {
     kind: &'m RuleKind,
     values: Cells,
     filter: Option<BooleanChunked>,
+    /// Where the rule's `remove_when` is NULL (see `gate_null_col`).
+    gate_nulls: Option<BooleanChunked>,
 }
 
 /// Converts rows on one thread: its own counts, rejects and sorter, and caches in front of
@@ -119,10 +119,12 @@ impl<'m> Converter<'m> {
         let mut bound = Vec::new();
         for (i, rule) in self.mapping.rules.iter().enumerate() {
             let values = Cells::from_series(df.column(&value_col(i))?.as_materialized_series())?;
-            let filter = match df.column(&filter_col(i)) {
-                Ok(c) => Some(c.as_materialized_series().bool()?.clone()),
-                Err(_) => None,
+            let bools = |name: String| match df.column(&name) {
+                Ok(c) => c.as_materialized_series().bool().map(|b| Some(b.clone())),
+                Err(_) => Ok(None),
             };
+            let filter = bools(filter_col(i))?;
+            let gate_nulls = bools(gate_null_col(i))?;
             let label = match &rule.input {
                 Input::Column(c) => format!("{} (column \"{c}\")", rule.path),
                 Input::Condition(w) => format!("{} (when \"{w}\")", rule.path),
@@ -135,6 +137,7 @@ impl<'m> Converter<'m> {
                 kind: &rule.kind,
                 values,
                 filter,
+                gate_nulls,
             });
         }
         Ok(bound)
@@ -284,6 +287,7 @@ impl<'m> Converter<'m> {
     /// value the rule refuses is rejected.
     fn convert_rule(&mut self, i: usize, b: &Bound, rows: &mut RowStatus, out: &mut RuleCodes) {
         let mut coder = Coder {
+            path: b.path,
             kind: b.kind,
             rule: i as u32,
             signal_cache: self.signal_cache,
@@ -318,6 +322,18 @@ impl<'m> Converter<'m> {
             }),
             // No values: every row gets no codes.
             Cells::Null => out.ends.resize(rows.rejected.len(), 0),
+        }
+        if let Some(gate_nulls) = &b.gate_nulls {
+            let nulls = (0..rows.rejected.len())
+                .filter(|&row| !rows.rejected[row] && gate_nulls.get(row) == Some(true))
+                .count() as u64;
+            if nulls > 0 {
+                *self
+                    .receipt
+                    .null_conditions
+                    .entry(format!("{}.remove_when", b.path))
+                    .or_default() += nulls;
+            }
         }
         if b.condition {
             let nulls = null_conditions(&b.values, filter, &rows.rejected);
@@ -406,6 +422,8 @@ fn each_row<T>(
 
 /// What turns one rule's cells into trait codes: the rule and its cache.
 struct Coder<'c> {
+    /// `traits[0]`: the rule's key path.
+    path: &'c str,
     kind: &'c RuleKind,
     /// The rule's index in the mapping.
     rule: u32,
@@ -463,18 +481,40 @@ impl Coder<'_> {
             RuleKind::ValueMap {
                 reject_unmapped,
                 values,
+                ignore_case,
             } => {
                 let text = cell.text(self.buf);
-                match self.cache.map.get(text) {
-                    Some(&REFUSED) => {
-                        return Err(refused(self.label, self.check, &values[text]));
-                    }
-                    Some(&code) => out.push(code),
-                    None if *reject_unmapped => {
-                        return Err(unmapped(self.label, &self.cache.map, text))
-                    }
-                    None => self.receipt.values_skipped += 1,
+                let codes = match self.cache.map.get(text) {
+                    Some(codes) => codes,
+                    None => match ignore_case.then(|| text.to_lowercase()) {
+                        Some(folded) if self.cache.map.contains_key(&folded) => {
+                            // Later cells spelled this way cost one lookup.
+                            let codes = self.cache.map[&folded].clone();
+                            self.cache.map.entry(text.to_owned()).or_insert(codes)
+                        }
+                        _ if *reject_unmapped => {
+                            return Err(unmapped(self.label, values, text, *ignore_case))
+                        }
+                        _ => {
+                            self.receipt.skip_value(self.path, text);
+                            return Ok(());
+                        }
+                    },
+                };
+                if codes[..] == [REFUSED] {
+                    let key = if *ignore_case {
+                        text.to_lowercase()
+                    } else {
+                        text.to_owned()
+                    };
+                    let check = self.check.expect("only a trait list refuses");
+                    let t = values[&key]
+                        .iter()
+                        .find(|t| check.refuses(t).is_some())
+                        .expect("a refused trait");
+                    return Err(refused(self.label, self.check, t));
                 }
+                out.extend_from_slice(codes);
             }
             RuleKind::SyncId {
                 id_type,
@@ -649,13 +689,23 @@ fn bad_flag(label: &str, cell: Cell) -> RowReject {
 }
 
 #[cold]
-fn unmapped(label: &str, map: &HashMap<String, u32>, text: &str) -> RowReject {
-    let mut known: Vec<&str> = map.keys().map(String::as_str).collect();
-    known.sort_unstable();
+fn unmapped(
+    label: &str,
+    values: &std::collections::BTreeMap<String, Vec<Trait>>,
+    text: &str,
+    ignore_case: bool,
+) -> RowReject {
+    let known: Vec<&str> = values.keys().map(String::as_str).collect();
+    // The likeliest slip, a value spelled in another case, gets its own hint.
+    let hint = if !ignore_case && known.iter().any(|k| k.eq_ignore_ascii_case(text)) {
+        " (it differs only in letter case: set ignore_case = true)"
+    } else {
+        ""
+    };
     RowReject::new(
         RejectReason::UnmappedValue,
         format!(
-            "{label}: \"{text}\" is not in `values` ({}); add it or set unmapped = \"skip\"",
+            "{label}: \"{text}\" is not in the rule's values ({}){hint}; add it or set unmapped = \"skip\"",
             known.join(", ")
         ),
     )

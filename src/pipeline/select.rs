@@ -19,6 +19,12 @@ pub(super) fn filter_col(i: usize) -> String {
     format!("__aam_f{i}")
 }
 
+/// True where rule `i`'s `remove_when` is NULL (and its filter true): counted, as the rule
+/// adds there.
+pub(super) fn gate_null_col(i: usize) -> String {
+    format!("__aam_n{i}")
+}
+
 /// Reads one source batch by batch, selecting the user ID, each rule's values and each
 /// rule's filter; `emit(first_row, batch, share of the source read)` returns false to stop.
 pub(super) fn read_source(
@@ -102,11 +108,42 @@ impl Selection {
                     }
                 }
             }
-            if let Some(sql) = &rule.filter {
-                match sql_condition(&typed_lf, sql, &format!("{}.where", rule.path)) {
-                    Ok(f) => sel.conditions.push(f.alias(filter_col(i))),
-                    Err(p) => problems.push(p),
-                }
+            let filter = rule
+                .filter
+                .as_ref()
+                .map(|sql| sql_condition(&typed_lf, sql, &format!("{}.where", rule.path)));
+            // `remove_when`: the removing rule where it is true, the other where it is not
+            // (NULL included, as SQL's CASE WHEN ... ELSE would).
+            let gate = rule.gate.as_ref().map(|g| {
+                let key = format!("{}.remove_when", rule.path);
+                sql_condition(&typed_lf, &g.sql, &key).map(|e| {
+                    if !g.removes {
+                        let passes = match &filter {
+                            Some(Ok(f)) => f.clone().fill_null(lit(false)),
+                            _ => lit(true),
+                        };
+                        sel.conditions
+                            .push(passes.and(e.clone().is_null()).alias(gate_null_col(i)));
+                    }
+                    let e = e.fill_null(lit(false));
+                    if g.removes {
+                        e
+                    } else {
+                        e.not()
+                    }
+                })
+            });
+            let filter = match (filter, gate) {
+                (Some(Ok(f)), Some(Ok(g))) => Some(Ok(f.and(g))),
+                (Some(Err(p)), _) | (_, Some(Err(p))) => Some(Err(p)),
+                (f, None) => f,
+                (None, g) => g,
+            };
+            match filter {
+                Some(Ok(f)) => sel.conditions.push(f.alias(filter_col(i))),
+                // The two rules of a `remove_when` would say it twice.
+                Some(Err(p)) if !problems.contains(&p) => problems.push(p),
+                _ => {}
             }
         }
         if problems.is_empty() {

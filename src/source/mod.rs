@@ -329,11 +329,13 @@ impl Opened<'_> {
         check_user_id_type(&schema, &mapping.user_id.column).map_err(|p| columns_error(vec![p]))?;
         let mut text_columns = Vec::new();
         if self.source.format == Format::Csv {
-            let text: Vec<String> = mapping
-                .columns()
-                .into_iter()
-                .map(|(_, c)| c.to_owned())
-                .collect();
+            // Once each: two rules may read one column.
+            let mut text: Vec<String> = Vec::new();
+            for (_, c) in mapping.columns() {
+                if !text.iter().any(|t| t == c) {
+                    text.push(c.to_owned());
+                }
+            }
             text_columns = text
                 .iter()
                 .filter_map(|c| Some((c.clone(), schema.get(c.as_str())?.clone())))

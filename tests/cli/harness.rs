@@ -27,12 +27,13 @@ pub fn mapping(name: &str) -> String {
 }
 
 /// Every mapping template and the bundled example it converts.
-pub const TEMPLATES: [(&str, &str); 8] = [
+pub const TEMPLATES: [(&str, &str); 9] = [
     ("bench.toml", "bench-sample.csv"),
     ("c2c.toml", "idsync.csv"),
     ("crm.toml", "crm.csv"),
     ("devices.toml", "devices.ndjson"),
     ("idsync.toml", "idsync.csv"),
+    ("memberships.toml", "memberships.csv"),
     ("overwrite.toml", "crm.parquet"),
     ("segments.toml", "segments.csv"),
     ("taxonomy.toml", "crm.csv"),

@@ -10,6 +10,7 @@ mod guardrails;
 mod harness;
 mod idsync;
 mod incremental;
+mod mapping;
 mod progress;
 mod s3;
 mod taxonomy;

@@ -1,0 +1,94 @@
+//! The mapping language (issue 16): what each capability writes from its template's
+//! example, and the mistakes each new key is checked for.
+
+use crate::harness::{example, mapping, Workdir};
+
+const TS: &str = "1700000000";
+
+/// The mapping text after a `[output] dpid = 21` and a `dpuuid` user ID in column `id`.
+fn with_header(rules: &str) -> String {
+    format!(
+        "[output]\ndpid = 21\ngzip = false\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n{rules}"
+    )
+}
+
+#[test]
+fn a_membership_table_adds_and_removes_by_status_in_one_rule() {
+    let w = Workdir::new();
+    let (m, input) = (mapping("memberships.toml"), example("memberships.csv"));
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The lines themselves are the template's golden file; the summary says what was not
+    // sent as it stands: the unmapped tier by name, the row without a status.
+    assert!(
+        r.stdout.contains(
+            "unmapped values           1 (skipped)\n  traits[1]               \"platinum\" x1\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "NULL condition traits[0].remove_when 1 rows (added, not removed; see COALESCE in the README)"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_value_in_another_letter_case_is_rejected_with_a_hint() {
+    let w = Workdir::new();
+    let input = w.write("t.csv", "id,tier\nu1,gold\nu2,Gold\n");
+    let m = w.write(
+        "m.toml",
+        with_header("[[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 1 }\n"),
+    );
+    let rejects = w.path("rejects.csv").display().to_string();
+    let r = w.run(&[
+        "--mapping",
+        &m,
+        &input,
+        "--timestamp",
+        TS,
+        "--max-reject-rate",
+        "60",
+        "--rejects",
+        &rejects,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap().lines().nth(1).unwrap(),
+        format!("{input},2,u2,unmapped-value,\"traits[0] (column \"\"tier\"\"): \"\"Gold\"\" is not in the rule's values (gold) (it differs only in letter case: set ignore_case = true); add it or set unmapped = \"\"skip\"\"\"")
+    );
+}
+
+#[test]
+fn mistakes_with_the_removal_keys_are_reported_together() {
+    let w = Workdir::new();
+    let input = w.write("t.csv", "id,seg,tier\nu1,1,gold\n");
+    let m = w.write(
+        "m.toml",
+        with_header(
+            "[[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\naction = \"remove\"\nremove_when = \"seg > 1\"\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nignore_case = true\nvalues = { gold = 1, Gold = 2 }\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = [1, 2] }\nremoves = { gold = 2 }\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nform = \"ic\"\nvalues = { gold = 3 }\nremoves = { silver = 3 }\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nremove_when = \" \"\n",
+        ),
+    );
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: {m}: the mapping has 5 problems:\n\
+             \x20 - traits[0].remove_when: a rule with action = \"remove\" removes on every row already; remove_when applies to rules that add\n\
+             \x20 - traits[1].values.gold: \"gold\" and \"Gold\" are the same value with ignore_case = true; list it once\n\
+             \x20 - traits[2].removes.gold: \"gold\" both adds and removes trait 2; keep one\n\
+             \x20 - traits[3].removes: only d_sid traits can be removed; ic traits have no removal form\n\
+             \x20 - traits[4].remove_when: empty condition: remove it or write one such as \"status <> 'active'\"\n"
+        )
+    );
+    assert!(!w.path("out").exists());
+}
