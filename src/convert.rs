@@ -220,6 +220,7 @@ pub fn run_tuned(
         mapping,
         sources,
         tuning,
+        opts.timestamp,
         check,
         &opts.cancel,
         &opts.progress,
@@ -709,5 +710,63 @@ mod tests {
         for line in lines.lines() {
             assert!(line.contains("d_sid=100,d_sid=101,d_sid=102"), "{line}");
         }
+    }
+
+    #[test]
+    fn a_user_id_falls_back_to_the_next_column_and_takes_its_template() {
+        let mut csv = String::from("crm,legacy,seg\n");
+        for i in 0..60u32 {
+            let crm = match i % 3 {
+                0 => format!("C{}", i % 5),
+                1 => " ".to_owned(),
+                _ => String::new(),
+            };
+            let legacy = if i % 6 == 5 {
+                String::new()
+            } else {
+                format!("L{}", i % 4)
+            };
+            let _ = writeln!(csv, "{crm},{legacy},{}", i % 2);
+        }
+        let (lines, receipt) = converts_alike(
+            "[user_id]\ncolumn = [\"crm\", \"legacy\"]\ntype = \"dpuuid\"\ntrim = true\n\
+             template = \"eu-{id}\"\n[[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\n",
+            &csv,
+        );
+        let ids: Vec<&str> = lines
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            ["eu-C0", "eu-C1", "eu-C2", "eu-C3", "eu-C4", "eu-L0", "eu-L1", "eu-L2", "eu-L3"]
+        );
+        // Rows 5, 11, ...: no CRM ID (i % 3 == 2) and no legacy ID (i % 6 == 5): rejected
+        // as empty, not given the template.
+        assert_eq!(receipt.rows_rejected, 10);
+        assert_eq!(receipt.rejected_by_reason["missing-user-id"], 10);
+    }
+
+    #[test]
+    fn conditions_see_the_run_date_of_the_timestamp() {
+        // The run is at 1700000000: 2023-11-14 22:13:20 UTC.
+        let csv = "id,bought,seen\n\
+                   u1,2023-11-14,2023-11-14 22:13:19\n\
+                   u2,2023-10-15,2023-11-14 22:13:21\n\
+                   u3,2023-10-14,2023-01-01 00:00:00\n\
+                   u4,,\n";
+        let (lines, receipt) = converts_alike(
+            "[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+             [[traits]]\ntype = \"condition\"\ntrait_id = 30\nremove_when_false = true\n\
+             when = \"STRPTIME(bought, '%Y-%m-%d') >= {run_date} - INTERVAL '30 days'\"\n\
+             [[traits]]\ntype = \"condition\"\ntrait_id = 1\n\
+             when = \"STRPTIME(seen, '%Y-%m-%d %H:%M:%S') < {run_time}\"\n",
+            csv,
+        );
+        assert_eq!(
+            lines,
+            "u1\td_sid=1,d_sid=30\nu2\td_sid=30\nu3\td_sid=1,d_unsid=30\n"
+        );
+        assert_eq!(receipt.null_conditions["traits[0]"], 1);
     }
 }

@@ -68,6 +68,8 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
                     );
                     UserIdSpec {
                         column: String::new(),
+                        fallback: Vec::new(),
+                        template: None,
                         id_type: IdType::Dpuuid,
                         trim: false,
                         normalize_case: false,
@@ -196,10 +198,31 @@ fn check_user_id(raw: &RawUserId, f: &mut Findings) -> UserIdSpec {
         );
         IdType::Dpuuid
     });
-    if raw.column.is_empty() {
+    let columns = raw.column.names();
+    if columns.is_empty() || columns.iter().any(String::is_empty) {
         f.error(
             "user_id.column",
-            "must name the column that holds the user ID",
+            "must name the column that holds the user ID (or a list of columns to try in turn)",
+        );
+    }
+    let template = raw.template.as_ref().and_then(|t| {
+        let (before, after) = t.split_once("{id}").unwrap_or((t, "{id}"));
+        if after.contains("{id}") || (before.is_empty() && after.is_empty()) {
+            f.error(
+                "user_id.template",
+                format!("\"{t}\" must hold `{{id}}` once, with text around it, e.g. template = \"crm-{{id}}\""),
+            );
+            return None;
+        }
+        Some((before.to_owned(), after.to_owned()))
+    });
+    if template.is_some() && id_type != IdType::Dpuuid {
+        f.error(
+            "user_id.template",
+            format!(
+                "only your own IDs (type = \"dpuuid\") can be reshaped; {} IDs must be sent as the device gives them",
+                id_type.name()
+            ),
         );
     }
     let hash_email = match raw.hash.as_deref() {
@@ -234,7 +257,9 @@ fn check_user_id(raw: &RawUserId, f: &mut Findings) -> UserIdSpec {
         );
     }
     UserIdSpec {
-        column: raw.column.clone(),
+        column: columns.first().cloned().unwrap_or_default(),
+        fallback: columns.iter().skip(1).cloned().collect(),
+        template,
         id_type,
         trim: raw.trim.unwrap_or(false),
         normalize_case,

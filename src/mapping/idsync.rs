@@ -103,6 +103,8 @@ pub(super) fn check_id_sync(
         trim: true,
         normalize_case: false,
         hash_email: false,
+        fallback: Vec::new(),
+        template: None,
     };
     let mut rules: Vec<Rule> = columns
         .iter()

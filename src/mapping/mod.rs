@@ -87,7 +87,13 @@ impl OutputOptions {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserIdSpec {
+    /// The column that holds the user ID: the first of `[column, fallback...]` whose cell is
+    /// not empty.
     pub column: String,
+    /// Columns tried in turn where `column` is NULL or empty.
+    pub fallback: Vec<String>,
+    /// `template = "crm-{id}"`: what comes before and after the ID.
+    pub template: Option<(String, String)>,
     pub id_type: IdType,
     pub trim: bool,
     pub normalize_case: bool,
@@ -314,6 +320,9 @@ impl Mapping {
     /// Polars, which names the missing column itself).
     pub fn columns(&self) -> Vec<(String, &str)> {
         let mut cols = vec![("user_id.column".to_owned(), self.user_id.column.as_str())];
+        for (i, c) in self.user_id.fallback.iter().enumerate() {
+            cols.push((format!("user_id.column[{}]", i + 1), c.as_str()));
+        }
         for rule in &self.rules {
             if let Input::Column(c) = &rule.input {
                 cols.push((format!("{}.column", rule.path), c.as_str()));

@@ -75,7 +75,8 @@ pub struct RawOutput {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUserId {
-    pub column: String,
+    pub column: Columns,
+    pub template: Option<String>,
     #[serde(rename = "type")]
     pub id_type: String,
     pub trim: Option<bool>,
@@ -120,6 +121,23 @@ impl TraitIdList {
         match self {
             TraitIdList::One(id) => std::slice::from_ref(id),
             TraitIdList::Many(ids) => ids,
+        }
+    }
+}
+
+/// A column, or columns tried in order (`["crm_id", "legacy_id"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Columns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Columns {
+    pub fn names(&self) -> &[String] {
+        match self {
+            Columns::One(c) => std::slice::from_ref(c),
+            Columns::Many(c) => c,
         }
     }
 }

@@ -15,6 +15,8 @@ enum Kind {
     UInt,
     Bool,
     StrList,
+    /// A string, or a list of strings.
+    StrOrList,
     /// `{ name = <trait ID> or [<trait ID>, ...], ... }`
     UIntTable,
     Table(&'static [Key]),
@@ -67,7 +69,7 @@ const OUTPUT: &[Key] = &[
 const USER_ID: &[Key] = &[
     req(
         "column",
-        Kind::Str,
+        Kind::StrOrList,
         "the column that holds the user ID, e.g. column = \"customer_id\"",
     ),
     req(
@@ -78,6 +80,7 @@ const USER_ID: &[Key] = &[
     opt("trim", Kind::Bool),
     opt("normalize_case", Kind::Bool),
     opt("hash", Kind::Str),
+    opt("template", Kind::Str),
 ];
 
 const RULE: &[Key] = &[
@@ -277,6 +280,11 @@ fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, 
             }
         }
         (Kind::StrList, _) => wrong("a list of strings"),
+        (Kind::StrOrList, DeValue::String(_)) => {}
+        (Kind::StrOrList, DeValue::Array(_)) => {
+            check_value(value, Kind::StrList, path, lines, found)
+        }
+        (Kind::StrOrList, _) => wrong("a string or a list of strings"),
         (Kind::UIntTable, DeValue::Table(t)) => {
             for (name, v) in t.iter() {
                 let key = format!("{path}.{}", name.get_ref());

@@ -104,6 +104,7 @@ pub fn run(
     mapping: &Mapping,
     sources: &[Source],
     tuning: Tuning,
+    run_time: u64,
     check: Option<TraitCheck>,
     cancel: &AtomicBool,
     progress: &Progress,
@@ -142,6 +143,7 @@ pub fn run(
                         mapping,
                         source,
                         tuning,
+                        run_time,
                         cancel,
                         &mut |first_row, df, fraction| {
                             progress.set(before + (sizes[file] as f64 * fraction) as u64);

@@ -4,7 +4,7 @@
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
 use super::intern::{intern, rule_caches, Interner, RuleCache, INLINE, POSITION_RULE, REFUSED};
-use super::select::{filter_col, gate_null_col, value_col, UID};
+use super::select::{filter_col, gate_null_col, uid_col, value_col, UID};
 use super::{spill_error, RowReject, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{self, IdSyncKind, IdType, Trait};
@@ -88,20 +88,26 @@ impl<'m> Converter<'m> {
         cancel: &AtomicBool,
     ) -> Result<()> {
         let err = |e: PolarsError| Error::source(&source.path, e);
-        let uids = df
-            .column(UID)
-            .map_err(err)?
-            .as_materialized_series()
-            .str()
-            .map_err(err)?
-            .clone();
+        let uid_column = |name: &str| -> Result<StringChunked> {
+            Ok(df
+                .column(name)
+                .map_err(err)?
+                .as_materialized_series()
+                .str()
+                .map_err(err)?
+                .clone())
+        };
+        let uids = uid_column(UID)?;
+        let fallbacks = (1..=self.mapping.user_id.fallback.len())
+            .map(|k| uid_column(&uid_col(k)))
+            .collect::<Result<Vec<_>>>()?;
         let bound = self.bind_rules(df).map_err(err)?;
         let mut rows = RowStatus {
             rejected: vec![false; df.height()],
             reasons: Vec::new(),
             skipped: vec![false; df.height()],
         };
-        let ids = self.user_ids(&uids, &mut rows, cancel)?;
+        let ids = self.user_ids(&uids, &fallbacks, &mut rows, cancel)?;
         let mut codes = std::mem::take(&mut self.rule_codes);
         codes.resize_with(bound.len(), RuleCodes::default);
         for (i, (b, out)) in bound.iter().zip(&mut codes).enumerate() {
@@ -144,18 +150,31 @@ impl<'m> Converter<'m> {
     }
 
     /// Every row's user ID as it will be written; rows whose ID cannot be sent are rejected.
+    /// Where the ID column is empty, the first fallback column that is not.
     fn user_ids<'a>(
         &mut self,
         uids: &'a StringChunked,
+        fallbacks: &'a [StringChunked],
         rows: &mut RowStatus,
         cancel: &AtomicBool,
     ) -> Result<Vec<Cow<'a, str>>> {
         let mut ids = Vec::with_capacity(uids.len());
+        let trim = self.mapping.user_id.trim;
+        let empty = |s: &str| if trim { super::cell::trim(s) } else { s }.is_empty();
         for (row, raw) in uids.iter().enumerate() {
             if row % 65_536 == 0 && cancel.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted);
             }
-            let raw = raw.unwrap_or("");
+            let mut raw = raw.unwrap_or("");
+            if empty(raw) {
+                if let Some(other) = fallbacks
+                    .iter()
+                    .filter_map(|c| c.get(row))
+                    .find(|s| !empty(s))
+                {
+                    raw = other;
+                }
+            }
             if self.mapping.id_sync.is_some() && super::cell::trim(raw).is_empty() {
                 rows.skip(row);
                 ids.push(Cow::Borrowed(raw));
@@ -265,6 +284,9 @@ impl<'m> Converter<'m> {
                 id = Cow::Owned(n);
                 self.receipt.ids_normalized += 1;
             }
+        }
+        if let (Some((before, after)), false) = (&spec.template, id.is_empty()) {
+            id = Cow::Owned(format!("{before}{id}{after}"));
         }
         if spec.id_type == IdType::Dpuuid && inbound::looks_like_phone(&id) {
             self.receipt.ids_phone_like += 1;

@@ -11,6 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(super) const UID: &str = "__aam_uid";
 
+/// The user ID's fallback column `k` (1-based), tried where the ones before are empty.
+pub(super) fn uid_col(k: usize) -> String {
+    format!("{UID}{k}")
+}
+
 pub(super) fn value_col(i: usize) -> String {
     format!("__aam_v{i}")
 }
@@ -31,12 +36,13 @@ pub(super) fn read_source(
     mapping: &Mapping,
     source: &Source,
     tuning: Tuning,
+    run_time: u64,
     cancel: &AtomicBool,
     emit: &mut dyn FnMut(u64, DataFrame, f64) -> bool,
 ) -> Result<()> {
     let opened = source.open(&mapping.input, tuning.batch_bytes)?;
     let scan = opened.scan_for(mapping)?;
-    let selection = Selection::new(mapping, source, &scan)?;
+    let selection = Selection::new(mapping, source, &scan, run_time)?;
     let mut first_row = 0u64;
     let mut batches = opened.batches(scan.lf, tuning.batch_rows)?;
     while let Some(batch) = batches.next() {
@@ -69,10 +75,29 @@ struct Selection {
     conditions: Vec<Expr>,
     /// The names `columns` are selected under.
     read: Vec<String>,
+    /// `{run_date}` and `{run_time}`, for the conditions; empty when none uses them.
+    run: Vec<Expr>,
+}
+
+/// What `{run_date}` and `{run_time}` in a condition stand for: columns holding the run's
+/// UTC day (a date) and time (a UTC datetime), from `--timestamp`, so that "the last 30
+/// days" means the same days when a run is repeated.
+const RUN_DATE: &str = "__aam_run_date";
+const RUN_TIME: &str = "__aam_run_time";
+
+fn run_columns(run_time: u64) -> [Expr; 2] {
+    [
+        lit((run_time / 86_400) as i32)
+            .cast(DataType::Date)
+            .alias(RUN_DATE),
+        lit(run_time as i64 * 1000)
+            .cast(DataType::Datetime(TimeUnit::Milliseconds, None))
+            .alias(RUN_TIME),
+    ]
 }
 
 impl Selection {
-    fn new(mapping: &Mapping, source: &Source, scan: &Scan) -> Result<Selection> {
+    fn new(mapping: &Mapping, source: &Source, scan: &Scan, run_time: u64) -> Result<Selection> {
         let mut sel = Selection {
             columns: vec![column(&mapping.user_id.column, &scan.names)
                 .cast(DataType::String)
@@ -86,7 +111,20 @@ impl Selection {
                 .collect(),
             conditions: Vec::new(),
             read: vec![UID.to_owned()],
+            run: if mapping_uses_run_time(mapping) {
+                run_columns(run_time).to_vec()
+            } else {
+                Vec::new()
+            },
         };
+        for (k, c) in mapping.user_id.fallback.iter().enumerate() {
+            sel.columns.push(
+                column(c, &scan.names)
+                    .cast(DataType::String)
+                    .alias(uid_col(k + 1)),
+            );
+            sel.read.push(uid_col(k + 1));
+        }
         let typed_lf = scan.lf.clone().with_columns(sel.typed.clone());
         let mut problems = Vec::new();
         for (i, rule) in mapping.rules.iter().enumerate() {
@@ -102,21 +140,20 @@ impl Selection {
                     sel.read.push(value_col(i));
                 }
                 Input::Condition(sql) => {
-                    match sql_condition(&typed_lf, sql, &format!("{}.when", rule.path)) {
+                    match sql_condition(&typed_lf, &sel.run, sql, &format!("{}.when", rule.path)) {
                         Ok(c) => sel.conditions.push(c.alias(value_col(i))),
                         Err(p) => problems.push(p),
                     }
                 }
             }
-            let filter = rule
-                .filter
-                .as_ref()
-                .map(|sql| sql_condition(&typed_lf, sql, &format!("{}.where", rule.path)));
+            let filter = rule.filter.as_ref().map(|sql| {
+                sql_condition(&typed_lf, &sel.run, sql, &format!("{}.where", rule.path))
+            });
             // `remove_when`: the removing rule where it is true, the other where it is not
             // (NULL included, as SQL's CASE WHEN ... ELSE would).
             let gate = rule.gate.as_ref().map(|g| {
                 let key = format!("{}.remove_when", rule.path);
-                sql_condition(&typed_lf, &g.sql, &key).map(|e| {
+                sql_condition(&typed_lf, &sel.run, &g.sql, &key).map(|e| {
                     if !g.removes {
                         let passes = match &filter {
                             Some(Ok(f)) => f.clone().fill_null(lit(false)),
@@ -160,6 +197,11 @@ impl Selection {
     /// with their types.
     fn apply(&self, batch: LazyFrame) -> LazyFrame {
         let conditions = self.conditions.iter().cloned();
+        let batch = if self.run.is_empty() {
+            batch
+        } else {
+            batch.with_columns(self.run.clone())
+        };
         if self.typed.is_empty() {
             return batch.select(
                 self.columns
@@ -190,9 +232,48 @@ fn column(name: &str, names: &[String]) -> Expr {
     expr
 }
 
-/// Parses a Polars SQL condition and checks it against the source's schema.
-fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> {
-    let expr = polars::sql::sql_expr(sql)
+/// Whether a condition of the mapping names `{run_date}` or `{run_time}`.
+fn mapping_uses_run_time(mapping: &Mapping) -> bool {
+    mapping.rules.iter().any(|r| {
+        let condition = match &r.input {
+            Input::Condition(sql) => Some(sql),
+            Input::Column(_) => None,
+        };
+        [
+            condition,
+            r.filter.as_ref(),
+            r.gate.as_ref().map(|g| &g.sql),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|sql| sql.contains("{run_"))
+    })
+}
+
+/// Parses a Polars SQL condition and checks it against the source's schema (with the
+/// `run` columns, when the condition names them).
+fn sql_condition(lf: &LazyFrame, run: &[Expr], sql: &str, key: &str) -> Result<Expr, Problem> {
+    let lf = &if sql.contains("{run_") {
+        lf.clone().with_columns(run)
+    } else {
+        lf.clone()
+    };
+    let with_run = sql
+        .replace("{run_date}", RUN_DATE)
+        .replace("{run_time}", RUN_TIME);
+    if let Some(at) = with_run.find('{') {
+        let end = with_run[at..]
+            .find('}')
+            .map_or(with_run.len(), |e| at + e + 1);
+        return Err(Problem::new(
+            key,
+            format!(
+                "`{sql}`: unknown placeholder `{}`; conditions know {{run_date}} (the run's UTC day) and {{run_time}} (its UTC time)",
+                &with_run[at..end]
+            ),
+        ));
+    }
+    let expr = polars::sql::sql_expr(&with_run)
         .map_err(|e| Problem::new(key, format!("`{sql}` is not a valid SQL expression: {e}")))?;
     if let Some(agg) = whole_column_function(&expr) {
         return Err(Problem::new(
@@ -210,9 +291,15 @@ fn sql_condition(lf: &LazyFrame, sql: &str, key: &str) -> Result<Expr, Problem> 
             // Polars appends the query plan; the first line says what is wrong.
             let e = e.to_string();
             let first = e.lines().next().unwrap_or_default();
+            // Dates in CSV files are text.
+            let hint = if sql.contains("{run_") && first.contains("string") {
+                "; a date held as text compares after STRPTIME(column, '%Y-%m-%d')"
+            } else {
+                ""
+            };
             Problem::new(
                 key,
-                format!("`{sql}` cannot be evaluated on this source: {first}"),
+                format!("`{sql}` cannot be evaluated on this source: {first}{hint}"),
             )
         })?;
     // A condition must be true or false (NULL included): text or a number is a mistake,

@@ -326,7 +326,9 @@ impl Opened<'_> {
             problems,
         };
         mapping.check_columns(&names).map_err(columns_error)?;
-        check_user_id_type(&schema, &mapping.user_id.column).map_err(|p| columns_error(vec![p]))?;
+        for c in std::iter::once(&mapping.user_id.column).chain(&mapping.user_id.fallback) {
+            check_user_id_type(&schema, c).map_err(|p| columns_error(vec![p]))?;
+        }
         let mut text_columns = Vec::new();
         if self.source.format == Format::Csv {
             // Once each: two rules may read one column.
