@@ -769,4 +769,49 @@ mod tests {
         );
         assert_eq!(receipt.null_conditions["traits[0]"], 1);
     }
+
+    #[test]
+    fn attribute_tables_and_shaped_values_do_not_depend_on_batches() {
+        let mut csv = String::from("id,attr,val,age,code\n");
+        for i in 0..90u32 {
+            let attr = ["tier", "opt_in", "secret", "", "bad key"][i as usize % 5];
+            let val = ["Gold", "Y", "x", "N", "SILVER", "12"][i as usize % 6];
+            let age = if i % 11 == 0 {
+                "n/a".to_owned()
+            } else {
+                (i % 80).to_string()
+            };
+            let code = if i % 9 == 0 { "none" } else { "seg_7-x" };
+            let _ = writeln!(csv, "u{},{attr},{val},{age},{code}", i % 8);
+        }
+        let (lines, receipt) = converts_alike(
+            "[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+             [[traits]]\ntype = \"key_value\"\ncolumn = \"val\"\nkey_column = \"attr\"\n\
+             map = { Y = \"yes\" }\ncase = \"lower\"\nprefix = \"v_\"\n\
+             [[traits]]\ntype = \"key_value\"\ncolumn = \"age\"\nkey = \"band\"\nbuckets = [18, 40]\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"code\"\npattern = \"_(\\\\d+)-\"\n",
+            &csv,
+        );
+        // Rows without a key (18) are skipped and counted.
+        assert_eq!(receipt.top_keys_skipped("traits[0]", 5), [("", 18)]);
+        // "bad key" cannot be sent (18 rows), "n/a" is not an age (9 rows, 1 of them
+        // already rejected for its key), "none" has no ID (10 rows, 3 of them already
+        // rejected): each row once, with its first reason.
+        assert_eq!(receipt.rejected_by_reason["invalid-signal-key"], 18);
+        assert_eq!(receipt.rejected_by_reason["invalid-signal-value"], 8);
+        assert_eq!(receipt.rejected_by_reason["invalid-trait-id"], 7);
+        let u1 = lines.lines().find(|l| l.starts_with("u1\t")).unwrap();
+        assert!(u1.contains("d_sid=7"), "{u1}");
+        assert!(
+            u1.contains("opt_in=v_yes") || u1.contains("tier=v_gold"),
+            "{u1}"
+        );
+        assert!(
+            lines.contains("secret=v_") && !lines.contains("=v_Y"),
+            "{lines}"
+        );
+        for band in ["band=\"<18\"", "band=18-39", "band=\"40+\""] {
+            assert!(lines.contains(band), "{band}: {lines}");
+        }
+    }
 }

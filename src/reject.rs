@@ -22,6 +22,7 @@ pub enum RejectReason {
     InvalidFlag,
     UnmappedValue,
     InvalidSignalValue,
+    InvalidSignalKey,
     CommaInValue,
     UnsupportedValue,
     TraitTooLong,
@@ -33,7 +34,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 18] = [
+    pub const ALL: [RejectReason; 19] = [
         RejectReason::MissingUserId,
         RejectReason::InvalidUserId,
         RejectReason::PiiUserId,
@@ -44,6 +45,7 @@ impl RejectReason {
         RejectReason::InvalidFlag,
         RejectReason::UnmappedValue,
         RejectReason::InvalidSignalValue,
+        RejectReason::InvalidSignalKey,
         RejectReason::CommaInValue,
         RejectReason::UnsupportedValue,
         RejectReason::TraitTooLong,
@@ -67,6 +69,7 @@ impl RejectReason {
             RejectReason::InvalidFlag => "invalid-flag",
             RejectReason::UnmappedValue => "unmapped-value",
             RejectReason::InvalidSignalValue => "invalid-signal-value",
+            RejectReason::InvalidSignalKey => "invalid-signal-key",
             RejectReason::CommaInValue => "comma-in-value",
             RejectReason::UnsupportedValue => "unsupported-value",
             RejectReason::TraitTooLong => "trait-too-long",

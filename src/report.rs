@@ -39,6 +39,9 @@ pub struct Receipt {
     /// `UNMAPPED_LISTED` distinct values a converting thread met; the total is exact).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub unmapped_values: BTreeMap<String, BTreeMap<String, u64>>,
+    /// `key_column` rows skipped by rule and key: a key not in `keys`, or none (`""`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys_skipped: BTreeMap<String, BTreeMap<String, u64>>,
     /// ID sync: rows without one of the IDs (nothing to sync; not an error).
     #[serde(skip_serializing_if = "is_zero")]
     pub rows_without_ids: u64,
@@ -98,6 +101,31 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+fn count_listed(map: &mut BTreeMap<String, BTreeMap<String, u64>>, rule: &str, value: &str) {
+    let values = map.entry(rule.to_owned()).or_default();
+    if let Some(n) = values.get_mut(value) {
+        *n += 1;
+    } else if values.len() < UNMAPPED_LISTED {
+        values.insert(value.to_owned(), 1);
+    }
+}
+
+fn top<'a>(
+    map: &'a BTreeMap<String, BTreeMap<String, u64>>,
+    rule: &str,
+    n: usize,
+) -> Vec<(&'a str, u64)> {
+    let mut values: Vec<(&str, u64)> = map
+        .get(rule)
+        .into_iter()
+        .flatten()
+        .map(|(v, &c)| (v.as_str(), c))
+        .collect();
+    values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    values.truncate(n);
+    values
+}
+
 /// Distinct unmapped values counted per rule and thread: enough to show the common ones
 /// without growing with a column of free text.
 pub const UNMAPPED_LISTED: usize = 1000;
@@ -106,26 +134,22 @@ impl Receipt {
     /// A value a value map skipped (`unmapped = "skip"`), counted by rule and value.
     pub fn skip_value(&mut self, rule: &str, value: &str) {
         self.values_skipped += 1;
-        let values = self.unmapped_values.entry(rule.to_owned()).or_default();
-        if let Some(n) = values.get_mut(value) {
-            *n += 1;
-        } else if values.len() < UNMAPPED_LISTED {
-            values.insert(value.to_owned(), 1);
-        }
+        count_listed(&mut self.unmapped_values, rule, value);
+    }
+
+    /// A `key_column` row whose key is not sent (`""`: it has none).
+    pub fn skip_key(&mut self, rule: &str, key: &str) {
+        count_listed(&mut self.keys_skipped, rule, key);
     }
 
     /// A rule's most common unmapped values, most common first (ties by value).
     pub fn top_unmapped(&self, rule: &str, n: usize) -> Vec<(&str, u64)> {
-        let mut values: Vec<(&str, u64)> = self
-            .unmapped_values
-            .get(rule)
-            .into_iter()
-            .flatten()
-            .map(|(v, &c)| (v.as_str(), c))
-            .collect();
-        values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        values.truncate(n);
-        values
+        top(&self.unmapped_values, rule, n)
+    }
+
+    /// A rule's most common skipped keys, most common first.
+    pub fn top_keys_skipped(&self, rule: &str, n: usize) -> Vec<(&str, u64)> {
+        top(&self.keys_skipped, rule, n)
     }
 
     pub fn reject(&mut self, reason: RejectReason, rows: u64) {
@@ -155,6 +179,7 @@ impl Receipt {
             ids_phone_like,
             values_skipped,
             unmapped_values,
+            keys_skipped,
             rows_without_ids,
             emails_dropped,
             commas_replaced,
@@ -182,10 +207,15 @@ impl Receipt {
         self.ids_normalized += ids_normalized;
         self.ids_phone_like += ids_phone_like;
         self.values_skipped += values_skipped;
-        for (rule, values) in unmapped_values {
-            let mine = self.unmapped_values.entry(rule).or_default();
-            for (value, n) in values {
-                *mine.entry(value).or_default() += n;
+        for (mine, theirs) in [
+            (&mut self.unmapped_values, unmapped_values),
+            (&mut self.keys_skipped, keys_skipped),
+        ] {
+            for (rule, values) in theirs {
+                let mine = mine.entry(rule).or_default();
+                for (value, n) in values {
+                    *mine.entry(value).or_default() += n;
+                }
             }
         }
         self.commas_replaced += commas_replaced;
@@ -267,6 +297,17 @@ impl Receipt {
                     .collect();
                 row(&format!("  {rule}"), top.join(", "));
             }
+        }
+        for rule in self.keys_skipped.keys() {
+            let top: Vec<String> = self
+                .top_keys_skipped(rule, 5)
+                .iter()
+                .map(|(k, n)| match *k {
+                    "" => format!("(no key) x{n}"),
+                    k => format!("{k} x{n}"),
+                })
+                .collect();
+            row(&format!("keys skipped {rule}"), top.join(", "));
         }
         if self.rows_without_ids > 0 {
             row(

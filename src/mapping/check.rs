@@ -405,7 +405,13 @@ values = { gold = 111, silver = 112 }
         assert_eq!(m.output.mode, Mode::Sync);
         assert!(m.output.gzip);
         assert_eq!(m.rules.len(), 2);
-        assert_eq!(m.rules[0].kind, RuleKind::TraitIds { emit: Emit::Sid });
+        assert_eq!(
+            m.rules[0].kind,
+            RuleKind::TraitIds {
+                emit: Emit::Sid,
+                pattern: None
+            }
+        );
     }
 
     #[test]
@@ -508,7 +514,7 @@ values = { a = 1 }
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0],
-            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, split, comma_replacement"
+            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, split, comma_replacement"
         );
     }
 

@@ -138,8 +138,12 @@ impl Emit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleKind {
-    /// The column holds trait IDs.
-    TraitIds { emit: Emit },
+    /// The column holds trait IDs (or text they are found in by `pattern`).
+    TraitIds {
+        emit: Emit,
+        /// A regular expression whose first group (or whole match) is the trait ID.
+        pattern: Option<String>,
+    },
     /// A boolean column or condition: `on_true` when true, `on_false` (a removal) when false.
     Flag {
         on_true: Trait,
@@ -156,7 +160,11 @@ pub enum RuleKind {
     },
     /// `key=value` signals with the cell's value.
     KeyValue {
+        /// The key; empty when `key_column` gives each row's.
         key: String,
+        key_column: Option<KeyColumn>,
+        /// What is done to a value before it is sent.
+        shape: Shape,
         /// What replaces a comma in a value; `None`: a value with a comma rejects its row.
         comma_replacement: Option<String>,
     },
@@ -182,6 +190,78 @@ pub struct Rule {
     /// where it is not (NULL included).
     pub gate: Option<Gate>,
     pub kind: RuleKind,
+}
+
+/// Where an attribute table's keys come from (`key_column`), and which are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyColumn {
+    pub column: String,
+    /// `keys`: the keys sent; rows with another are skipped and counted. `None`: every key.
+    pub allowed: Option<std::collections::BTreeSet<String>>,
+}
+
+/// How a key-value value is shaped before it is sent, in this order: `map`, `buckets`,
+/// `case`, `prefix`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shape {
+    /// Values replaced as they are (`Y` -> `yes`; booleans are `true` and `false`).
+    pub map: BTreeMap<String, String>,
+    /// Numbers sent as the band between two edges: `<18`, `18-24`, ..., `65+`.
+    pub buckets: Vec<i64>,
+    pub case: Option<Case>,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Lower,
+    Upper,
+}
+
+impl Shape {
+    pub fn is_identity(&self) -> bool {
+        *self == Shape::default()
+    }
+
+    /// The value as it is sent; `Err` says why it cannot be (a bucket of text).
+    pub fn apply<'a>(&self, value: &'a str) -> Result<std::borrow::Cow<'a, str>, String> {
+        use std::borrow::Cow;
+        let mut out = match self.map.get(value) {
+            Some(v) => Cow::Owned(v.clone()),
+            None => Cow::Borrowed(value),
+        };
+        if !self.buckets.is_empty() {
+            let n: f64 = out
+                .trim()
+                .parse()
+                .map_err(|_| format!("\"{out}\" is not a number, which `buckets` needs"))?;
+            out = Cow::Owned(bucket(&self.buckets, n));
+        }
+        match self.case {
+            Some(Case::Lower) if out.chars().any(char::is_uppercase) => {
+                out = Cow::Owned(out.to_lowercase())
+            }
+            Some(Case::Upper) if out.chars().any(char::is_lowercase) => {
+                out = Cow::Owned(out.to_uppercase())
+            }
+            _ => {}
+        }
+        if !self.prefix.is_empty() {
+            out = Cow::Owned(format!("{}{out}", self.prefix));
+        }
+        Ok(out)
+    }
+}
+
+/// The band of `n` between increasing `edges`: `<18`, `18-24` (an edge up to the next one
+/// less one), `65+`.
+fn bucket(edges: &[i64], n: f64) -> String {
+    let above = edges.partition_point(|&e| (e as f64) <= n);
+    match above {
+        0 => format!("<{}", edges[0]),
+        i if i == edges.len() => format!("{}+", edges[i - 1]),
+        i => format!("{}-{}", edges[i - 1], edges[i] - 1),
+    }
 }
 
 /// A `remove_when` condition, as one of the two rules it makes sees it.
@@ -304,6 +384,7 @@ impl Mapping {
             .find_map(|r| match &r.kind {
                 RuleKind::TraitIds {
                     emit: e @ (Emit::Unsid | Emit::Remove(_)),
+                    ..
                 } => Some(*e),
                 RuleKind::Flag {
                     on_false: Some(t), ..
@@ -326,6 +407,13 @@ impl Mapping {
         for rule in &self.rules {
             if let Input::Column(c) = &rule.input {
                 cols.push((format!("{}.column", rule.path), c.as_str()));
+            }
+            if let RuleKind::KeyValue {
+                key_column: Some(k),
+                ..
+            } = &rule.kind
+            {
+                cols.push((format!("{}.key_column", rule.path), k.column.as_str()));
             }
         }
         cols

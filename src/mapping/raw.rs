@@ -104,6 +104,13 @@ pub struct RawRule {
     pub remove_when: Option<String>,
     pub unmapped: Option<String>,
     pub key: Option<String>,
+    pub key_column: Option<String>,
+    pub keys: Option<Vec<String>>,
+    pub map: Option<BTreeMap<String, String>>,
+    pub case: Option<String>,
+    pub prefix: Option<String>,
+    pub buckets: Option<Vec<i64>>,
+    pub pattern: Option<String>,
     pub split: Option<String>,
     pub comma_replacement: Option<String>,
 }

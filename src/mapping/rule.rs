@@ -3,7 +3,7 @@
 
 use super::check::Findings;
 use super::raw::RawRule;
-use super::{Emit, Gate, Input, Rule, RuleKind};
+use super::{Case, Emit, Gate, Input, KeyColumn, Rule, RuleKind, Shape};
 use crate::inbound::{check_key, is_reserved_key, Mode, Removal, Trait, TraitError};
 use std::collections::BTreeMap;
 
@@ -28,6 +28,7 @@ fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
             "removal",
             "split",
             "remove_when",
+            "pattern",
         ],
         "flag" => &[
             "column",
@@ -49,7 +50,18 @@ fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
             "split",
             "remove_when",
         ],
-        "key_value" => &["column", "key", "split", "comma_replacement"],
+        "key_value" => &[
+            "column",
+            "key",
+            "key_column",
+            "keys",
+            "map",
+            "case",
+            "prefix",
+            "buckets",
+            "split",
+            "comma_replacement",
+        ],
         _ => return None,
     })
 }
@@ -74,6 +86,13 @@ fn given_keys(r: &RawRule) -> Vec<&'static str> {
     add(r.remove_when.is_some(), "remove_when");
     add(r.unmapped.is_some(), "unmapped");
     add(r.key.is_some(), "key");
+    add(r.key_column.is_some(), "key_column");
+    add(r.keys.is_some(), "keys");
+    add(r.map.is_some(), "map");
+    add(r.case.is_some(), "case");
+    add(r.prefix.is_some(), "prefix");
+    add(r.buckets.is_some(), "buckets");
+    add(r.pattern.is_some(), "pattern");
     add(r.split.is_some(), "split");
     add(r.comma_replacement.is_some(), "comma_replacement");
     keys
@@ -133,7 +152,13 @@ fn removal_of(kind: &RuleKind, r: &RawRule, f: &mut Findings, path: &str) -> Opt
         REMOVALS,
     );
     match kind {
-        RuleKind::TraitIds { emit: Emit::Sid } => Some(RuleKind::TraitIds { emit: removal }),
+        RuleKind::TraitIds {
+            emit: Emit::Sid,
+            pattern,
+        } => Some(RuleKind::TraitIds {
+            emit: removal,
+            pattern: pattern.clone(),
+        }),
         RuleKind::Flag {
             on_true: Trait::Sid(id),
             ..
@@ -163,6 +188,7 @@ fn removal_of(kind: &RuleKind, r: &RawRule, f: &mut Findings, path: &str) -> Opt
         }),
         RuleKind::TraitIds {
             emit: Emit::Unsid | Emit::Remove(_),
+            ..
         } => {
             f.error(
                 key,
@@ -224,27 +250,7 @@ fn check_one(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule
         "trait_ids" => trait_ids_rule(r, form, removal, &key, f),
         "flag" | "condition" => flag_rule(r, form, removal, &key, f)?,
         "value_map" => value_map_rule(r, form, removal, &key, f)?,
-        "key_value" => {
-            let name = r
-                .key
-                .clone()
-                .or_else(|| r.column.clone())
-                .unwrap_or_default();
-            let which = if r.key.is_some() { "key" } else { "column" };
-            check_signal_key(&name, &key(which), f);
-            if let Some(with) = &r.comma_replacement {
-                if let Err(e) = Trait::signal("k", with) {
-                    f.error(
-                        key("comma_replacement"),
-                        format!("\"{with}\" cannot replace a comma: {e}"),
-                    );
-                }
-            }
-            RuleKind::KeyValue {
-                key: name,
-                comma_replacement: r.comma_replacement.clone(),
-            }
-        }
+        "key_value" => key_value_rule(r, &key, f),
         _ => unreachable!("allowed_keys knows every rule type"),
     };
     if f.errors.len() > errors_before || !fit_mode(&mut kind, mode, &path, f) {
@@ -281,6 +287,93 @@ fn rule_input(r: &RawRule, key: &dyn Fn(&str) -> String, f: &mut Findings) -> In
     }
 }
 
+fn key_value_rule(r: &RawRule, key: &dyn Fn(&str) -> String, f: &mut Findings) -> RuleKind {
+    let key_column = r.key_column.as_ref().map(|column| {
+        if r.key.is_some() {
+            f.error(
+                key("key"),
+                "give `key` (one key for every row) or `key_column` (each row's key), not both",
+            );
+        }
+        if column.is_empty() {
+            f.error(
+                key("key_column"),
+                "empty: name the column that holds the keys",
+            );
+        }
+        let allowed = r.keys.as_ref().map(|keys| {
+            for (i, k) in keys.iter().enumerate() {
+                check_signal_key(k, &key(&format!("keys[{i}]")), f);
+            }
+            keys.iter().cloned().collect()
+        });
+        KeyColumn {
+            column: column.clone(),
+            allowed,
+        }
+    });
+    if r.keys.is_some() && key_column.is_none() {
+        f.error(key("keys"), "applies only with `key_column`");
+    }
+    let name = match &key_column {
+        Some(_) => String::new(),
+        None => {
+            let name = r
+                .key
+                .clone()
+                .or_else(|| r.column.clone())
+                .unwrap_or_default();
+            let which = if r.key.is_some() { "key" } else { "column" };
+            check_signal_key(&name, &key(which), f);
+            name
+        }
+    };
+    if let Some(with) = &r.comma_replacement {
+        if let Err(e) = Trait::signal("k", with) {
+            f.error(
+                key("comma_replacement"),
+                format!("\"{with}\" cannot replace a comma: {e}"),
+            );
+        }
+    }
+    let buckets = r.buckets.clone().unwrap_or_default();
+    if r.buckets.is_some() && (buckets.is_empty() || buckets.windows(2).any(|w| w[0] >= w[1])) {
+        f.error(
+            key("buckets"),
+            "give increasing edges, e.g. [18, 25, 35, 45, 65] for <18, 18-24, ..., 65+",
+        );
+    }
+    let case = f.choice(
+        &key("case"),
+        r.case.as_deref(),
+        None,
+        &[("lower", Some(Case::Lower)), ("upper", Some(Case::Upper))],
+    );
+    let shape = Shape {
+        map: r.map.clone().unwrap_or_default(),
+        buckets,
+        case,
+        prefix: r.prefix.clone().unwrap_or_default(),
+    };
+    // What the mapping itself writes must be sendable: each `map` value and the prefix.
+    let written = shape
+        .map
+        .iter()
+        .map(|(k, v)| (format!("map.{k}"), v.as_str()))
+        .chain(r.prefix.iter().map(|p| ("prefix".to_owned(), p.as_str())));
+    for (at, text) in written {
+        if let Err(e) = Trait::check_value(text) {
+            f.error(key(&at), format!("\"{text}\" cannot be sent: {e}"));
+        }
+    }
+    RuleKind::KeyValue {
+        key: name,
+        key_column,
+        shape,
+        comma_replacement: r.comma_replacement.clone(),
+    }
+}
+
 fn trait_ids_rule(
     r: &RawRule,
     form: Emit,
@@ -306,8 +399,22 @@ fn trait_ids_rule(
             "applies only with action = \"remove\" or remove_when",
         );
     }
+    if let Some(p) = &r.pattern {
+        match regex::Regex::new(p) {
+            Ok(re) if re.captures_len() > 2 => f.error(
+                key("pattern"),
+                format!("`{p}` has {} groups; give one, around the digits of the trait ID, e.g. \"SEG-(\\d+)\"", re.captures_len() - 1),
+            ),
+            Ok(_) => {}
+            Err(e) => f.error(
+                key("pattern"),
+                format!("`{p}` is not a regular expression: {}", e.to_string().lines().last().unwrap_or_default()),
+            ),
+        }
+    }
     RuleKind::TraitIds {
         emit: if remove { removal } else { form },
+        pattern: r.pattern.clone(),
     }
 }
 
@@ -440,6 +547,7 @@ fn fit_mode(kind: &mut RuleKind, mode: Mode, path: &str, f: &mut Findings) -> bo
     match kind {
         RuleKind::TraitIds {
             emit: Emit::Unsid | Emit::Remove(_),
+            ..
         } => {
             f.warn(
                 path,

@@ -15,6 +15,10 @@ enum Kind {
     UInt,
     Bool,
     StrList,
+    /// A list of whole numbers (negative ones too).
+    IntList,
+    /// `{ name = "text", ... }`
+    StrTable,
     /// A string, or a list of strings.
     StrOrList,
     /// `{ name = <trait ID> or [<trait ID>, ...], ... }`
@@ -103,6 +107,13 @@ const RULE: &[Key] = &[
     opt("remove_when", Kind::Str),
     opt("unmapped", Kind::Str),
     opt("key", Kind::Str),
+    opt("key_column", Kind::Str),
+    opt("keys", Kind::StrList),
+    opt("map", Kind::StrTable),
+    opt("case", Kind::Str),
+    opt("prefix", Kind::Str),
+    opt("buckets", Kind::IntList),
+    opt("pattern", Kind::Str),
     opt("split", Kind::Str),
     opt("comma_replacement", Kind::Str),
 ];
@@ -280,6 +291,32 @@ fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, 
             }
         }
         (Kind::StrList, _) => wrong("a list of strings"),
+        (Kind::IntList, DeValue::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                if !matches!(item.get_ref(), DeValue::Integer(_)) {
+                    let path = format!("{path}[{i}]");
+                    found.push((
+                        item.span().start,
+                        Problem::new(
+                            path,
+                            format!(
+                                "expected a whole number, found {} (line {})",
+                                describe(item.get_ref()),
+                                lines.line(item.span().start)
+                            ),
+                        ),
+                    ));
+                }
+            }
+        }
+        (Kind::IntList, _) => wrong("a list of whole numbers"),
+        (Kind::StrTable, DeValue::Table(t)) => {
+            for (name, v) in t.iter() {
+                let key = format!("{path}.{}", name.get_ref());
+                check_value(v, Kind::Str, &key, lines, found);
+            }
+        }
+        (Kind::StrTable, _) => wrong("a table of value = \"text\""),
         (Kind::StrOrList, DeValue::String(_)) => {}
         (Kind::StrOrList, DeValue::Array(_)) => {
             check_value(value, Kind::StrList, path, lines, found)
@@ -365,7 +402,7 @@ typ = \"key_value\"
                 "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
                 "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",
                 "traits[1].type: missing (line 10): the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
-                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, split, comma_replacement",
+                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, split, comma_replacement",
             ]
         );
     }

@@ -65,6 +65,10 @@ pub(super) struct RuleCache {
     pub(super) signals: HashMap<String, u32>,
     /// Key-value over an integer column: value -> code, without writing the text.
     pub(super) numbers: IntCache,
+    /// `pattern`, compiled.
+    pub(super) pattern: Option<regex::Regex>,
+    /// `key_column`: "key NUL value" -> code.
+    pub(super) keyed: HashMap<String, u32>,
 }
 
 /// Codes by integer: small integers (trait IDs, ages, counts) index a table, no hashing;
@@ -132,6 +136,12 @@ pub(super) fn rule_caches(
                     (k.clone(), codes)
                 })
                 .collect(),
+            ..RuleCache::default()
+        },
+        RuleKind::TraitIds {
+            pattern: Some(p), ..
+        } => RuleCache {
+            pattern: regex::Regex::new(p).ok(),
             ..RuleCache::default()
         },
         _ => RuleCache::default(),

@@ -4,10 +4,10 @@
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
 use super::intern::{intern, rule_caches, Interner, RuleCache, INLINE, POSITION_RULE, REFUSED};
-use super::select::{filter_col, gate_null_col, uid_col, value_col, UID};
+use super::select::{filter_col, gate_null_col, key_col, uid_col, value_col, UID};
 use super::{spill_error, RowReject, TraitCheck};
 use crate::error::{Error, Result};
-use crate::inbound::{self, IdSyncKind, IdType, Trait};
+use crate::inbound::{self, check_key, IdSyncKind, IdType, Trait};
 use crate::mapping::{Input, Mapping, RuleKind};
 use crate::reject::{mask_pii, Reject, RejectReason};
 use crate::report::Receipt;
@@ -32,6 +32,8 @@ struct Bound<'m> {
     filter: Option<BooleanChunked>,
     /// Where the rule's `remove_when` is NULL (see `gate_null_col`).
     gate_nulls: Option<BooleanChunked>,
+    /// `key_column`: each row's key.
+    keys: Option<StringChunked>,
 }
 
 /// Converts rows on one thread: its own counts, rejects and sorter, and caches in front of
@@ -131,6 +133,10 @@ impl<'m> Converter<'m> {
             };
             let filter = bools(filter_col(i))?;
             let gate_nulls = bools(gate_null_col(i))?;
+            let keys = match df.column(&key_col(i)) {
+                Ok(c) => Some(c.as_materialized_series().str()?.clone()),
+                Err(_) => None,
+            };
             let label = match &rule.input {
                 Input::Column(c) => format!("{} (column \"{c}\")", rule.path),
                 Input::Condition(w) => format!("{} (when \"{w}\")", rule.path),
@@ -144,6 +150,7 @@ impl<'m> Converter<'m> {
                 values,
                 filter,
                 gate_nulls,
+                keys,
             });
         }
         Ok(bound)
@@ -310,6 +317,7 @@ impl<'m> Converter<'m> {
     fn convert_rule(&mut self, i: usize, b: &Bound, rows: &mut RowStatus, out: &mut RuleCodes) {
         let mut coder = Coder {
             path: b.path,
+            row_key: "",
             kind: b.kind,
             rule: i as u32,
             signal_cache: self.signal_cache,
@@ -324,6 +332,18 @@ impl<'m> Converter<'m> {
         let split = b.split;
         // Each physical type gets its own loop over the column, with no per-row dispatch.
         match &b.values {
+            // An attribute table: each value with its row's key (both read as text).
+            Cells::Str(c) if b.keys.is_some() => {
+                let keys = b.keys.as_ref().expect("checked").iter();
+                let pairs = c
+                    .iter()
+                    .zip(keys)
+                    .map(|(v, k)| v.map(|v| (v, k.unwrap_or(""))));
+                each_row(pairs, filter, rows, out, |(v, k), codes| {
+                    coder.row_key = k;
+                    pieces(Cell::Str(v), split, &mut |cell| coder.code(cell, codes))
+                })
+            }
             Cells::Str(c) => each_row(c.iter(), filter, rows, out, |s, codes| {
                 pieces(Cell::Str(s), split, &mut |cell| coder.code(cell, codes))
             }),
@@ -446,6 +466,8 @@ fn each_row<T>(
 struct Coder<'c> {
     /// `traits[0]`: the rule's key path.
     path: &'c str,
+    /// `key_column` rules: the key of the row being converted.
+    row_key: &'c str,
     kind: &'c RuleKind,
     /// The rule's index in the mapping.
     rule: u32,
@@ -466,7 +488,13 @@ impl Coder<'_> {
     /// per-column loops; what builds a reject's message is out of line.
     fn code(&mut self, cell: Cell, out: &mut Vec<u32>) -> Result<(), RowReject> {
         match self.kind {
-            RuleKind::TraitIds { emit } => {
+            RuleKind::TraitIds { emit, .. } => {
+                let cell = match (&self.cache.pattern, cell) {
+                    (Some(re), Cell::Str(s)) => {
+                        Cell::Str(found_id(re, s).ok_or_else(|| no_match(self.label, s, re))?)
+                    }
+                    _ => cell,
+                };
                 let id = trait_id(cell).map_err(|why| bad_trait_id(self.label, cell, &why))?;
                 let code = match self.cache.ids.get(id) {
                     Some(code) => code,
@@ -561,8 +589,14 @@ impl Coder<'_> {
                 push_inline(self.rule, &sortable(cell), out);
             }
             RuleKind::KeyValue {
+                key_column: Some(_),
+                ..
+            } => return self.code_keyed(cell, out),
+            RuleKind::KeyValue {
                 key,
                 comma_replacement,
+                shape,
+                key_column: None,
             } => {
                 // Integers are cached as their bits: a distinct value is a distinct key.
                 if let Cell::Int(n) = cell {
@@ -571,29 +605,29 @@ impl Coder<'_> {
                         return Ok(());
                     }
                 }
-                let mut text = cell.text(self.buf);
-                let replaced;
-                if let Some(with) = comma_replacement {
-                    if text.contains(',') {
-                        self.receipt.commas_replaced += 1;
-                        replaced = text.replace(',', with);
-                        text = &replaced;
-                    }
-                }
-                let code = match self.cache.signals.get(text) {
+                let text = cell.text(self.buf);
+                let text = replace_commas(text, comma_replacement.as_deref(), self.receipt);
+                let code = match self.cache.signals.get(&*text) {
                     Some(&code) => code,
                     None if self.cache.signals.len() >= self.signal_cache => {
                         // Past the cache's size, a new value travels with its row.
                         // The key was checked with the mapping.
-                        Trait::check_value(text).map_err(|e| bad_signal(self.label, cell, &e))?;
-                        push_inline(self.rule, text.as_bytes(), out);
+                        let shaped = shape
+                            .apply(&text)
+                            .map_err(|why| unshapable(self.label, &why))?;
+                        Trait::check_value(&shaped)
+                            .map_err(|e| bad_signal(self.label, cell, &e))?;
+                        push_inline(self.rule, shaped.as_bytes(), out);
                         return Ok(());
                     }
                     None => {
-                        let t = Trait::signal(key, text)
+                        let shaped = shape
+                            .apply(&text)
+                            .map_err(|why| unshapable(self.label, &why))?;
+                        let t = Trait::signal(key, &shaped)
                             .map_err(|e| bad_signal(self.label, cell, &e))?;
                         let code = intern(self.interner, t);
-                        self.cache.signals.insert(text.to_owned(), code);
+                        self.cache.signals.insert(text.into_owned(), code);
                         code
                     }
                 };
@@ -605,6 +639,87 @@ impl Coder<'_> {
         }
         Ok(())
     }
+
+    /// A `key_column` rule's signal: the row's key (`row_key`) with the cell's value. Keys
+    /// not in `keys`, and rows without one, are skipped and counted. Always interned: the
+    /// carried form has one key per rule.
+    #[inline(never)]
+    fn code_keyed(&mut self, cell: Cell, out: &mut Vec<u32>) -> Result<(), RowReject> {
+        let RuleKind::KeyValue {
+            key_column: Some(kc),
+            shape,
+            comma_replacement,
+            ..
+        } = self.kind
+        else {
+            unreachable!("only key_column rules have row keys")
+        };
+        let key = super::cell::trim(self.row_key);
+        if key.is_empty() || kc.allowed.as_ref().is_some_and(|a| !a.contains(key)) {
+            self.receipt.skip_key(self.path, key);
+            return Ok(());
+        }
+        let text = cell.text(self.buf);
+        let text = replace_commas(text, comma_replacement.as_deref(), self.receipt);
+        let mut both = String::with_capacity(key.len() + 1 + text.len());
+        both.push_str(key);
+        both.push('\0');
+        both.push_str(&text);
+        if let Some(&code) = self.cache.keyed.get(&both) {
+            out.push(code);
+            return Ok(());
+        }
+        check_key(key).map_err(|e| bad_key(self.label, key, &e))?;
+        let shaped = shape
+            .apply(&text)
+            .map_err(|why| unshapable(self.label, &why))?;
+        let t = Trait::signal(key, &shaped).map_err(|e| bad_signal(self.label, cell, &e))?;
+        let code = intern(self.interner, t);
+        self.cache.keyed.insert(both, code);
+        out.push(code);
+        Ok(())
+    }
+}
+
+/// `text` with its commas replaced, when the rule says so (counted).
+fn replace_commas<'t>(text: &'t str, with: Option<&str>, receipt: &mut Receipt) -> Cow<'t, str> {
+    match with {
+        Some(with) if text.contains(',') => {
+            receipt.commas_replaced += 1;
+            Cow::Owned(text.replace(',', with))
+        }
+        _ => Cow::Borrowed(text),
+    }
+}
+
+/// The trait ID in `text` by `pattern`: its first group, else the whole match.
+fn found_id<'t>(re: &regex::Regex, text: &'t str) -> Option<&'t str> {
+    let caps = re.captures(text)?;
+    caps.get(1).or_else(|| caps.get(0)).map(|m| m.as_str())
+}
+
+#[cold]
+fn no_match(label: &str, text: &str, re: &regex::Regex) -> RowReject {
+    RowReject::new(
+        RejectReason::InvalidTraitId,
+        format!(
+            "{label}: \"{text}\" holds no trait ID: `pattern` {} does not match it",
+            re.as_str()
+        ),
+    )
+}
+
+#[cold]
+fn unshapable(label: &str, why: &str) -> RowReject {
+    RowReject::new(RejectReason::InvalidSignalValue, format!("{label}: {why}"))
+}
+
+#[cold]
+fn bad_key(label: &str, key: &str, e: &crate::inbound::TraitError) -> RowReject {
+    RowReject::new(
+        RejectReason::InvalidSignalKey,
+        format!("{label}: key \"{key}\" cannot be sent: {e}; list the keys to send in `keys`"),
+    )
 }
 
 /// A signal value that is not interned (or an ID-sync ID), written into the row's codes as

@@ -20,6 +20,11 @@ pub(super) fn value_col(i: usize) -> String {
     format!("__aam_v{i}")
 }
 
+/// Rule `i`'s keys (`key_column`), as text.
+pub(super) fn key_col(i: usize) -> String {
+    format!("__aam_k{i}")
+}
+
 pub(super) fn filter_col(i: usize) -> String {
     format!("__aam_f{i}")
 }
@@ -135,6 +140,21 @@ impl Selection {
                     sel.conditions
                         .push(column(c, &scan.names).alias(value_col(i)));
                 }
+                // An attribute table's values are text beside their keys.
+                Input::Column(c) if keyed(&rule.kind).is_some() => {
+                    let key = keyed(&rule.kind).unwrap_or_default();
+                    sel.columns.push(
+                        column(c, &scan.names)
+                            .cast(DataType::String)
+                            .alias(value_col(i)),
+                    );
+                    sel.columns.push(
+                        column(key, &scan.names)
+                            .cast(DataType::String)
+                            .alias(key_col(i)),
+                    );
+                    sel.read.extend([value_col(i), key_col(i)]);
+                }
                 Input::Column(c) => {
                     sel.columns.push(column(c, &scan.names).alias(value_col(i)));
                     sel.read.push(value_col(i));
@@ -230,6 +250,17 @@ fn column(name: &str, names: &[String]) -> Expr {
         expr = expr.struct_().field_by_name(field);
     }
     expr
+}
+
+/// The column a key-value rule takes its keys from, if it does.
+fn keyed(kind: &RuleKind) -> Option<&str> {
+    match kind {
+        RuleKind::KeyValue {
+            key_column: Some(k),
+            ..
+        } => Some(&k.column),
+        _ => None,
+    }
 }
 
 /// Whether a condition of the mapping names `{run_date}` or `{run_time}`.

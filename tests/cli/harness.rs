@@ -27,7 +27,8 @@ pub fn mapping(name: &str) -> String {
 }
 
 /// Every mapping template and the bundled example it converts.
-pub const TEMPLATES: [(&str, &str); 9] = [
+pub const TEMPLATES: [(&str, &str); 10] = [
+    ("attributes.toml", "attributes.csv"),
     ("bench.toml", "bench-sample.csv"),
     ("c2c.toml", "idsync.csv"),
     ("crm.toml", "crm.csv"),

@@ -92,3 +92,70 @@ fn mistakes_with_the_removal_keys_are_reported_together() {
     );
     assert!(!w.path("out").exists());
 }
+
+#[test]
+fn mistakes_with_the_shaping_keys_are_reported_together() {
+    let w = Workdir::new();
+    let input = w.write("t.csv", "id,k,v,seen\nu1,a,1,2023-01-01\n");
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = 21\n[user_id]\ncolumn = [\"id\", \"\"]\ntype = \"dpuuid\"\ntemplate = \"crm-\"\n\
+         [[traits]]\ntype = \"key_value\"\ncolumn = \"v\"\nkey = \"x\"\nkey_column = \"k\"\n\
+         [[traits]]\ntype = \"key_value\"\ncolumn = \"v\"\nkeys = [\"a\"]\nbuckets = [30, 18]\ncase = \"title\"\nmap = { a = \"b\\tc\" }\n\
+         [[traits]]\ntype = \"trait_ids\"\ncolumn = \"v\"\npattern = \"(a)(b)\"\n\
+         [[traits]]\ntype = \"trait_ids\"\ncolumn = \"v\"\npattern = \"SEG-(\"\n",
+    );
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    let problems: Vec<&str> = r.stderr.lines().skip(1).collect();
+    assert_eq!(
+        problems,
+        [
+            "  - user_id.column: must name the column that holds the user ID (or a list of columns to try in turn)",
+            "  - user_id.template: \"crm-\" must hold `{id}` once, with text around it, e.g. template = \"crm-{id}\"",
+            "  - traits[0].key: give `key` (one key for every row) or `key_column` (each row's key), not both",
+            "  - traits[1].keys: applies only with `key_column`",
+            "  - traits[1].buckets: give increasing edges, e.g. [18, 25, 35, 45, 65] for <18, 18-24, ..., 65+",
+            "  - traits[1].case: unknown value \"title\"; expected one of \"lower\", \"upper\"",
+            "  - traits[1].map.a: \"b\tc\" cannot be sent: key-value signal contains a control character (TAB, CR, LF, NUL...)",
+            "  - traits[2].pattern: `(a)(b)` has 2 groups; give one, around the digits of the trait ID, e.g. \"SEG-(\\d+)\"",
+            "  - traits[3].pattern: `SEG-(` is not a regular expression: error: unclosed group",
+        ],
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_condition_with_an_unknown_placeholder_names_the_ones_there_are() {
+    let w = Workdir::new();
+    let input = w.write("t.csv", "id,seen\nu1,2023-01-01\n");
+    let m = w.write(
+        "m.toml",
+        with_header(
+            "[[traits]]\ntype = \"condition\"\ntrait_id = 1\nwhen = \"seen > {run_day}\"\n",
+        ),
+    );
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("traits[0].when: `seen > {run_day}`: unknown placeholder `{run_day}`; conditions know {run_date} (the run's UTC day) and {run_time} (its UTC time)"),
+        "{}",
+        r.stderr
+    );
+    // A date held as text is compared after STRPTIME, which the message says.
+    let m = w.write(
+        "m.toml",
+        with_header(
+            "[[traits]]\ntype = \"condition\"\ntrait_id = 1\nwhen = \"seen > {run_date}\"\n",
+        ),
+    );
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("a date held as text compares after STRPTIME(column, '%Y-%m-%d')"),
+        "{}",
+        r.stderr
+    );
+}
