@@ -814,4 +814,81 @@ mod tests {
             assert!(lines.contains(band), "{band}: {lines}");
         }
     }
+
+    #[test]
+    fn the_latest_row_wins_over_batches_and_spills() {
+        // A history export: each user's rows in shuffled time order, some without a date
+        // (older than any), one tie.
+        let mut csv = String::from("id,tier,status,seg,at\n");
+        for i in 0..200u32 {
+            let user = i % 9;
+            let day = (i * 37) % 200;
+            let at = if i % 13 == 0 {
+                String::new()
+            } else {
+                format!("2023-{:02}-{:02}", 1 + day / 28, 1 + day % 28)
+            };
+            let tier = ["gold", "silver", "bronze"][(i as usize / 9) % 3];
+            let status = ["active", "churned"][(i as usize / 5) % 2];
+            let _ = writeln!(csv, "u{user},{tier},{status},{},{at}", 10 + i % 4);
+        }
+        let mapping = "[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\nlatest_by = \"at\"\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 1, silver = 2, bronze = 3 }\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nremove_when = \"status <> 'active'\"\n";
+        let (lines, _) = converts_alike(mapping, &csv);
+        // The expected lines, computed row by row: each user's latest rows (by `at`, empty
+        // first), then their tier and their segment added or removed.
+        // User -> (latest `at`, its rows' (tier, status, seg)).
+        type Rows = Vec<(String, String, String)>;
+        let mut latest: std::collections::BTreeMap<String, (String, Rows)> = Default::default();
+        for line in csv.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let row = (f[1].to_owned(), f[2].to_owned(), f[3].to_owned());
+            let entry = latest
+                .entry(f[0].to_owned())
+                .or_insert_with(|| (f[4].to_owned(), Vec::new()));
+            if f[4] > entry.0.as_str() {
+                *entry = (f[4].to_owned(), vec![row]);
+            } else if f[4] == entry.0 {
+                entry.1.push(row);
+            }
+        }
+        let mut expected = String::new();
+        for (user, (_, rows)) in &latest {
+            let mut traits = std::collections::BTreeSet::new();
+            let mut removed = std::collections::BTreeSet::new();
+            for (tier, status, seg) in rows {
+                let t = match tier.as_str() {
+                    "gold" => 1,
+                    "silver" => 2,
+                    _ => 3,
+                };
+                traits.insert(t);
+                let seg: u32 = seg.parse().unwrap();
+                if status == "active" {
+                    traits.insert(seg);
+                } else {
+                    removed.insert(seg);
+                }
+            }
+            let removed: Vec<String> = removed
+                .difference(&traits)
+                .map(|s| format!("d_unsid={s}"))
+                .collect();
+            let added: Vec<String> = traits.iter().map(|t| format!("d_sid={t}")).collect();
+            let _ = writeln!(
+                expected,
+                "{user}\t{}",
+                added
+                    .into_iter()
+                    .chain(removed)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+        assert_eq!(lines, expected);
+        assert!(lines.lines().any(|l| l.contains("d_unsid")), "{lines}");
+        // Not the union of every row: each user has rows of every tier.
+        assert!(!lines.contains("d_sid=1,d_sid=2,d_sid=3"), "{lines}");
+    }
 }

@@ -95,6 +95,35 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
             (user_id, output, rules, None)
         }
     };
+    let mut rules = rules;
+    let mut latest_by: Vec<(String, String)> = Vec::new();
+    if id_sync.is_none() {
+        let everywhere = raw.user_id.as_ref().and_then(|u| u.latest_by.as_ref());
+        for rule in &mut rules {
+            let index: usize = rule.path["traits[".len()..rule.path.len() - 1]
+                .parse()
+                .expect("a rule's path is traits[i]");
+            let (key, column) = match (&raw.traits[index].latest_by, everywhere) {
+                (Some(c), _) => (format!("{}.latest_by", rule.path), c),
+                (None, Some(c)) => ("user_id.latest_by".to_owned(), c),
+                (None, None) => continue,
+            };
+            if column.is_empty() {
+                f.error(
+                    key,
+                    "empty: name the column that orders a user's rows, e.g. \"updated_at\"",
+                );
+                continue;
+            }
+            rule.latest = Some(match latest_by.iter().position(|(_, c)| c == column) {
+                Some(g) => g,
+                None => {
+                    latest_by.push((key, column.clone()));
+                    latest_by.len() - 1
+                }
+            });
+        }
+    }
     let state = check_state(&raw.state, &output, &mut f);
     if raw.taxonomy.path.as_deref() == Some("") {
         f.error(
@@ -110,6 +139,7 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
             rules,
             state,
             id_sync,
+            latest_by,
             taxonomy: raw.taxonomy.path.map(std::path::PathBuf::from),
             warnings: f.warnings,
         })
@@ -514,7 +544,7 @@ values = { a = 1 }
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0],
-            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, split, comma_replacement"
+            "traits[0].colour: unknown key (line 10); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, latest_by, split, comma_replacement"
         );
     }
 

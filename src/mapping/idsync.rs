@@ -116,6 +116,7 @@ pub(super) fn check_id_sync(
             filter: None,
             split: None,
             gate: None,
+            latest: None,
             kind: RuleKind::SyncId {
                 id_type: id_type_of_dpid(c.dpid),
                 hash_email: kind == IdSyncKind::C2c,
@@ -129,6 +130,7 @@ pub(super) fn check_id_sync(
             filter: None,
             split: None,
             gate: None,
+            latest: None,
             kind: RuleKind::SyncOrder,
         });
     }

@@ -189,6 +189,9 @@ pub struct Rule {
     /// `remove_when`: this rule applies only where the condition is true (`removes`), or only
     /// where it is not (NULL included).
     pub gate: Option<Gate>,
+    /// `latest_by`: the rule takes, per user, only the values of the user's latest rows by
+    /// the column `Mapping::latest_by[n]`.
+    pub latest: Option<usize>,
     pub kind: RuleKind,
 }
 
@@ -321,6 +324,8 @@ pub struct Mapping {
     /// The data source's trait list (`[taxonomy] path`, relative to the mapping's folder;
     /// `--traits` overrides it).
     pub taxonomy: Option<std::path::PathBuf>,
+    /// The `latest_by` columns rules use, each once, with the key path that names it first.
+    pub latest_by: Vec<(String, String)>,
     /// Things that are allowed but probably not what the author meant.
     pub warnings: Vec<Problem>,
 }
@@ -415,6 +420,9 @@ impl Mapping {
             {
                 cols.push((format!("{}.key_column", rule.path), k.column.as_str()));
             }
+        }
+        for (key, c) in &self.latest_by {
+            cols.push((key.clone(), c.as_str()));
         }
         cols
     }

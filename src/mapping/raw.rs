@@ -77,6 +77,7 @@ pub struct RawOutput {
 pub struct RawUserId {
     pub column: Columns,
     pub template: Option<String>,
+    pub latest_by: Option<String>,
     #[serde(rename = "type")]
     pub id_type: String,
     pub trim: Option<bool>,
@@ -111,6 +112,7 @@ pub struct RawRule {
     pub prefix: Option<String>,
     pub buckets: Option<Vec<i64>>,
     pub pattern: Option<String>,
+    pub latest_by: Option<String>,
     pub split: Option<String>,
     pub comma_replacement: Option<String>,
 }

@@ -93,6 +93,7 @@ fn given_keys(r: &RawRule) -> Vec<&'static str> {
     add(r.prefix.is_some(), "prefix");
     add(r.buckets.is_some(), "buckets");
     add(r.pattern.is_some(), "pattern");
+    add(r.latest_by.is_some(), "latest_by");
     add(r.split.is_some(), "split");
     add(r.comma_replacement.is_some(), "comma_replacement");
     keys
@@ -225,7 +226,8 @@ fn check_one(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule
     };
     let errors_before = f.errors.len();
     for k in given_keys(r) {
-        if !allowed.contains(&k) {
+        // Every rule may take its values from the user's latest row only.
+        if !allowed.contains(&k) && k != "latest_by" {
             f.error(
                 key(k),
                 format!("does not apply to type = \"{}\" rules", r.kind),
@@ -262,6 +264,7 @@ fn check_one(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) -> Option<Rule
         filter: r.filter.clone(),
         split: r.split.clone(),
         gate: None,
+        latest: None,
         kind,
     })
 }

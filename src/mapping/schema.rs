@@ -85,6 +85,7 @@ const USER_ID: &[Key] = &[
     opt("normalize_case", Kind::Bool),
     opt("hash", Kind::Str),
     opt("template", Kind::Str),
+    opt("latest_by", Kind::Str),
 ];
 
 const RULE: &[Key] = &[
@@ -114,6 +115,7 @@ const RULE: &[Key] = &[
     opt("prefix", Kind::Str),
     opt("buckets", Kind::IntList),
     opt("pattern", Kind::Str),
+    opt("latest_by", Kind::Str),
     opt("split", Kind::Str),
     opt("comma_replacement", Kind::Str),
 ];
@@ -402,7 +404,7 @@ typ = \"key_value\"
                 "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
                 "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",
                 "traits[1].type: missing (line 10): the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
-                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, split, comma_replacement",
+                "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, latest_by, split, comma_replacement",
             ]
         );
     }

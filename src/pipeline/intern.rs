@@ -22,6 +22,13 @@ pub(super) const INLINE: u32 = crate::spill::CARRIED;
 /// which no mapping reaches.
 pub(super) const POSITION_RULE: u32 = !INLINE;
 
+/// Marks, in a carried item's rule index, the codes of `latest_by` group `g` for one row:
+/// `INLINE | LATEST | g`, then as bytes the order value's length (4 bytes), the order value
+/// (see `rows::order_bytes`), and the codes of the group's rules for the row. Rendering
+/// keeps, per user and group, the codes of the rows with the greatest order value.
+/// (`POSITION_RULE` has every bit set and is told apart first.)
+pub(super) const LATEST: u32 = 1 << 29;
+
 /// Stands in a rule's cache for a trait the trait list refuses (see `TraitCheck`): never
 /// interned, never sent; a row that makes it is rejected.
 pub(super) const REFUSED: u32 = INLINE - 1;

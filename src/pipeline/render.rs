@@ -3,7 +3,7 @@
 //! [`inbound::wrap_user`]; users that cannot be sent whole are rejected whole.
 
 use super::deliver::{Chunk, Deliver, Effect, Lines, UserTraits};
-use super::intern::{INLINE, POSITION_RULE};
+use super::intern::{INLINE, LATEST, POSITION_RULE};
 use super::{spill_error, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{
@@ -48,6 +48,8 @@ pub(super) struct RenderContext<'a> {
     check: Option<TraitCheck<'a>>,
     /// An ID-sync mapping: users' rows carry IDs, written a line per pair (or tuple).
     sync: Option<&'a IdSync>,
+    /// How many `latest_by` groups rows carry (see `LATEST`).
+    latest_groups: usize,
 }
 
 /// What happened to the users: the receipt's counters, the rejected users, and traits
@@ -77,6 +79,11 @@ struct Scratch {
     merged: Vec<u32>,
     /// The user's traits as the delivery sees them.
     traits: UserTraits,
+    /// `latest_by`: the user's codes once only the latest rows' are left of each group.
+    latest_codes: Vec<u32>,
+    /// Per group, the greatest order value seen and its rows' codes.
+    latest: Vec<(Vec<u8>, Vec<u32>)>,
+    latest_bytes: Vec<u8>,
 }
 
 /// A key-value signal carried in the rows (see `intern::INLINE`).
@@ -157,6 +164,7 @@ impl<'a> RenderContext<'a> {
             sources,
             check,
             sync: mapping.id_sync.as_ref(),
+            latest_groups: mapping.latest_by.len(),
         }
     }
 
@@ -231,7 +239,14 @@ impl<'a> RenderContext<'a> {
     /// `scratch.traits`.
     fn user_traits(&self, user: &UserRows, scratch: &mut Scratch, tally: &mut Tally) {
         tally.receipt.users_read += 1;
-        self.distinct_ranks(&user.codes, scratch);
+        if self.latest_groups > 0 {
+            let codes = std::mem::take(&mut scratch.latest_codes);
+            let codes = self.latest_rows(&user.codes, scratch, codes);
+            self.distinct_ranks(&codes, scratch);
+            scratch.latest_codes = codes;
+        } else {
+            self.distinct_ranks(&user.codes, scratch);
+        }
         self.resolve_conflicts(scratch, &mut tally.receipt);
         let Scratch {
             line,
@@ -256,6 +271,64 @@ impl<'a> RenderContext<'a> {
                 traits.push_written(Effect::Signal, TraitKind::KeyValue);
             }
         }
+    }
+
+    /// A user's codes with each `latest_by` group's reduced to those of its latest rows (the
+    /// rows with the greatest order value; NULL orders before any value), into `out`.
+    fn latest_rows(&self, codes: &[u32], scratch: &mut Scratch, mut out: Vec<u32>) -> Vec<u32> {
+        let Scratch {
+            latest,
+            latest_bytes: bytes,
+            ..
+        } = scratch;
+        latest.resize_with(self.latest_groups, Default::default);
+        for (order, kept) in latest.iter_mut() {
+            order.clear();
+            kept.clear();
+        }
+        let mut seen = vec![false; self.latest_groups];
+        out.clear();
+        let mut i = 0;
+        while i < codes.len() {
+            let c = codes[i];
+            let rule = c & !INLINE;
+            if c & INLINE == 0 || rule == POSITION_RULE || rule & LATEST == 0 {
+                // An interned trait, or a carried signal: kept as it is.
+                let next = if c & INLINE == 0 {
+                    i + 1
+                } else {
+                    i + 2 + (codes[i + 1] as usize).div_ceil(4)
+                };
+                out.extend_from_slice(&codes[i..next]);
+                i = next;
+                continue;
+            }
+            bytes.clear();
+            i = decode_inline(codes, i, bytes);
+            let g = (rule & !LATEST) as usize;
+            let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+            let (order, row_codes) = bytes[4..].split_at(len);
+            let (best, kept) = &mut latest[g];
+            match (seen[g], order.cmp(best.as_slice())) {
+                (true, Order::Less) => continue,
+                (true, Order::Equal) => {}
+                _ => {
+                    seen[g] = true;
+                    best.clear();
+                    best.extend_from_slice(order);
+                    kept.clear();
+                }
+            }
+            kept.extend(
+                row_codes
+                    .chunks_exact(4)
+                    .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes"))),
+            );
+        }
+        for (_, kept) in latest.iter() {
+            out.extend_from_slice(kept);
+        }
+        out
     }
 
     /// The ranks of a user's distinct trait codes, in line order, into `scratch.ranks`; the

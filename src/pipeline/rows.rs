@@ -3,8 +3,10 @@
 //! rule is counted once, with its first reason, as if rows went one at a time.
 
 use super::cell::{flag, list, pieces, trait_id, Cell, Cells};
-use super::intern::{intern, rule_caches, Interner, RuleCache, INLINE, POSITION_RULE, REFUSED};
-use super::select::{filter_col, gate_null_col, key_col, uid_col, value_col, UID};
+use super::intern::{
+    intern, rule_caches, Interner, RuleCache, INLINE, LATEST, POSITION_RULE, REFUSED,
+};
+use super::select::{filter_col, gate_null_col, key_col, order_col, uid_col, value_col, UID};
 use super::{spill_error, RowReject, TraitCheck};
 use crate::error::{Error, Result};
 use crate::inbound::{self, check_key, IdSyncKind, IdType, Trait};
@@ -117,7 +119,11 @@ impl<'m> Converter<'m> {
             out.codes.clear();
             self.convert_rule(i, b, &mut rows, out);
         }
-        let result = self.emit_rows(&ids, rows, &codes, file_index, first_row, source);
+        let orders = (0..self.mapping.latest_by.len())
+            .map(|g| Cells::from_series(df.column(&order_col(g))?.as_materialized_series()))
+            .collect::<PolarsResult<Vec<_>>>()
+            .map_err(err)?;
+        let result = self.emit_rows(&ids, rows, &codes, &orders, file_index, first_row, source);
         self.rule_codes = codes;
         result
     }
@@ -200,11 +206,13 @@ impl<'m> Converter<'m> {
 
     /// Hands each accepted row's codes to the sorter and each rejected row to the rejects,
     /// in row order.
+    #[allow(clippy::too_many_arguments)] // the frame's parts, each once
     fn emit_rows(
         &mut self,
         ids: &[Cow<str>],
         rows: RowStatus,
         codes: &[RuleCodes],
+        orders: &[Cells],
         file_index: usize,
         first_row: u64,
         source: &Source,
@@ -219,6 +227,7 @@ impl<'m> Converter<'m> {
         let mut reasons = reasons.into_iter();
         let file = source.path.display().to_string();
         let mut scratch: Vec<u32> = Vec::new();
+        let mut latest: Vec<u8> = Vec::new();
         self.receipt.rows_read += ids.len() as u64;
         // An ID-sync row needs every one of its IDs; c2c rows also carry their position,
         // which orders a CRM ID's e-mails when `latest_by` does not.
@@ -226,12 +235,7 @@ impl<'m> Converter<'m> {
         let partners = sync.map_or(0, |s| s.dpids.len() - 1);
         for (row, id) in ids.iter().enumerate() {
             let row_number = first_row + row as u64 + 1;
-            let incomplete = || {
-                codes[..partners].iter().any(|c| {
-                    let start = if row == 0 { 0 } else { c.ends[row - 1] };
-                    c.ends[row] == start
-                })
-            };
+            let incomplete = || codes[..partners].iter().any(|c| c.row(row).is_empty());
             if skipped[row] || (sync.is_some() && !rejected[row] && incomplete()) {
                 self.receipt.rows_without_ids += 1;
                 continue;
@@ -249,11 +253,23 @@ impl<'m> Converter<'m> {
                 continue;
             }
             scratch.clear();
-            for c in codes {
-                let start = if row == 0 { 0 } else { c.ends[row - 1] };
+            let rules = &self.mapping.rules;
+            for (c, _) in codes.iter().zip(rules).filter(|(_, r)| r.latest.is_none()) {
                 // A rule gives a row a code or two: a loop, not a call to memcpy.
-                let mine = &c.codes[start as usize..c.ends[row] as usize];
-                scratch.extend(mine.iter().copied());
+                scratch.extend(c.row(row).iter().copied());
+            }
+            // `latest_by`: the row's codes of each group travel with its order value, so
+            // that rendering can keep the latest rows' (see `LATEST`).
+            for (g, order) in orders.iter().enumerate() {
+                latest.clear();
+                latest.extend_from_slice(&[0; 4]);
+                order_bytes(order, row, &mut latest);
+                let len = (latest.len() - 4) as u32;
+                latest[..4].copy_from_slice(&len.to_le_bytes());
+                for (c, _) in codes.iter().zip(rules).filter(|(_, r)| r.latest == Some(g)) {
+                    latest.extend(c.row(row).iter().flat_map(|code| code.to_le_bytes()));
+                }
+                push_inline(LATEST | g as u32, &latest, &mut scratch);
             }
             if sync.is_some_and(|s| s.kind == IdSyncKind::C2c) {
                 let mut position = [0u8; 12];
@@ -431,6 +447,14 @@ impl RowStatus {
 struct RuleCodes {
     ends: Vec<u32>,
     codes: Vec<u32>,
+}
+
+impl RuleCodes {
+    /// Row `row`'s codes.
+    fn row(&self, row: usize) -> &[u32] {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.codes[start as usize..self.ends[row] as usize]
+    }
 }
 
 /// Runs `f` on each row's value that is set, where the row is not rejected and its filter
@@ -744,6 +768,27 @@ fn sync_email(text: &str) -> Option<std::borrow::Cow<'_, str>> {
         Some(std::borrow::Cow::Owned(inbound::email_sha256(text)))
     } else {
         None
+    }
+}
+
+/// Row `row`'s value of a `latest_by` column, as bytes that sort as the values do, after a
+/// byte that puts NULL (0) before every value (1).
+fn order_bytes(order: &Cells, row: usize, out: &mut Vec<u8>) {
+    let cell = match order {
+        Cells::Str(c) => c.get(row).map(Cell::Str),
+        Cells::Int(c) => c.get(row).map(Cell::Int),
+        Cells::UInt(c) => c.get(row).map(Cell::UInt),
+        Cells::Float(c) => c.get(row).map(Cell::Float),
+        Cells::Bool(c) => c.get(row).map(Cell::Bool),
+        // A list orders nothing: checked against the schema before reading.
+        Cells::List(_) | Cells::Null => None,
+    };
+    match cell {
+        Some(cell) => {
+            out.push(1);
+            out.extend_from_slice(&sortable(cell));
+        }
+        None => out.push(0),
     }
 }
 

@@ -20,6 +20,11 @@ pub(super) fn value_col(i: usize) -> String {
     format!("__aam_v{i}")
 }
 
+/// The values of `latest_by` column `g`, with their own type.
+pub(super) fn order_col(g: usize) -> String {
+    format!("__aam_o{g}")
+}
+
 /// Rule `i`'s keys (`key_column`), as text.
 pub(super) fn key_col(i: usize) -> String {
     format!("__aam_k{i}")
@@ -202,6 +207,12 @@ impl Selection {
                 Some(Err(p)) if !problems.contains(&p) => problems.push(p),
                 _ => {}
             }
+        }
+        // What orders a user's rows is read with its own type (numbers compare as numbers
+        // in a CSV file too), as conditions are.
+        for (g, (_, c)) in mapping.latest_by.iter().enumerate() {
+            sel.conditions
+                .push(column(c, &scan.names).alias(order_col(g)));
         }
         if problems.is_empty() {
             Ok(sel)

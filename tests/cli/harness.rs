@@ -27,12 +27,13 @@ pub fn mapping(name: &str) -> String {
 }
 
 /// Every mapping template and the bundled example it converts.
-pub const TEMPLATES: [(&str, &str); 10] = [
+pub const TEMPLATES: [(&str, &str); 11] = [
     ("attributes.toml", "attributes.csv"),
     ("bench.toml", "bench-sample.csv"),
     ("c2c.toml", "idsync.csv"),
     ("crm.toml", "crm.csv"),
     ("devices.toml", "devices.ndjson"),
+    ("history.toml", "history.csv"),
     ("idsync.toml", "idsync.csv"),
     ("memberships.toml", "memberships.csv"),
     ("overwrite.toml", "crm.parquet"),
