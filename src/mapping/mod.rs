@@ -7,11 +7,13 @@
 
 mod check;
 mod idsync;
+pub mod init;
 mod raw;
 mod rule;
 mod schema;
 
 pub use check::closest;
+pub use schema::json_schema;
 
 use crate::error::{Error, Problem, Result};
 use crate::inbound::{FileName, IdSyncKind, IdSyncName, IdType, Mode, Removal, Trait};

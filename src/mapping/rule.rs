@@ -592,7 +592,7 @@ fn check_signal_key(name: &str, key: &str, f: &mut Findings) {
 }
 
 /// A key AAM takes for `name`: lowercase ASCII letters and digits, other runs as one `_`.
-fn suggested_key(name: &str) -> String {
+pub(super) fn suggested_key(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {

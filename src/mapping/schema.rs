@@ -11,6 +11,9 @@ use toml::Spanned;
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Str,
+    /// A string, one of these (checked later, with the accepted spellings in the message;
+    /// listed here for the JSON Schema).
+    Choice(&'static [&'static str]),
     /// A non-negative integer.
     UInt,
     Bool,
@@ -52,22 +55,35 @@ const fn req(name: &'static str, kind: Kind, what: &'static str) -> Key {
 }
 
 const INPUT: &[Key] = &[
-    opt("format", Kind::Str),
+    opt(
+        "format",
+        Kind::Choice(&[
+            "csv", "parquet", "json", "ndjson", "jsonl", "ipc", "arrow", "feather",
+        ]),
+    ),
     opt("delimiter", Kind::Str),
     opt("quote", Kind::Str),
     opt("has_header", Kind::Bool),
     opt("null_values", Kind::StrList),
-    opt("encoding", Kind::Str),
+    opt(
+        "encoding",
+        Kind::Choice(&["utf-8", "latin-1", "windows-1252"]),
+    ),
 ];
 
 const OUTPUT: &[Key] = &[
     opt("dpid", Kind::UInt),
     opt("target_dpid", Kind::UInt),
-    opt("mode", Kind::Str),
+    opt("mode", Kind::Choice(&["sync", "overwrite"])),
     opt("gzip", Kind::Bool),
     opt("max_part_bytes", Kind::UInt),
     opt("date_folder", Kind::Bool),
     opt("deliver", Kind::Str),
+];
+
+/// `IdType::name` of every ID type (a test keeps them equal).
+const ID_TYPES: &[&str] = &[
+    "aam_uuid", "dpuuid", "idfa", "gaid", "rida", "maid", "tifa", "fire_tv", "lgudid", "vizio",
 ];
 
 const USER_ID: &[Key] = &[
@@ -78,12 +94,12 @@ const USER_ID: &[Key] = &[
     ),
     req(
         "type",
-        Kind::Str,
+        Kind::Choice(ID_TYPES),
         "the kind of ID, e.g. type = \"dpuuid\" (your own IDs) or \"gaid\"",
     ),
     opt("trim", Kind::Bool),
     opt("normalize_case", Kind::Bool),
-    opt("hash", Kind::Str),
+    opt("hash", Kind::Choice(&["sha256"])),
     opt("template", Kind::Str),
     opt("latest_by", Kind::Str),
 ];
@@ -91,27 +107,27 @@ const USER_ID: &[Key] = &[
 const RULE: &[Key] = &[
     req(
         "type",
-        Kind::Str,
+        Kind::Choice(&["trait_ids", "flag", "condition", "value_map", "key_value"]),
         "the rule type: \"trait_ids\", \"flag\", \"condition\", \"value_map\" or \"key_value\"",
     ),
     opt("column", Kind::Str),
     opt("when", Kind::Str),
     opt("where", Kind::Str),
-    opt("action", Kind::Str),
-    opt("form", Kind::Str),
-    opt("removal", Kind::Str),
+    opt("action", Kind::Choice(&["add", "remove"])),
+    opt("form", Kind::Choice(&["d_sid", "ic", "ic_prefixed"])),
+    opt("removal", Kind::Choice(&["d_unsid", "zero", "minus_one"])),
     opt("trait_id", Kind::UInt),
     opt("remove_when_false", Kind::Bool),
     opt("values", Kind::UIntTable),
     opt("removes", Kind::UIntTable),
     opt("ignore_case", Kind::Bool),
     opt("remove_when", Kind::Str),
-    opt("unmapped", Kind::Str),
+    opt("unmapped", Kind::Choice(&["reject", "skip"])),
     opt("key", Kind::Str),
     opt("key_column", Kind::Str),
     opt("keys", Kind::StrList),
     opt("map", Kind::StrTable),
-    opt("case", Kind::Str),
+    opt("case", Kind::Choice(&["lower", "upper"])),
     opt("prefix", Kind::Str),
     opt("buckets", Kind::IntList),
     opt("pattern", Kind::Str),
@@ -138,7 +154,7 @@ const SYNC_COLUMN: &[Key] = &[
 ];
 
 const ID_SYNC: &[Key] = &[
-    opt("type", Kind::Str),
+    opt("type", Kind::Choice(&["adobe", "c2c"])),
     req(
         "columns",
         Kind::TableList(SYNC_COLUMN),
@@ -282,9 +298,9 @@ fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, 
         ));
     };
     match (kind, value.get_ref()) {
-        (Kind::Str, DeValue::String(_)) | (Kind::Bool, DeValue::Boolean(_)) => {}
+        (Kind::Str | Kind::Choice(_), DeValue::String(_)) | (Kind::Bool, DeValue::Boolean(_)) => {}
         (Kind::UInt, DeValue::Integer(i)) if !i.as_str().starts_with('-') => {}
-        (Kind::Str, _) => wrong("a string"),
+        (Kind::Str | Kind::Choice(_), _) => wrong("a string"),
         (Kind::Bool, _) => wrong("true or false"),
         (Kind::UInt, _) => wrong("a whole number, 0 or more"),
         (Kind::StrList, DeValue::Array(items)) => {
@@ -355,6 +371,67 @@ fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, 
     }
 }
 
+/// The mapping's JSON Schema (draft-07), from the same tables the checks use, for editors
+/// (`#:schema` in Taplo and Even Better TOML): key completion, types and spellings.
+pub fn json_schema() -> serde_json::Value {
+    let mut root = table_schema(ROOT);
+    root["$schema"] = "http://json-schema.org/draft-07/schema#".into();
+    root["title"] = "aam-etl mapping".into();
+    root["description"] =
+        "How an export becomes Adobe Audience Manager inbound data files; every key is described in aam-etl's README, \"The mapping\"."
+            .into();
+    root
+}
+
+fn table_schema(keys: &[Key]) -> serde_json::Value {
+    let properties: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            let mut schema = kind_schema(k.kind);
+            if let Some(what) = k.required {
+                schema["description"] = what.into();
+            }
+            (k.name.to_owned(), schema)
+        })
+        .collect();
+    let required: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.required.is_some())
+        .map(|k| k.name)
+        .collect();
+    serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn kind_schema(kind: Kind) -> serde_json::Value {
+    use serde_json::json;
+    let uint = json!({ "type": "integer", "minimum": 0 });
+    match kind {
+        Kind::Str => json!({ "type": "string" }),
+        Kind::Choice(names) => json!({ "type": "string", "enum": names }),
+        Kind::UInt => uint,
+        Kind::Bool => json!({ "type": "boolean" }),
+        Kind::StrList => json!({ "type": "array", "items": { "type": "string" } }),
+        Kind::IntList => json!({ "type": "array", "items": { "type": "integer" } }),
+        Kind::StrOrList => json!({
+            "oneOf": [{ "type": "string" }, { "type": "array", "items": { "type": "string" }, "minItems": 1 }]
+        }),
+        Kind::UIntTable => json!({
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [uint, { "type": "array", "items": uint, "minItems": 1 }]
+            }
+        }),
+        Kind::StrTable => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+        Kind::Table(keys) => table_schema(keys),
+        Kind::TableList(keys) => json!({ "type": "array", "items": table_schema(keys) }),
+    }
+}
+
 fn describe(v: &DeValue) -> String {
     match v {
         DeValue::String(s) => format!("the string \"{s}\""),
@@ -407,6 +484,15 @@ typ = \"key_value\"
                 "traits[1].typ: unknown key (line 11); did you mean `type`? expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, latest_by, split, comma_replacement",
             ]
         );
+    }
+
+    #[test]
+    fn the_schema_lists_every_id_type() {
+        let names: Vec<&str> = crate::inbound::IdType::ALL
+            .iter()
+            .map(|t| t.name())
+            .collect();
+        assert_eq!(ID_TYPES, names);
     }
 
     #[test]

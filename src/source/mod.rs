@@ -310,6 +310,22 @@ impl Opened<'_> {
         self.scan_sources(sources, text_columns, None)
     }
 
+    /// The first `rows` rows (`aam-etl init`): CSV columns as text, others with their type.
+    pub fn sample(&self, rows: usize) -> Result<DataFrame> {
+        let mut text = Vec::new();
+        if self.source.format == Format::Csv {
+            let schema = self
+                .scan(&[])?
+                .collect_schema()
+                .map_err(|e| self.source.polars_error(e, self.opts))?;
+            text = schema.iter_names().map(|n| n.to_string()).collect();
+        }
+        self.scan(&text)?
+            .limit(rows as u32)
+            .collect()
+            .map_err(|e| self.source.polars_error(e, self.opts))
+    }
+
     /// A scan of the whole source for `mapping`, after checking that the source has every
     /// column the mapping names and that the user ID column is text or whole numbers. In
     /// CSV files the columns the mapping reads are read as text (IDs keep leading zeros, bad

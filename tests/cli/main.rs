@@ -14,5 +14,6 @@ mod mapping;
 mod progress;
 mod s3;
 mod taxonomy;
+mod tooling;
 mod transaction;
 mod validate;

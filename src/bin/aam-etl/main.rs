@@ -3,6 +3,7 @@
 
 mod cli;
 mod convert;
+mod init;
 mod progress;
 mod push;
 mod signals;
@@ -17,6 +18,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(cli::Command::Validate(args)) => validate::run(args),
         Some(cli::Command::Push(args)) => push::run(args),
+        Some(cli::Command::Init(args)) => init::run(args),
+        Some(cli::Command::Schema) => print_schema(),
+        Some(cli::Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut cmd = cli::Cli::command();
+            clap_complete::generate(shell, &mut cmd, "aam-etl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         None => convert::run(cli.convert),
     };
     match result {
@@ -49,6 +58,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn print_schema() -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &aam_etl::mapping::json_schema())?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
