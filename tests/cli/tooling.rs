@@ -187,3 +187,41 @@ fn completions_and_help_say_what_the_tool_takes() {
         assert!(r.stdout.contains(line), "{line}: {}", r.stdout);
     }
 }
+
+#[test]
+fn the_readme_describes_every_mapping_key() {
+    fn keys(schema: &Value, out: &mut Vec<String>) {
+        for (name, s) in schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            out.push(name.clone());
+            keys(s, out);
+            if let Some(items) = s.get("items") {
+                keys(items, out);
+            }
+        }
+    }
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("mappings/aam-etl.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    keys(&schema, &mut names);
+    assert!(names.len() > 50, "{names:?}");
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            !["`{n}`", "`[{n}]`", "`[[{n}]]`"]
+                .iter()
+                .any(|f| readme.contains(&f.replace("{n}", n)))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys the README does not name: {missing:?}"
+    );
+}
