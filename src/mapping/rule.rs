@@ -18,6 +18,8 @@ const REMOVALS: &[(&str, Emit)] = &[
     ("minus_one", Emit::Remove(Removal::MinusOne)),
 ];
 
+const ONLY_SID_REMOVED: &str = "only d_sid traits can be removed; ic traits have no removal form";
+
 /// Which optional keys each rule type takes; any other key given is an error.
 fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
@@ -198,10 +200,7 @@ fn removal_of(kind: &RuleKind, r: &RawRule, f: &mut Findings, path: &str) -> Opt
             None
         }
         _ => {
-            f.error(
-                key,
-                "only d_sid traits can be removed; ic traits have no removal form",
-            );
+            f.error(key, ONLY_SID_REMOVED);
             None
         }
     }
@@ -440,10 +439,7 @@ fn flag_rule(
         );
     }
     if remove && form != Emit::Sid {
-        f.error(
-            key("remove_when_false"),
-            "only d_sid traits can be removed; ic traits have no removal form",
-        );
+        f.error(key("remove_when_false"), ONLY_SID_REMOVED);
     }
     Some(RuleKind::Flag {
         on_true: form.make(id),
@@ -469,10 +465,7 @@ fn value_map_rule(
         return None;
     }
     if r.removes.is_some() && form != Emit::Sid {
-        f.error(
-            key("removes"),
-            "only d_sid traits can be removed; ic traits have no removal form",
-        );
+        f.error(key("removes"), ONLY_SID_REMOVED);
     }
     if r.removal.is_some() && r.removes.is_none() && r.remove_when.is_none() {
         f.error(
