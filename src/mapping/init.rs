@@ -3,13 +3,14 @@
 //! placeholders to edit).
 
 use super::rule::suggested_key;
-use super::{InputOptions, Mapping};
+use super::{Format, InputOptions, Mapping};
 use crate::error::{Error, Result};
 use crate::inbound::{is_uuid_shape, looks_like_email};
 use crate::source::Source;
 use polars::prelude::*;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::Path;
 
 /// Trait IDs written as placeholders count up from here: easy to find and replace.
@@ -147,9 +148,13 @@ fn quoted(s: &str) -> String {
 /// A commented mapping for `path`, from its first `sample` rows.
 pub fn guess(path: &Path, sample: usize) -> Result<String> {
     let source = Source::detect(path.to_owned(), None)?;
+    let delimiter = match (source.format, source.gzip, source.tsv) {
+        (Format::Csv, false, false) => sniff_delimiter(path)?,
+        _ => None,
+    };
     let input = InputOptions {
         format: None,
-        delimiter: None,
+        delimiter,
         quote: None,
         has_header: true,
         null_values: Vec::new(),
@@ -178,7 +183,7 @@ pub fn guess(path: &Path, sample: usize) -> Result<String> {
             "init needs a user ID column and at least one other column it can read",
         ));
     }
-    let text = write_mapping(path, &columns, df.height());
+    let text = write_mapping(path, &columns, df.height(), delimiter);
     // What `init` writes must be a mapping: checked like any other.
     Mapping::parse(&text).map_err(|problems| Error::Mapping {
         path: path.with_extension("toml"),
@@ -187,7 +192,25 @@ pub fn guess(path: &Path, sample: usize) -> Result<String> {
     Ok(text)
 }
 
-fn write_mapping(path: &Path, columns: &[Column], rows: usize) -> String {
+/// The separator of a CSV file whose header line has more `;`, TAB or `|` than commas
+/// (exports from spreadsheets in many locales use `;`); `None` for commas.
+fn sniff_delimiter(path: &Path) -> Result<Option<u8>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut header = Vec::new();
+    std::io::BufReader::new(file)
+        .take(64 << 10)
+        .read_until(b'\n', &mut header)
+        .map_err(|e| Error::io(path, e))?;
+    let count = |b: u8| header.iter().filter(|&&c| c == b).count();
+    let best = [b';', b'\t', b'|']
+        .into_iter()
+        .max_by_key(|&b| count(b))
+        .filter(|&b| count(b) > count(b','));
+    Ok(best)
+}
+
+fn write_mapping(path: &Path, columns: &[Column], rows: usize, delimiter: Option<u8>) -> String {
     // A device ID or AAM UUID by its shape, else a column named like an ID, else e-mail
     // addresses, else the first column.
     let device = |c: &Column| c.id_kind().is_some_and(|(_, hash)| !hash);
@@ -228,6 +251,13 @@ fn write_mapping(path: &Path, columns: &[Column], rows: usize) -> String {
          # editors (Taplo, Even Better TOML) complete and check the keys.\n\
          #   aam-etl --mapping this.toml {file}\n"
     );
+    if let Some(d) = delimiter {
+        let _ = writeln!(
+            out,
+            "[input]\ndelimiter = {}   # the header is separated by it\n",
+            quoted(&char::from(d).to_string())
+        );
+    }
     let _ = writeln!(out, "[output]");
     if device {
         let _ = writeln!(

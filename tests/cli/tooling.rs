@@ -153,6 +153,30 @@ fn init_writes_a_mapping_that_converts_its_export() {
         assert_eq!(run.code, 0, "{name}: {}\n{}", run.stderr, r.stdout);
         assert!(!w.files("out").is_empty(), "{name}");
     }
+    // A spreadsheet export separated by `;`: the mapping says so, and converts it.
+    let w = Workdir::new();
+    let de = w.write(
+        "de.csv",
+        "kunde_id;stufe;aktiv\nK1;gold;true\nK2;silber;false\nK3;gold;true\n",
+    );
+    let r = w.run(&["init", &de]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("[input]\ndelimiter = \";\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("column = \"kunde_id\""), "{}", r.stdout);
+    let m = w.write("m.toml", &r.stdout);
+    let run = w.run(&["--mapping", &m, &de, "--timestamp", "1700000000", "-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_12345_1700000000.sync.gz\n\
+         K1\td_sid=900000001,d_sid=900000003\n\
+         K2\td_sid=900000002,d_unsid=900000003\n\
+         K3\td_sid=900000001,d_sid=900000003\n"
+    );
     // What it guessed for the CRM export, reviewed by eye: the ID column by its name, the
     // e-mail column left out, value maps of the few values seen, lists split, flags.
     let w = Workdir::new();
