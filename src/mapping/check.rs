@@ -1,9 +1,11 @@
 //! Turns the raw TOML structs into a [`Mapping`], collecting every problem in one pass.
 
 use super::idsync::{check_id_sync, sync_output};
-use super::raw::{RawInput, RawMapping, RawOutput, RawState, RawUserId};
+use super::raw::{RawInput, RawMapping, RawOutput, RawRule, RawState, RawUserId};
 use super::rule::check_rule;
-use super::{Encoding, Format, InputOptions, Mapping, OutputOptions, StateOptions, UserIdSpec};
+use super::{
+    Encoding, Format, InputOptions, Mapping, OutputOptions, Rule, StateOptions, UserIdSpec,
+};
 use crate::error::Problem;
 use crate::inbound::{IdType, Mode, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
 
@@ -50,6 +52,8 @@ impl Findings {
 pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
     let mut f = Findings::default();
     let input = check_input(&raw.input, &mut f);
+    // The `latest_by` columns, each once (rules name them by index).
+    let mut latest_by: Vec<(String, String)> = Vec::new();
     let (user_id, output, rules, id_sync) = match (&raw.id_sync, &raw.user_id) {
         (Some(sync), _) => {
             let (user_id, rules, spec) = check_id_sync(&raw, sync, &mut f);
@@ -86,44 +90,16 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
                     "no [[traits]] rules: add at least one rule that turns a column into traits",
                 );
             }
-            let rules = raw
-                .traits
-                .iter()
-                .enumerate()
-                .flat_map(|(i, r)| check_rule(i, r, output.mode, &mut f))
-                .collect();
+            let everywhere = raw_user_id.as_ref().and_then(|u| u.latest_by.as_deref());
+            let mut rules = Vec::new();
+            for (i, r) in raw.traits.iter().enumerate() {
+                let latest = latest_group(i, r, everywhere, &mut latest_by, &mut f);
+                let checked = check_rule(i, r, output.mode, &mut f);
+                rules.extend(checked.into_iter().map(|rule| Rule { latest, ..rule }));
+            }
             (user_id, output, rules, None)
         }
     };
-    let mut rules = rules;
-    let mut latest_by: Vec<(String, String)> = Vec::new();
-    if id_sync.is_none() {
-        let everywhere = raw.user_id.as_ref().and_then(|u| u.latest_by.as_ref());
-        for rule in &mut rules {
-            let index: usize = rule.path["traits[".len()..rule.path.len() - 1]
-                .parse()
-                .expect("a rule's path is traits[i]");
-            let (key, column) = match (&raw.traits[index].latest_by, everywhere) {
-                (Some(c), _) => (format!("{}.latest_by", rule.path), c),
-                (None, Some(c)) => ("user_id.latest_by".to_owned(), c),
-                (None, None) => continue,
-            };
-            if column.is_empty() {
-                f.error(
-                    key,
-                    "empty: name the column that orders a user's rows, e.g. \"updated_at\"",
-                );
-                continue;
-            }
-            rule.latest = Some(match latest_by.iter().position(|(_, c)| c == column) {
-                Some(g) => g,
-                None => {
-                    latest_by.push((key, column.clone()));
-                    latest_by.len() - 1
-                }
-            });
-        }
-    }
     let state = check_state(&raw.state, &output, &mut f);
     if raw.taxonomy.path.as_deref() == Some("") {
         f.error(
@@ -146,6 +122,36 @@ pub(super) fn check(raw: RawMapping) -> Result<Mapping, Vec<Problem>> {
     } else {
         Err(f.errors)
     }
+}
+
+/// The `latest_by` group of rule `i`: its own column, else `[user_id] latest_by`; a column
+/// not seen before starts a group.
+fn latest_group(
+    i: usize,
+    r: &RawRule,
+    everywhere: Option<&str>,
+    groups: &mut Vec<(String, String)>,
+    f: &mut Findings,
+) -> Option<usize> {
+    let (key, column) = match (r.latest_by.as_deref(), everywhere) {
+        (Some(c), _) => (format!("traits[{i}].latest_by"), c),
+        (None, Some(c)) => ("user_id.latest_by".to_owned(), c),
+        (None, None) => return None,
+    };
+    if column.is_empty() {
+        f.error(
+            key,
+            "empty: name the column that orders a user's rows, e.g. \"updated_at\"",
+        );
+        return None;
+    }
+    Some(match groups.iter().position(|(_, c)| c == column) {
+        Some(g) => g,
+        None => {
+            groups.push((key, column.to_owned()));
+            groups.len() - 1
+        }
+    })
 }
 
 fn check_state(raw: &RawState, output: &OutputOptions, f: &mut Findings) -> StateOptions {

@@ -397,22 +397,29 @@ fn write_mapping(path: &Path, columns: &[Column], rows: usize, delimiter: Option
         _ => (None, &commented[..]),
     };
     if let Some(c) = active {
-        let _ = writeln!(
-            out,
-            "\n# {}: sent as key-value signals.\n[[traits]]\ntype = \"key_value\"\ncolumn = {}\nkey = \"{}\"\ncomma_replacement = \";\"",
-            quoted(&c.name),
-            quoted(&c.name),
-            suggested_key(&c.name)
-        );
+        key_value(&mut out, c, "sent as key-value signals.", "");
     }
     for c in commented {
-        let _ = writeln!(
-            out,
-            "\n# {}: many distinct values. To send them as key-value signals, uncomment:\n# [[traits]]\n# type = \"key_value\"\n# column = {}\n# key = \"{}\"",
-            quoted(&c.name),
-            quoted(&c.name),
-            suggested_key(&c.name)
-        );
+        let why = "many distinct values. To send them as key-value signals, uncomment:";
+        key_value(&mut out, c, why, "# ");
     }
     out
+}
+
+/// A key-value rule for column `c`, each line after `prefix` (`"# "`: commented out).
+fn key_value(out: &mut String, c: &Column, why: &str, prefix: &str) {
+    let name = quoted(&c.name);
+    let _ = writeln!(out, "\n# {name}: {why}");
+    let mut lines = vec![
+        "[[traits]]".to_owned(),
+        "type = \"key_value\"".to_owned(),
+        format!("column = {name}"),
+        format!("key = \"{}\"", suggested_key(&c.name)),
+    ];
+    if prefix.is_empty() {
+        lines.push("comma_replacement = \";\"".to_owned());
+    }
+    for line in lines {
+        let _ = writeln!(out, "{prefix}{line}");
+    }
 }

@@ -7,12 +7,12 @@ use super::{Case, Emit, Gate, Input, KeyColumn, Rule, RuleKind, Shape};
 use crate::inbound::{check_key, is_reserved_key, Mode, Removal, Trait, TraitError};
 use std::collections::BTreeMap;
 
-const FORMS: &[(&str, Emit)] = &[
+pub(super) const FORMS: &[(&str, Emit)] = &[
     ("d_sid", Emit::Sid),
     ("ic", Emit::Ic),
     ("ic_prefixed", Emit::IcPrefixed),
 ];
-const REMOVALS: &[(&str, Emit)] = &[
+pub(super) const REMOVALS: &[(&str, Emit)] = &[
     ("d_unsid", Emit::Unsid),
     ("zero", Emit::Remove(Removal::Zero)),
     ("minus_one", Emit::Remove(Removal::MinusOne)),
@@ -148,12 +148,11 @@ pub(super) fn check_rule(i: usize, r: &RawRule, mode: Mode, f: &mut Findings) ->
 /// add, written as its `removal` says.
 fn removal_of(kind: &RuleKind, r: &RawRule, f: &mut Findings, path: &str) -> Option<RuleKind> {
     let key = format!("{path}.remove_when");
-    let removal = f.choice(
-        &format!("{path}.removal"),
-        r.removal.as_deref(),
-        Emit::Unsid,
-        REMOVALS,
-    );
+    // Its spelling was checked with the rule.
+    let removal = REMOVALS
+        .iter()
+        .find(|(name, _)| Some(*name) == r.removal.as_deref())
+        .map_or(Emit::Unsid, |&(_, e)| e);
     match kind {
         RuleKind::TraitIds {
             emit: Emit::Sid,

@@ -486,6 +486,26 @@ typ = \"key_value\"
         );
     }
 
+    /// A key's `enum` in the JSON Schema.
+    fn choices(keys: &[Key], name: &str) -> Vec<&'static str> {
+        match keys.iter().find(|k| k.name == name).map(|k| k.kind) {
+            Some(Kind::Choice(names)) => names.to_vec(),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_schema_lists_the_spellings_the_rule_checks_take() {
+        let names = |table: &[(&'static str, crate::mapping::Emit)]| -> Vec<&'static str> {
+            table.iter().map(|(n, _)| *n).collect()
+        };
+        assert_eq!(choices(RULE, "form"), names(super::super::rule::FORMS));
+        assert_eq!(
+            choices(RULE, "removal"),
+            names(super::super::rule::REMOVALS)
+        );
+    }
+
     #[test]
     fn the_schema_lists_every_id_type() {
         let names: Vec<&str> = crate::inbound::IdType::ALL

@@ -79,20 +79,28 @@ impl Cells {
         }
     }
 
-    /// Calls `f` for each non-empty value in row `row` (see `pieces`); used for the elements
-    /// of a list cell, where rows are few.
-    fn visit(&self, row: usize, split: Option<&str>, f: &mut CellFn) -> Result<(), RowReject> {
-        let cell = match self {
+    /// Row `row`'s value, one at a time (the loops over whole columns are faster); `None`
+    /// for NULL, and for a list, which is not one value.
+    pub(super) fn get(&self, row: usize) -> Option<Cell<'_>> {
+        match self {
             Cells::Str(c) => c.get(row).map(Cell::Str),
             Cells::Int(c) => c.get(row).map(Cell::Int),
             Cells::UInt(c) => c.get(row).map(Cell::UInt),
             Cells::Float(c) => c.get(row).map(Cell::Float),
             Cells::Bool(c) => c.get(row).map(Cell::Bool),
-            Cells::List(c) => return c.get_as_series(row).map_or(Ok(()), |s| list(&s, split, f)),
-            Cells::Null => None,
-        };
+            Cells::List(_) | Cells::Null => None,
+        }
+    }
+
+    /// Calls `f` for each non-empty value in row `row` (see `pieces`); used for the elements
+    /// of a list cell, where rows are few.
+    fn visit(&self, row: usize, split: Option<&str>, f: &mut CellFn) -> Result<(), RowReject> {
+        if let Cells::List(c) = self {
+            return c.get_as_series(row).map_or(Ok(()), |s| list(&s, split, f));
+        }
         let mut f = f;
-        cell.map_or(Ok(()), |cell| pieces(cell, split, &mut f))
+        self.get(row)
+            .map_or(Ok(()), |cell| pieces(cell, split, &mut f))
     }
 }
 

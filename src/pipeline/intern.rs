@@ -148,7 +148,7 @@ pub(super) fn rule_caches(
         RuleKind::TraitIds {
             pattern: Some(p), ..
         } => RuleCache {
-            pattern: regex::Regex::new(p).ok(),
+            pattern: Some(regex::Regex::new(p).expect("checked with the mapping")),
             ..RuleCache::default()
         },
         _ => RuleCache::default(),

@@ -286,7 +286,6 @@ impl<'a> RenderContext<'a> {
             order.clear();
             kept.clear();
         }
-        let mut seen = vec![false; self.latest_groups];
         out.clear();
         let mut i = 0;
         while i < codes.len() {
@@ -309,11 +308,12 @@ impl<'a> RenderContext<'a> {
             let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
             let (order, row_codes) = bytes[4..].split_at(len);
             let (best, kept) = &mut latest[g];
-            match (seen[g], order.cmp(best.as_slice())) {
-                (true, Order::Less) => continue,
-                (true, Order::Equal) => {}
+            // An order value is never empty (it starts with its NULL byte): an empty `best`
+            // is a group without a row yet.
+            match (best.is_empty(), order.cmp(best.as_slice())) {
+                (false, Order::Less) => continue,
+                (false, Order::Equal) => {}
                 _ => {
-                    seen[g] = true;
                     best.clear();
                     best.extend_from_slice(order);
                     kept.clear();

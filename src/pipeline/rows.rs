@@ -577,16 +577,11 @@ impl Coder<'_> {
                 };
                 if codes[..] == [REFUSED] {
                     let key = if *ignore_case {
-                        text.to_lowercase()
+                        Cow::Owned(text.to_lowercase())
                     } else {
-                        text.to_owned()
+                        Cow::Borrowed(text)
                     };
-                    let check = self.check.expect("only a trait list refuses");
-                    let t = values[&key]
-                        .iter()
-                        .find(|t| check.refuses(t).is_some())
-                        .expect("a refused trait");
-                    return Err(refused(self.label, self.check, t));
+                    return Err(refused_any(self.label, self.check, &values[&*key]));
                 }
                 out.extend_from_slice(codes);
             }
@@ -774,16 +769,8 @@ fn sync_email(text: &str) -> Option<std::borrow::Cow<'_, str>> {
 /// Row `row`'s value of a `latest_by` column, as bytes that sort as the values do, after a
 /// byte that puts NULL (0) before every value (1).
 fn order_bytes(order: &Cells, row: usize, out: &mut Vec<u8>) {
-    let cell = match order {
-        Cells::Str(c) => c.get(row).map(Cell::Str),
-        Cells::Int(c) => c.get(row).map(Cell::Int),
-        Cells::UInt(c) => c.get(row).map(Cell::UInt),
-        Cells::Float(c) => c.get(row).map(Cell::Float),
-        Cells::Bool(c) => c.get(row).map(Cell::Bool),
-        // A list orders nothing: checked against the schema before reading.
-        Cells::List(_) | Cells::Null => None,
-    };
-    match cell {
+    // A list column is refused as `latest_by` before reading (`Opened::scan_for`).
+    match order.get(row) {
         Some(cell) => {
             out.push(1);
             out.extend_from_slice(&sortable(cell));
@@ -857,6 +844,17 @@ fn refused(label: &str, check: Option<TraitCheck>, t: &Trait) -> RowReject {
             refusal.describe(id, check.data_source, check.list.path())
         ),
     )
+}
+
+/// A row whose value would send several traits, one of which the trait list refuses.
+#[cold]
+fn refused_any(label: &str, check: Option<TraitCheck>, traits: &[Trait]) -> RowReject {
+    let list = check.expect("only a trait list refuses");
+    let t = traits
+        .iter()
+        .find(|t| list.refuses(t).is_some())
+        .expect("a refused trait");
+    refused(label, check, t)
 }
 
 #[cold]

@@ -138,16 +138,15 @@ impl Selection {
         let typed_lf = scan.lf.clone().with_columns(sel.typed.clone());
         let mut problems = Vec::new();
         for (i, rule) in mapping.rules.iter().enumerate() {
-            match &rule.input {
+            match (&rule.input, keyed(&rule.kind)) {
                 // What orders c2c rows is read with its own type (numbers compare as numbers
                 // in a CSV file too), as conditions are.
-                Input::Column(c) if rule.kind == RuleKind::SyncOrder => {
+                (Input::Column(c), _) if rule.kind == RuleKind::SyncOrder => {
                     sel.conditions
                         .push(column(c, &scan.names).alias(value_col(i)));
                 }
                 // An attribute table's values are text beside their keys.
-                Input::Column(c) if keyed(&rule.kind).is_some() => {
-                    let key = keyed(&rule.kind).unwrap_or_default();
+                (Input::Column(c), Some(key)) => {
                     sel.columns.push(
                         column(c, &scan.names)
                             .cast(DataType::String)
@@ -160,11 +159,11 @@ impl Selection {
                     );
                     sel.read.extend([value_col(i), key_col(i)]);
                 }
-                Input::Column(c) => {
+                (Input::Column(c), None) => {
                     sel.columns.push(column(c, &scan.names).alias(value_col(i)));
                     sel.read.push(value_col(i));
                 }
-                Input::Condition(sql) => {
+                (Input::Condition(sql), _) => {
                     match sql_condition(&typed_lf, &sel.run, sql, &format!("{}.when", rule.path)) {
                         Ok(c) => sel.conditions.push(c.alias(value_col(i))),
                         Err(p) => problems.push(p),
@@ -174,32 +173,20 @@ impl Selection {
             let filter = rule.filter.as_ref().map(|sql| {
                 sql_condition(&typed_lf, &sel.run, sql, &format!("{}.where", rule.path))
             });
-            // `remove_when`: the removing rule where it is true, the other where it is not
-            // (NULL included, as SQL's CASE WHEN ... ELSE would).
             let gate = rule.gate.as_ref().map(|g| {
                 let key = format!("{}.remove_when", rule.path);
-                sql_condition(&typed_lf, &sel.run, &g.sql, &key).map(|e| {
-                    if !g.removes {
-                        let passes = match &filter {
-                            Some(Ok(f)) => f.clone().fill_null(lit(false)),
-                            _ => lit(true),
-                        };
-                        sel.conditions
-                            .push(passes.and(e.clone().is_null()).alias(gate_null_col(i)));
-                    }
-                    let e = e.fill_null(lit(false));
-                    if g.removes {
-                        e
-                    } else {
-                        e.not()
-                    }
-                })
+                sql_condition(&typed_lf, &sel.run, &g.sql, &key).map(|e| (g.removes, e))
             });
-            let filter = match (filter, gate) {
-                (Some(Ok(f)), Some(Ok(g))) => Some(Ok(f.and(g))),
-                (Some(Err(p)), _) | (_, Some(Err(p))) => Some(Err(p)),
-                (f, None) => f,
-                (None, g) => g,
+            let filter = match (filter.transpose(), gate.transpose()) {
+                (Err(p), _) | (_, Err(p)) => Some(Err(p)),
+                (Ok(f), Ok(None)) => f.map(Ok),
+                (Ok(f), Ok(Some((removes, e)))) => {
+                    if !removes {
+                        let nulls = gated_nulls(f.clone(), e.clone());
+                        sel.conditions.push(nulls.alias(gate_null_col(i)));
+                    }
+                    Some(Ok(gated(f, removes, e)))
+                }
             };
             match filter {
                 Some(Ok(f)) => sel.conditions.push(f.alias(filter_col(i))),
@@ -263,6 +250,24 @@ fn column(name: &str, names: &[String]) -> Expr {
     expr
 }
 
+/// A `remove_when` rule's filter: the removing rule where the condition is true, the other
+/// where it is not, NULL included (as SQL's CASE WHEN ... ELSE would); and its `where`.
+fn gated(filter: Option<Expr>, removes: bool, gate: Expr) -> Expr {
+    let gate = gate.fill_null(lit(false));
+    let gate = if removes { gate } else { gate.not() };
+    match filter {
+        Some(f) => f.and(gate),
+        None => gate,
+    }
+}
+
+/// Rows that pass the `where` and whose `remove_when` is NULL: the adding rule counts them.
+fn gated_nulls(filter: Option<Expr>, gate: Expr) -> Expr {
+    filter
+        .map_or(lit(true), |f| f.fill_null(lit(false)))
+        .and(gate.is_null())
+}
+
 /// The column a key-value rule takes its keys from, if it does.
 fn keyed(kind: &RuleKind) -> Option<&str> {
     match kind {
@@ -272,6 +277,11 @@ fn keyed(kind: &RuleKind) -> Option<&str> {
         } => Some(&k.column),
         _ => None,
     }
+}
+
+/// Whether a condition names `{run_date}` or `{run_time}` (or a misspelling of them).
+fn names_run_time(sql: &str) -> bool {
+    sql.contains("{run_")
 }
 
 /// Whether a condition of the mapping names `{run_date}` or `{run_time}`.
@@ -288,14 +298,14 @@ fn mapping_uses_run_time(mapping: &Mapping) -> bool {
         ]
         .into_iter()
         .flatten()
-        .any(|sql| sql.contains("{run_"))
+        .any(|sql| names_run_time(sql))
     })
 }
 
 /// Parses a Polars SQL condition and checks it against the source's schema (with the
 /// `run` columns, when the condition names them).
 fn sql_condition(lf: &LazyFrame, run: &[Expr], sql: &str, key: &str) -> Result<Expr, Problem> {
-    let lf = &if sql.contains("{run_") {
+    let lf = &if names_run_time(sql) {
         lf.clone().with_columns(run)
     } else {
         lf.clone()
@@ -334,7 +344,7 @@ fn sql_condition(lf: &LazyFrame, run: &[Expr], sql: &str, key: &str) -> Result<E
             let e = e.to_string();
             let first = e.lines().next().unwrap_or_default();
             // Dates in CSV files are text.
-            let hint = if sql.contains("{run_") && first.contains("string") {
+            let hint = if names_run_time(sql) && first.contains("string") {
                 "; a date held as text compares after STRPTIME(column, '%Y-%m-%d')"
             } else {
                 ""

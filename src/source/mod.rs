@@ -345,6 +345,15 @@ impl Opened<'_> {
         for c in std::iter::once(&mapping.user_id.column).chain(&mapping.user_id.fallback) {
             check_user_id_type(&schema, c).map_err(|p| columns_error(vec![p]))?;
         }
+        // A list holds no one value to order rows by.
+        for (key, c) in &mapping.latest_by {
+            if let Some(dtype @ DataType::List(_)) = column_type(&schema, c) {
+                return Err(columns_error(vec![crate::error::Problem::new(
+                    key,
+                    format!("column `{c}` holds {dtype} values; latest_by needs one value per row, such as a date or a number"),
+                )]));
+            }
+        }
         let mut text_columns = Vec::new();
         if self.source.format == Format::Csv {
             // Once each: two rules may read one column.

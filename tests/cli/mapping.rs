@@ -159,3 +159,21 @@ fn a_condition_with_an_unknown_placeholder_names_the_ones_there_are() {
         r.stderr
     );
 }
+
+#[test]
+fn a_list_column_cannot_order_rows() {
+    let w = Workdir::new();
+    let input = w.write("t.ndjson", "{\"id\":\"u1\",\"seg\":1,\"at\":[1,2]}\n");
+    let m = w.write(
+        "m.toml",
+        with_header("[[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nlatest_by = \"at\"\n"),
+    );
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("traits[0].latest_by: column `at` holds list[i64] values; latest_by needs one value per row, such as a date or a number"),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.path("out").exists());
+}
