@@ -2,14 +2,17 @@
 //! a time: row slices for Parquet and IPC, byte ranges for CSV (found by the record check)
 //! and NDJSON (at line ends).
 
+use super::csv_batch::{CsvBatch, CsvParser};
 use super::{Opened, Source};
 use crate::error::{Error, Result};
 use crate::mapping::Format;
 use polars::prelude::*;
 use std::io::Read;
+use std::sync::mpsc::Receiver;
 
 /// Byte offsets in a text source: `header` ends the header line (0 without one); each pair
-/// of neighbouring `cuts` is one batch of whole records. Cuts still being found (a CSV
+/// of neighbouring `cuts` is one piece of whole records, and a batch is the pieces that
+/// together make at least `batch_bytes` (or the rest). Cuts still being found (a CSV
 /// checked on another thread) arrive through `more`.
 #[derive(Debug)]
 pub(super) struct TextCuts {
@@ -17,10 +20,30 @@ pub(super) struct TextCuts {
     pub(super) cuts: Vec<u64>,
     /// The length of the text: where the last batch ends.
     pub(super) len: u64,
-    pub(super) more: Option<std::sync::mpsc::Receiver<Result<u64>>>,
+    pub(super) batch_bytes: u64,
+    pub(super) more: Option<Receiver<Result<u64>>>,
 }
 
 impl TextCuts {
+    /// The cuts of a CSV file checked on another thread, arriving through `more`. A CSV
+    /// batch is half `batch_bytes`: the columns rules read are read as text, which in memory
+    /// (a 16-byte view per cell, and the text itself when longer than 12 bytes) outweighs
+    /// the same cells in the file. It is cut into pieces, parsed in parallel.
+    pub(super) fn csv(len: u64, batch_bytes: u64, more: Receiver<Result<u64>>) -> TextCuts {
+        TextCuts {
+            header: 0,
+            cuts: Vec::new(),
+            len,
+            batch_bytes: batch_bytes / 2,
+            more: Some(more),
+        }
+    }
+
+    /// Where the record check cuts pieces, for batches of `batch_bytes`: 16 to a batch.
+    pub(super) fn csv_piece_bytes(batch_bytes: u64) -> u64 {
+        batch_bytes / 2 / 16
+    }
+
     /// Cut `i`, waiting for it if it is still being found; `None` past the end.
     pub(super) fn get(&mut self, i: usize) -> Result<Option<u64>> {
         while self.cuts.len() <= i {
@@ -33,6 +56,22 @@ impl TextCuts {
             }
         }
         Ok(Some(self.cuts[i]))
+    }
+
+    /// The batch whose first piece starts at cut `first`: the cuts from there to its end
+    /// (at least two), or `None` past the end.
+    fn batch(&mut self, first: usize) -> Result<Option<&[u64]>> {
+        let (Some(start), Some(mut end)) = (self.get(first)?, self.get(first + 1)?) else {
+            return Ok(None);
+        };
+        let mut last = first + 1;
+        while end - start < self.batch_bytes.max(1) {
+            match self.get(last + 1)? {
+                Some(next) => (last, end) = (last + 1, next),
+                None => break,
+            }
+        }
+        Ok(Some(&self.cuts[first..=last]))
     }
 }
 
@@ -92,6 +131,7 @@ impl Source {
             header: 0,
             cuts,
             len,
+            batch_bytes,
             more: None,
         })
     }
@@ -107,7 +147,7 @@ impl Opened<'_> {
         let err = |e: PolarsError| source.polars_error(e, opts);
         let schema = whole.collect_schema().map_err(err)?;
         let plan = match (self.cuts.take(), source.format) {
-            (Some(cuts), _) => BatchPlan::Text(cuts),
+            (Some(cuts), _) => BatchPlan::Text { cuts, first: 0 },
             (None, Format::Parquet | Format::Ipc) => {
                 let count = row_count(&whole).map_err(err)?;
                 // Without the row count only the first batch would be read: never silently.
@@ -122,10 +162,17 @@ impl Opened<'_> {
             }
             (None, _) => BatchPlan::Whole,
         };
+        let csv = match source.format {
+            Format::Csv => Some(Arc::new(
+                CsvParser::new(schema.clone(), source.csv_options(opts)).map_err(err)?,
+            )),
+            _ => None,
+        };
         Ok(Batches {
             opened: self,
             whole,
             schema,
+            csv,
             plan,
             next: 0,
             read_to: 0,
@@ -139,8 +186,9 @@ enum BatchPlan {
     /// Row slices (Parquet, IPC: the readers skip to a row cheaply), `step` rows from
     /// `offset` next.
     Rows { total: u64, step: u64, offset: u64 },
-    /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own.
-    Text(TextCuts),
+    /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own; the next batch
+    /// starts at cut `first`.
+    Text { cuts: TextCuts, first: usize },
 }
 
 /// See [`Opened::batches`].
@@ -148,6 +196,8 @@ pub struct Batches<'o> {
     opened: &'o Opened<'o>,
     whole: LazyFrame,
     schema: SchemaRef,
+    /// How CSV batches are parsed (see [`CsvBatch`]).
+    csv: Option<Arc<CsvParser>>,
     plan: BatchPlan,
     next: usize,
     /// For text sources: where the batches given so far end.
@@ -161,8 +211,8 @@ impl Batches<'_> {
             BatchPlan::Whole => (self.next > 0) as u8 as f64,
             BatchPlan::Rows { total: 0, .. } => 1.0,
             BatchPlan::Rows { total, offset, .. } => *offset as f64 / *total as f64,
-            BatchPlan::Text(cuts) if cuts.len == 0 => 1.0,
-            BatchPlan::Text(cuts) => self.read_to as f64 / cuts.len as f64,
+            BatchPlan::Text { cuts, .. } if cuts.len == 0 => 1.0,
+            BatchPlan::Text { cuts, .. } => self.read_to as f64 / cuts.len as f64,
         };
         f.min(1.0)
     }
@@ -203,32 +253,54 @@ impl Iterator for Batches<'_> {
                         .slice(at as i64, (*step).min(IdxSize::MAX as u64) as IdxSize))
                 })
             }
-            BatchPlan::Text(cuts) => {
+            BatchPlan::Text { cuts, first } => {
                 let header = cuts.header;
-                let range = match cuts.get(i).and_then(|s| Ok(s.zip(cuts.get(i + 1)?))) {
-                    Ok(Some((start, end))) => start..end,
+                let pieces = match cuts.batch(*first) {
+                    Ok(Some(pieces)) => pieces.to_vec(),
                     Ok(None) => return None,
                     Err(e) => return Some(Err(e)),
                 };
+                let range = pieces[0]..pieces[pieces.len() - 1];
                 if range.is_empty() && i > 0 {
                     return None;
                 }
+                *first += pieces.len() - 1;
                 self.read_to = range.end;
-                let mut bytes = Vec::with_capacity((header + range.end - range.start) as usize);
-                Some(
-                    self.opened
-                        .bytes(0..header, &mut bytes)
-                        .and_then(|()| self.opened.bytes(range, &mut bytes))
-                        .and_then(|()| {
-                            self.opened.scan_sources(
-                                ScanSources::Buffers(vec![bytes.into()].into()),
-                                &[],
-                                Some(self.schema.clone()),
-                            )
-                        }),
-                )
+                Some(self.text_batch(header, &pieces))
             }
         }
+    }
+}
+
+impl Batches<'_> {
+    /// The records between the first and the last of `pieces` (byte offsets of record
+    /// starts), with the header before them where the reader needs it.
+    fn text_batch(&self, header: u64, pieces: &[u64]) -> Result<LazyFrame> {
+        let (start, end) = (pieces[0], pieces[pieces.len() - 1]);
+        let mut bytes = Vec::with_capacity((header + end - start) as usize);
+        if let Some(parser) = &self.csv {
+            self.opened.bytes(start..end, &mut bytes)?;
+            // csv places a record that follows a CRLF at the CRLF's `\n`: it starts after.
+            let starts = pieces[..pieces.len() - 1]
+                .iter()
+                .map(|&p| (p - start) as usize)
+                .map(|p| p + usize::from(bytes.get(p) == Some(&b'\n')))
+                .collect();
+            let batch = CsvBatch {
+                parser: parser.clone(),
+                bytes,
+                starts,
+            };
+            let (source, opts) = (self.opened.source, self.opened.opts);
+            return batch.lazy().map_err(|e| source.polars_error(e, opts));
+        }
+        self.opened.bytes(0..header, &mut bytes)?;
+        self.opened.bytes(start..end, &mut bytes)?;
+        self.opened.scan_sources(
+            ScanSources::Buffers(vec![bytes.into()].into()),
+            &[],
+            Some(self.schema.clone()),
+        )
     }
 }
 
@@ -240,4 +312,76 @@ pub fn row_count(lf: &LazyFrame) -> PolarsResult<Option<u64>> {
         .collect()?
         .column("len")
         .and_then(|c| c.get(0).map(|v| v.extract::<u64>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{Encoding, InputOptions};
+
+    /// CSV batches, cut into pieces where the record check found records start and parsed
+    /// piece by piece, hold exactly what Polars reads from the whole file: quoted separators,
+    /// line breaks and quotes inside fields, CRLF, empty cells, a null marker, numbers, and
+    /// a last line without a line break.
+    #[test]
+    fn csv_pieces_read_like_the_whole_file() {
+        let mut csv = String::from("id,n,x,note\r\n");
+        for i in 0..60 {
+            let note = match i % 5 {
+                0 => "\"a, b\"".to_string(),
+                1 => "\"two\nlines\"".to_string(),
+                2 => "\"say \"\"hi\"\"\"".to_string(),
+                3 => String::new(),
+                _ => "NA".to_string(),
+            };
+            let n = if i % 7 == 0 {
+                String::new()
+            } else {
+                i.to_string()
+            };
+            csv.push_str(&format!("u{i},{n},{}.5,{note}\r\n", i % 3));
+        }
+        csv.push_str("last,1,2.5,end");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, &csv).unwrap();
+        let source = Source::detect(path, None).unwrap();
+        let opts = InputOptions {
+            format: None,
+            delimiter: None,
+            quote: None,
+            has_header: true,
+            null_values: vec!["NA".into()],
+            encoding: Encoding::Utf8,
+        };
+        let whole = {
+            let opened = source.open(&opts, 1 << 20).unwrap();
+            opened.scan(&[]).unwrap().collect().unwrap()
+        };
+        assert_eq!(whole.height(), 61);
+        assert_eq!(whole.column("n").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(whole.column("note").unwrap().null_count(), 24);
+        // 400: batches of 200 bytes, pieces of 12 (each one record); 1: a record a batch.
+        for batch_bytes in [400, 1] {
+            let opened = source.open(&opts, batch_bytes).unwrap();
+            let scan = opened.scan(&[]).unwrap();
+            let mut batches = opened.batches(scan, 1).unwrap();
+            let mut read = DataFrame::empty_with_schema(whole.schema());
+            let mut count = 0;
+            for batch in batches.by_ref() {
+                read.vstack_mut_owned(batch.unwrap().collect().unwrap())
+                    .unwrap();
+                count += 1;
+            }
+            assert!(count > 5, "{count} batches of {batch_bytes} bytes");
+            assert!(
+                read.equals_missing(&whole),
+                "{batch_bytes}: {read}\n{whole}"
+            );
+            // A query reading one column reads only that one.
+            let first = opened.batches(opened.scan(&[]).unwrap(), 1).unwrap();
+            let ids = first.map(|b| b.unwrap().select([col("note")]).collect().unwrap());
+            assert_eq!(ids.map(|df| df.height()).sum::<usize>(), 61);
+        }
+    }
 }

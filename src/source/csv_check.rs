@@ -7,15 +7,16 @@ use crate::error::Result;
 use crate::mapping::InputOptions;
 use std::io::Read;
 
-/// Reads every record (field counts, UTF-8) and sends where batches of about `batch_bytes`
+/// Reads every record (field counts, UTF-8) and sends where pieces of about `piece_bytes`
 /// start (always at a record start, never inside a quoted field): first the end of the header,
-/// then each cut, then the end of the data; or the first error.
+/// then each cut, then the end of the data; or the first error. Batches are made of pieces,
+/// which are parsed in parallel.
 pub(super) fn check_csv(
     source: &Source,
     reader: impl Read,
     text: Option<&[u8]>,
     opts: &InputOptions,
-    batch_bytes: u64,
+    piece_bytes: u64,
     tx: &std::sync::mpsc::Sender<Result<u64>>,
 ) {
     let mut csv = csv::ReaderBuilder::new()
@@ -49,7 +50,7 @@ pub(super) fn check_csv(
         }
         let cut = match last {
             None => true,
-            Some(l) => start >= l + batch_bytes.max(1),
+            Some(l) => start >= l + piece_bytes.max(1),
         };
         if cut {
             // A failed send: the reading side stopped; so does the check.

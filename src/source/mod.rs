@@ -2,6 +2,7 @@
 //! CSV/encoding options and hands back Polars `LazyFrame`s.
 
 mod batches;
+mod csv_batch;
 mod csv_check;
 mod encoding;
 
@@ -137,9 +138,10 @@ impl Source {
             // Polars pads short rows with nulls; a row with a wrong field count is an error.
             Format::Csv => {
                 let (tx, rx) = std::sync::mpsc::channel();
+                let piece_bytes = TextCuts::csv_piece_bytes(batch_bytes);
                 match &text {
                     Some(bytes) => {
-                        check_csv(self, bytes.as_slice(), Some(bytes), opts, batch_bytes, &tx)
+                        check_csv(self, bytes.as_slice(), Some(bytes), opts, piece_bytes, &tx)
                     }
                     None => {
                         // A file on disk is checked on a thread of its own, ahead of the
@@ -149,16 +151,11 @@ impl Source {
                         let (source, opts) = (self.clone(), opts.clone());
                         std::thread::Builder::new()
                             .name("check".into())
-                            .spawn(move || check_csv(&source, file, None, &opts, batch_bytes, &tx))
+                            .spawn(move || check_csv(&source, file, None, &opts, piece_bytes, &tx))
                             .map_err(|e| Error::io(&self.path, e))?;
                     }
                 }
-                let mut cuts = TextCuts {
-                    header: 0,
-                    cuts: Vec::new(),
-                    len,
-                    more: Some(rx),
-                };
+                let mut cuts = TextCuts::csv(len, batch_bytes, rx);
                 // The first batch is checked before anything else reads the file, so a
                 // broken row near the top is reported as such, not as Polars' parse error.
                 cuts.get(1)?;
@@ -174,6 +171,17 @@ impl Source {
             text: text.map(|t| ScanSources::Buffers(vec![t.into()].into())),
             cuts: std::cell::RefCell::new(cuts),
         })
+    }
+
+    /// How Polars parses this CSV file: the same for the scan of the whole file and for
+    /// each batch.
+    fn csv_options(&self, opts: &InputOptions) -> CsvParseOptions {
+        let nulls = (!opts.null_values.is_empty())
+            .then(|| NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect()));
+        CsvParseOptions::default()
+            .with_separator(self.separator(opts))
+            .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
+            .with_null_values(nulls)
     }
 
     fn separator(&self, opts: &InputOptions) -> u8 {
@@ -388,9 +396,6 @@ impl Opened<'_> {
         let err = |e: PolarsError| source.polars_error(e, opts);
         match source.format {
             Format::Csv => {
-                let nulls = (!opts.null_values.is_empty()).then(|| {
-                    NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect())
-                });
                 let overwrite = (!text_columns.is_empty() && schema.is_none()).then(|| {
                     Arc::new(Schema::from_iter(
                         text_columns
@@ -398,11 +403,10 @@ impl Opened<'_> {
                             .map(|c| Field::new(c.as_str().into(), DataType::String)),
                     ))
                 });
+                let parse = source.csv_options(opts);
                 LazyCsvReader::new_with_sources(sources)
                     .with_has_header(opts.has_header)
-                    .with_separator(source.separator(opts))
-                    .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
-                    .with_null_values(nulls)
+                    .map_parse_options(|_| parse.clone())
                     .with_dtype_overwrite(overwrite)
                     .with_schema(schema)
                     .finish()
