@@ -10,13 +10,12 @@ use polars::prelude::*;
 use std::io::Read;
 use std::sync::mpsc::Receiver;
 
-/// Byte offsets in a text source: `header` ends the header line (0 without one); each pair
-/// of neighbouring `cuts` is one piece of whole records, and a batch is the pieces that
-/// together make at least `batch_bytes` (or the rest). Cuts still being found (a CSV
+/// Byte offsets in a text source, the first where the data starts (after a CSV header):
+/// each pair of neighbouring `cuts` is one piece of whole records, and a batch is the pieces
+/// that together make at least `batch_bytes` (or the rest). Cuts still being found (a CSV
 /// checked on another thread) arrive through `more`.
 #[derive(Debug)]
 pub(super) struct TextCuts {
-    pub(super) header: u64,
     pub(super) cuts: Vec<u64>,
     /// The length of the text: where the last batch ends.
     pub(super) len: u64,
@@ -31,7 +30,6 @@ impl TextCuts {
     /// the same cells in the file. It is cut into pieces, parsed in parallel.
     pub(super) fn csv(len: u64, batch_bytes: u64, more: Receiver<Result<u64>>) -> TextCuts {
         TextCuts {
-            header: 0,
             cuts: Vec::new(),
             len,
             batch_bytes: batch_bytes / 2,
@@ -39,9 +37,9 @@ impl TextCuts {
         }
     }
 
-    /// Where the record check cuts pieces, for batches of `batch_bytes`: 16 to a batch.
-    pub(super) fn csv_piece_bytes(batch_bytes: u64) -> u64 {
-        batch_bytes / 2 / 16
+    /// How far apart the record check cuts pieces: 16 to a batch.
+    pub(super) fn piece_bytes(&self) -> u64 {
+        self.batch_bytes / 16
     }
 
     /// Cut `i`, waiting for it if it is still being found; `None` past the end.
@@ -128,7 +126,6 @@ impl Source {
         }
         cuts.push(len);
         Ok(TextCuts {
-            header: 0,
             cuts,
             len,
             batch_bytes,
@@ -254,7 +251,6 @@ impl Iterator for Batches<'_> {
                 })
             }
             BatchPlan::Text { cuts, first } => {
-                let header = cuts.header;
                 let pieces = match cuts.batch(*first) {
                     Ok(Some(pieces)) => pieces.to_vec(),
                     Ok(None) => return None,
@@ -266,7 +262,7 @@ impl Iterator for Batches<'_> {
                 }
                 *first += pieces.len() - 1;
                 self.read_to = range.end;
-                Some(self.text_batch(header, &pieces))
+                Some(self.text_batch(&pieces))
             }
         }
     }
@@ -274,12 +270,12 @@ impl Iterator for Batches<'_> {
 
 impl Batches<'_> {
     /// The records between the first and the last of `pieces` (byte offsets of record
-    /// starts), with the header before them where the reader needs it.
-    fn text_batch(&self, header: u64, pieces: &[u64]) -> Result<LazyFrame> {
+    /// starts).
+    fn text_batch(&self, pieces: &[u64]) -> Result<LazyFrame> {
         let (start, end) = (pieces[0], pieces[pieces.len() - 1]);
-        let mut bytes = Vec::with_capacity((header + end - start) as usize);
+        let mut bytes = Vec::with_capacity((end - start) as usize);
+        self.opened.bytes(start..end, &mut bytes)?;
         if let Some(parser) = &self.csv {
-            self.opened.bytes(start..end, &mut bytes)?;
             // csv places a record that follows a CRLF at the CRLF's `\n`: it starts after.
             let starts = pieces[..pieces.len() - 1]
                 .iter()
@@ -294,8 +290,6 @@ impl Batches<'_> {
             let (source, opts) = (self.opened.source, self.opened.opts);
             return batch.lazy().map_err(|e| source.polars_error(e, opts));
         }
-        self.opened.bytes(0..header, &mut bytes)?;
-        self.opened.bytes(start..end, &mut bytes)?;
         self.opened.scan_sources(
             ScanSources::Buffers(vec![bytes.into()].into()),
             &[],
@@ -361,27 +355,41 @@ mod tests {
         assert_eq!(whole.height(), 61);
         assert_eq!(whole.column("n").unwrap().dtype(), &DataType::Int64);
         assert_eq!(whole.column("note").unwrap().null_count(), 24);
-        // 400: batches of 200 bytes, pieces of 12 (each one record); 1: a record a batch.
-        for batch_bytes in [400, 1] {
+        // Every batch through `query`, stacked.
+        let read = |batch_bytes: u64, query: &dyn Fn(LazyFrame) -> LazyFrame| {
             let opened = source.open(&opts, batch_bytes).unwrap();
-            let scan = opened.scan(&[]).unwrap();
-            let mut batches = opened.batches(scan, 1).unwrap();
-            let mut read = DataFrame::empty_with_schema(whole.schema());
-            let mut count = 0;
-            for batch in batches.by_ref() {
-                read.vstack_mut_owned(batch.unwrap().collect().unwrap())
+            let mut batches = opened.batches(opened.scan(&[]).unwrap(), 1).unwrap();
+            let mut first = batches
+                .next()
+                .unwrap()
+                .map(query)
+                .unwrap()
+                .collect()
+                .unwrap();
+            let mut count = 1;
+            for batch in batches {
+                first
+                    .vstack_mut_owned(batch.map(query).unwrap().collect().unwrap())
                     .unwrap();
                 count += 1;
             }
             assert!(count > 5, "{count} batches of {batch_bytes} bytes");
-            assert!(
-                read.equals_missing(&whole),
-                "{batch_bytes}: {read}\n{whole}"
-            );
-            // A query reading one column reads only that one.
-            let first = opened.batches(opened.scan(&[]).unwrap(), 1).unwrap();
-            let ids = first.map(|b| b.unwrap().select([col("note")]).collect().unwrap());
-            assert_eq!(ids.map(|df| df.height()).sum::<usize>(), 61);
+            first
+        };
+        let note = whole.select(["note"]).unwrap();
+        // Polars hands the scan of a batch the columns a query uses, and no others.
+        let opened = source.open(&opts, 400).unwrap();
+        let mut batches = opened.batches(opened.scan(&[]).unwrap(), 1).unwrap();
+        let batch = batches.next().unwrap().unwrap();
+        let plan = batch.select([col("note")]).describe_optimized_plan();
+        assert!(plan.unwrap().contains("PROJECT 1/4 COLUMNS"));
+        // 400: batches of 200 bytes, pieces of 12 (each one record); 1: a record a batch.
+        for batch_bytes in [400, 1] {
+            let all = read(batch_bytes, &|lf| lf);
+            assert!(all.equals_missing(&whole), "{batch_bytes}: {all}\n{whole}");
+            // A query of one column gets all of it, in order.
+            let one = read(batch_bytes, &|lf| lf.select([col("note")]));
+            assert!(one.equals_missing(&note), "{batch_bytes}: {one}");
         }
     }
 }

@@ -111,9 +111,6 @@ impl CsvBatch {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(pieces.len());
-        if threads <= 1 {
-            return pieces.iter().map(|p| self.parse(p, projection)).collect();
-        }
         let next = AtomicUsize::new(0);
         let mut parsed: Vec<(usize, PolarsResult<DataFrame>)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)

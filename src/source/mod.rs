@@ -138,7 +138,8 @@ impl Source {
             // Polars pads short rows with nulls; a row with a wrong field count is an error.
             Format::Csv => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let piece_bytes = TextCuts::csv_piece_bytes(batch_bytes);
+                let mut cuts = TextCuts::csv(len, batch_bytes, rx);
+                let piece_bytes = cuts.piece_bytes();
                 match &text {
                     Some(bytes) => {
                         check_csv(self, bytes.as_slice(), Some(bytes), opts, piece_bytes, &tx)
@@ -155,11 +156,9 @@ impl Source {
                             .map_err(|e| Error::io(&self.path, e))?;
                     }
                 }
-                let mut cuts = TextCuts::csv(len, batch_bytes, rx);
-                // The first batch is checked before anything else reads the file, so a
+                // The first piece is checked before anything else reads the file, so a
                 // broken row near the top is reported as such, not as Polars' parse error.
                 cuts.get(1)?;
-                cuts.header = cuts.cuts.first().copied().unwrap_or(0);
                 Some(cuts)
             }
             Format::Ndjson => Some(self.line_cuts(text.as_deref(), len, batch_bytes)?),

@@ -1,7 +1,7 @@
 //! The mapping language (issue 16): what each capability writes from its template's
 //! example, and the mistakes each new key is checked for.
 
-use crate::harness::{example, mapping, Workdir};
+use crate::harness::{example, mapping, Run, Workdir};
 
 const TS: &str = "1700000000";
 
@@ -10,6 +10,12 @@ fn with_header(rules: &str) -> String {
     format!(
         "[output]\ndpid = 21\ngzip = false\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n{rules}"
     )
+}
+
+/// Converts `input` with `rules` (after [`with_header`], written to `m.toml`) and `args`.
+fn convert(w: &Workdir, input: &str, rules: &str, args: &[&str]) -> Run {
+    let m = w.write("m.toml", with_header(rules));
+    w.run(&[&["--mapping", &m, input, "--timestamp", TS], args].concat())
 }
 
 #[test]
@@ -40,22 +46,13 @@ fn a_membership_table_adds_and_removes_by_status_in_one_rule() {
 fn a_value_in_another_letter_case_is_rejected_with_a_hint() {
     let w = Workdir::new();
     let input = w.write("t.csv", "id,tier\nu1,gold\nu2,Gold\n");
-    let m = w.write(
-        "m.toml",
-        with_header("[[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 1 }\n"),
-    );
     let rejects = w.path("rejects.csv").display().to_string();
-    let r = w.run(&[
-        "--mapping",
-        &m,
+    let r = convert(
+        &w,
         &input,
-        "--timestamp",
-        TS,
-        "--max-reject-rate",
-        "60",
-        "--rejects",
-        &rejects,
-    ]);
+        "[[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 1 }\n",
+        &["--max-reject-rate", "60", "--rejects", &rejects],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         std::fs::read_to_string(&rejects).unwrap().lines().nth(1).unwrap(),
@@ -130,13 +127,8 @@ fn mistakes_with_the_shaping_keys_are_reported_together() {
 fn a_condition_with_an_unknown_placeholder_names_the_ones_there_are() {
     let w = Workdir::new();
     let input = w.write("t.csv", "id,seen\nu1,2023-01-01\n");
-    let m = w.write(
-        "m.toml",
-        with_header(
-            "[[traits]]\ntype = \"condition\"\ntrait_id = 1\nwhen = \"seen > {run_day}\"\n",
-        ),
-    );
-    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    let rules = "[[traits]]\ntype = \"condition\"\ntrait_id = 1\nwhen = \"seen > {run_day}\"\n";
+    let r = convert(&w, &input, rules, &[]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("traits[0].when: `seen > {run_day}`: unknown placeholder `{run_day}`; conditions know {run_date} (the run's UTC day) and {run_time} (its UTC time)"),
@@ -144,13 +136,8 @@ fn a_condition_with_an_unknown_placeholder_names_the_ones_there_are() {
         r.stderr
     );
     // A date held as text is compared after STRPTIME, which the message says.
-    let m = w.write(
-        "m.toml",
-        with_header(
-            "[[traits]]\ntype = \"condition\"\ntrait_id = 1\nwhen = \"seen > {run_date}\"\n",
-        ),
-    );
-    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    let rules = "[[traits]]\ntype = \"condition\"\ntrait_id = 1\nwhen = \"seen > {run_date}\"\n";
+    let r = convert(&w, &input, rules, &[]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
@@ -164,11 +151,8 @@ fn a_condition_with_an_unknown_placeholder_names_the_ones_there_are() {
 fn a_list_column_cannot_order_rows() {
     let w = Workdir::new();
     let input = w.write("t.ndjson", "{\"id\":\"u1\",\"seg\":1,\"at\":[1,2]}\n");
-    let m = w.write(
-        "m.toml",
-        with_header("[[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nlatest_by = \"at\"\n"),
-    );
-    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    let rules = "[[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\nlatest_by = \"at\"\n";
+    let r = convert(&w, &input, rules, &[]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("traits[0].latest_by: column `at` holds list[i64] values; latest_by needs one value per row, such as a date or a number"),
