@@ -8,68 +8,71 @@ use crate::error::{Error, Result};
 use crate::mapping::Format;
 use polars::prelude::*;
 use std::io::Read;
+use std::ops::Range;
 use std::sync::mpsc::Receiver;
 
-/// Byte offsets in a text source, the first where the data starts (after a CSV header):
-/// each pair of neighbouring `cuts` is one piece of whole records, and a batch is the pieces
-/// that together make at least `batch_bytes` (or the rest). Cuts still being found (a CSV
-/// checked on another thread) arrive through `more`.
+/// Pieces of a text source, in order, each a byte range of whole records (without the CSV
+/// header); a batch is the pieces that together span at least `batch_bytes` (or the rest).
+/// Pieces still being found (a CSV checked on another thread) arrive through `more`.
 #[derive(Debug)]
-pub(super) struct TextCuts {
-    pub(super) cuts: Vec<u64>,
+pub(super) struct TextPieces {
+    pub(super) pieces: Vec<Range<u64>>,
     /// The length of the text: where the last batch ends.
     pub(super) len: u64,
     pub(super) batch_bytes: u64,
-    pub(super) more: Option<Receiver<Result<u64>>>,
+    pub(super) more: Option<Receiver<Result<Range<u64>>>>,
 }
 
-impl TextCuts {
-    /// The cuts of a CSV file checked on another thread, arriving through `more`. A CSV
+impl TextPieces {
+    /// The pieces of a CSV file checked on another thread, arriving through `more`. A CSV
     /// batch is half `batch_bytes`: the columns rules read are read as text, which in memory
     /// (a 16-byte view per cell, and the text itself when longer than 12 bytes) outweighs
-    /// the same cells in the file. It is cut into pieces, parsed in parallel.
-    pub(super) fn csv(len: u64, batch_bytes: u64, more: Receiver<Result<u64>>) -> TextCuts {
-        TextCuts {
-            cuts: Vec::new(),
+    /// the same cells in the file. Its pieces are parsed in parallel.
+    pub(super) fn csv(
+        len: u64,
+        batch_bytes: u64,
+        more: Receiver<Result<Range<u64>>>,
+    ) -> TextPieces {
+        TextPieces {
+            pieces: Vec::new(),
             len,
             batch_bytes: batch_bytes / 2,
             more: Some(more),
         }
     }
 
-    /// How far apart the record check cuts pieces: 16 to a batch.
+    /// How long the record check makes pieces: 16 to a batch.
     pub(super) fn piece_bytes(&self) -> u64 {
         self.batch_bytes / 16
     }
 
-    /// Cut `i`, waiting for it if it is still being found; `None` past the end.
-    pub(super) fn get(&mut self, i: usize) -> Result<Option<u64>> {
-        while self.cuts.len() <= i {
+    /// Piece `i`, waiting for it if it is still being found; `None` past the end.
+    pub(super) fn get(&mut self, i: usize) -> Result<Option<Range<u64>>> {
+        while self.pieces.len() <= i {
             let Some(rx) = &self.more else {
                 return Ok(None);
             };
             match rx.recv() {
-                Ok(cut) => self.cuts.push(cut?),
+                Ok(piece) => self.pieces.push(piece?),
                 Err(_) => self.more = None,
             }
         }
-        Ok(Some(self.cuts[i]))
+        Ok(Some(self.pieces[i].clone()))
     }
 
-    /// The batch whose first piece starts at cut `first`: the cuts from there to its end
-    /// (at least two), or `None` past the end.
-    fn batch(&mut self, first: usize) -> Result<Option<&[u64]>> {
-        let (Some(start), Some(mut end)) = (self.get(first)?, self.get(first + 1)?) else {
+    /// The batch whose first piece is piece `first`: its pieces (at least one), or `None`
+    /// past the end.
+    fn batch(&mut self, first: usize) -> Result<Option<&[Range<u64>]>> {
+        let Some(start) = self.get(first)? else {
             return Ok(None);
         };
-        let mut last = first + 1;
-        while end - start < self.batch_bytes.max(1) {
-            match self.get(last + 1)? {
-                Some(next) => (last, end) = (last + 1, next),
-                None => break,
-            }
+        let mut last = first;
+        while self.pieces[last].end - start.start < self.batch_bytes.max(1)
+            && self.get(last + 1)?.is_some()
+        {
+            last += 1;
         }
-        Ok(Some(&self.cuts[first..=last]))
+        Ok(Some(&self.pieces[first..=last]))
     }
 }
 
@@ -93,12 +96,12 @@ fn next_line_in_file(file: &mut std::fs::File, at: u64) -> std::io::Result<Optio
 
 impl Source {
     /// NDJSON batches: cut at the first line end after each multiple of `batch_bytes`.
-    pub(super) fn line_cuts(
+    pub(super) fn line_pieces(
         &self,
         text: Option<&[u8]>,
         len: u64,
         batch_bytes: u64,
-    ) -> Result<TextCuts> {
+    ) -> Result<TextPieces> {
         let mut file = None;
         let mut next_line = |at: u64| -> std::io::Result<Option<u64>> {
             match text {
@@ -115,18 +118,20 @@ impl Source {
                 }
             }
         };
-        let mut cuts = vec![0];
-        let mut at = batch_bytes.max(1);
-        while at < len {
-            match next_line(at).map_err(|e| Error::io(&self.path, e))? {
-                Some(cut) if cut < len => cuts.push(cut),
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        while start + batch_bytes.max(1) < len {
+            match next_line(start + batch_bytes.max(1)).map_err(|e| Error::io(&self.path, e))? {
+                Some(cut) if cut < len => {
+                    pieces.push(start..cut);
+                    start = cut;
+                }
                 _ => break,
             }
-            at = cuts[cuts.len() - 1] + batch_bytes.max(1);
         }
-        cuts.push(len);
-        Ok(TextCuts {
-            cuts,
+        pieces.push(start..len);
+        Ok(TextPieces {
+            pieces,
             len,
             batch_bytes,
             more: None,
@@ -143,8 +148,8 @@ impl Opened<'_> {
         let (source, opts) = (self.source, self.opts);
         let err = |e: PolarsError| source.polars_error(e, opts);
         let schema = whole.collect_schema().map_err(err)?;
-        let plan = match (self.cuts.take(), source.format) {
-            (Some(cuts), _) => BatchPlan::Text { cuts, first: 0 },
+        let plan = match (self.pieces.take(), source.format) {
+            (Some(pieces), _) => BatchPlan::Text { pieces, first: 0 },
             (None, Format::Parquet | Format::Ipc) => {
                 let count = row_count(&whole).map_err(err)?;
                 // Without the row count only the first batch would be read: never silently.
@@ -185,7 +190,7 @@ enum BatchPlan {
     Rows { total: u64, step: u64, offset: u64 },
     /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own; the next batch
     /// starts at cut `first`.
-    Text { cuts: TextCuts, first: usize },
+    Text { pieces: TextPieces, first: usize },
 }
 
 /// See [`Opened::batches`].
@@ -208,8 +213,8 @@ impl Batches<'_> {
             BatchPlan::Whole => (self.next > 0) as u8 as f64,
             BatchPlan::Rows { total: 0, .. } => 1.0,
             BatchPlan::Rows { total, offset, .. } => *offset as f64 / *total as f64,
-            BatchPlan::Text { cuts, .. } if cuts.len == 0 => 1.0,
-            BatchPlan::Text { cuts, .. } => self.read_to as f64 / cuts.len as f64,
+            BatchPlan::Text { pieces, .. } if pieces.len == 0 => 1.0,
+            BatchPlan::Text { pieces, .. } => self.read_to as f64 / pieces.len as f64,
         };
         f.min(1.0)
     }
@@ -250,42 +255,35 @@ impl Iterator for Batches<'_> {
                         .slice(at as i64, (*step).min(IdxSize::MAX as u64) as IdxSize))
                 })
             }
-            BatchPlan::Text { cuts, first } => {
-                let pieces = match cuts.batch(*first) {
-                    Ok(Some(pieces)) => pieces.to_vec(),
+            BatchPlan::Text { pieces, first } => {
+                let batch = match pieces.batch(*first) {
+                    Ok(Some(batch)) => batch.to_vec(),
                     Ok(None) => return None,
                     Err(e) => return Some(Err(e)),
                 };
-                let range = pieces[0]..pieces[pieces.len() - 1];
-                if range.is_empty() && i > 0 {
-                    return None;
-                }
-                *first += pieces.len() - 1;
-                self.read_to = range.end;
-                Some(self.text_batch(&pieces))
+                *first += batch.len();
+                self.read_to = batch[batch.len() - 1].end;
+                Some(self.text_batch(&batch))
             }
         }
     }
 }
 
 impl Batches<'_> {
-    /// The records between the first and the last of `pieces` (byte offsets of record
-    /// starts).
-    fn text_batch(&self, pieces: &[u64]) -> Result<LazyFrame> {
-        let (start, end) = (pieces[0], pieces[pieces.len() - 1]);
+    /// The records of `pieces` (byte ranges, in order).
+    fn text_batch(&self, pieces: &[Range<u64>]) -> Result<LazyFrame> {
+        let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
         let mut bytes = Vec::with_capacity((end - start) as usize);
         self.opened.bytes(start..end, &mut bytes)?;
         if let Some(parser) = &self.csv {
-            // csv places a record that follows a CRLF at the CRLF's `\n`: it starts after.
-            let starts = pieces[..pieces.len() - 1]
+            let pieces = pieces
                 .iter()
-                .map(|&p| (p - start) as usize)
-                .map(|p| p + usize::from(bytes.get(p) == Some(&b'\n')))
+                .map(|p| (p.start - start) as usize..(p.end - start) as usize)
                 .collect();
             let batch = CsvBatch {
                 parser: parser.clone(),
                 bytes,
-                starts,
+                pieces,
             };
             let (source, opts) = (self.opened.source, self.opened.opts);
             return batch.lazy().map_err(|e| source.polars_error(e, opts));
@@ -313,13 +311,15 @@ mod tests {
     use super::*;
     use crate::mapping::{Encoding, InputOptions};
 
-    /// CSV batches, cut into pieces where the record check found records start and parsed
-    /// piece by piece, hold exactly what Polars reads from the whole file: quoted separators,
+    /// CSV batches, cut into pieces of whole records by the record check and parsed piece
+    /// by piece, hold exactly what Polars reads from the whole file: quoted separators,
     /// line breaks and quotes inside fields, CRLF, empty cells, a null marker, numbers, and
-    /// a last line without a line break.
+    /// a last line without a line break. Blank lines are not rows: the batches of a file
+    /// with blank lines hold what Polars reads from the same file without them.
     #[test]
     fn csv_pieces_read_like_the_whole_file() {
         let mut csv = String::from("id,n,x,note\r\n");
+        let mut blanks = Vec::new();
         for i in 0..60 {
             let note = match i % 5 {
                 0 => "\"a, b\"".to_string(),
@@ -334,11 +334,22 @@ mod tests {
                 i.to_string()
             };
             csv.push_str(&format!("u{i},{n},{}.5,{note}\r\n", i % 3));
+            if i % 11 == 0 {
+                blanks.push(csv.len());
+            }
         }
         csv.push_str("last,1,2.5,end");
+        let mut blank = csv.clone();
+        for (k, at) in blanks.iter().enumerate().rev() {
+            blank.insert_str(*at, ["\r\n", "\n\n\r\n", "\r\n\r\n"][k % 3]);
+        }
+        blank.insert_str("id,n,x,note\r\n".len(), "\r\n\r\n");
+        blank.push_str("\r\n\r\n");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.csv");
-        std::fs::write(&path, &csv).unwrap();
+        std::fs::write(&path, &blank).unwrap();
+        let clean = dir.path().join("clean.csv");
+        std::fs::write(&clean, &csv).unwrap();
         let source = Source::detect(path, None).unwrap();
         let opts = InputOptions {
             format: None,
@@ -349,7 +360,8 @@ mod tests {
             encoding: Encoding::Utf8,
         };
         let whole = {
-            let opened = source.open(&opts, 1 << 20).unwrap();
+            let clean = Source::detect(clean, None).unwrap();
+            let opened = clean.open(&opts, 1 << 20).unwrap();
             opened.scan(&[]).unwrap().collect().unwrap()
         };
         assert_eq!(whole.height(), 61);

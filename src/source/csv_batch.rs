@@ -7,6 +7,7 @@ use polars::io::csv::read::_csv_read_internal::{
     cast_columns, prepare_csv_schema, read_chunk, NullValuesCompiled,
 };
 use polars::prelude::*;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How every batch of one CSV source is parsed: the same options and schema as the scan of
@@ -56,12 +57,12 @@ impl CsvParser {
     }
 }
 
-/// One batch: whole records without the header, and where its pieces start (`starts[0]` is
-/// 0; the last piece ends at the end of `bytes`). Each piece begins at a record start.
+/// One batch: whole records without the header, and its pieces (ranges of `bytes`, each
+/// from a record's start to a record's end; blank lines fall between them).
 pub(super) struct CsvBatch {
     pub(super) parser: Arc<CsvParser>,
     pub(super) bytes: Vec<u8>,
-    pub(super) starts: Vec<usize>,
+    pub(super) pieces: Vec<Range<usize>>,
 }
 
 impl CsvBatch {
@@ -71,16 +72,9 @@ impl CsvBatch {
     }
 
     fn pieces(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let ends = self
-            .starts
+        self.pieces
             .iter()
-            .skip(1)
-            .copied()
-            .chain([self.bytes.len()]);
-        self.starts
-            .iter()
-            .zip(ends)
-            .map(|(&s, e)| &self.bytes[s..e])
+            .map(|p| &self.bytes[p.clone()])
             .filter(|p| !p.is_empty())
     }
 

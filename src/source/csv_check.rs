@@ -1,122 +1,600 @@
 //! The CSV record check: every record's field count and UTF-8, read ahead of Polars' parse
-//! (on a thread of its own for files on disk), which also finds where batches may start.
+//! (on a thread of its own for files on disk), which also finds the pieces Polars parses.
+//!
+//! Records are found with the csv crate's rules (csv_core): a quote opens a quoted field
+//! only at the start of a field, `""` inside one is a quote, and `\r`, `\n` or `\r\n` ends
+//! a record. Lines with nothing on them are not records. The scan jumps from separator to
+//! line break with `memchr` instead of stepping through a state machine byte by byte: the
+//! check reads the whole file on one thread, ahead of everything else.
 
 use super::{utf8_hint, Source};
 use crate::error::Error;
 use crate::error::Result;
 use crate::mapping::InputOptions;
 use std::io::Read;
+use std::ops::{ControlFlow, Range};
 
-/// Reads every record (field counts, UTF-8) and sends where pieces of about `piece_bytes`
-/// start (always at a record start, never inside a quoted field): first the end of the header,
-/// then each cut, then the end of the data; or the first error. Batches are made of pieces,
-/// which are parsed in parallel.
+/// Bytes read at a time.
+const BUFFER: usize = 1 << 20;
+
+/// Reads every record (field counts, UTF-8) and sends the pieces of whole records Polars
+/// parses, in order: each about `piece_bytes` long, from the start of its first record to
+/// the end of its last (without the line break). Blank lines fall between pieces, so that
+/// Polars, which reads a blank line as a row of nulls, never sees one. A file without data
+/// rows gets one empty piece where the data would start. The first error ends the check.
 pub(super) fn check_csv(
     source: &Source,
-    reader: impl Read,
-    text: Option<&[u8]>,
+    mut reader: impl Read,
     opts: &InputOptions,
     piece_bytes: u64,
-    tx: &std::sync::mpsc::Sender<Result<u64>>,
+    tx: &std::sync::mpsc::Sender<Result<Range<u64>>>,
 ) {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .delimiter(source.separator(opts))
-        .quote(opts.quote.unwrap_or(b'"'))
-        .buffer_capacity(1 << 20)
-        .from_reader(reader);
-    let mut record = csv::StringRecord::new();
-    let mut last: Option<u64> = None;
-    let mut index = 0u64;
+    let fail = |e: Error| drop(tx.send(Err(e)));
+    let mut scan = Scanner::new(source.separator(opts), opts.quote.unwrap_or(b'"'));
+    let mut pieces = Pieces {
+        piece_bytes: piece_bytes.max(1),
+        open: None,
+        tx,
+    };
+    // Until the header has ended: the bytes read, for its column names.
+    let mut head = opts.has_header.then(Vec::new);
+    let mut utf8 = Utf8::default();
+    let mut buf = vec![0u8; BUFFER];
+    let mut base = 0u64;
     loop {
-        match csv.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let _ = tx.send(Err(source.csv_error(e, text, opts)));
-                return;
-            }
-        }
-        let start = record.position().map_or(0, |p| p.byte());
-        index += 1;
-        if index == 1 && opts.has_header {
-            // Polars would rename a second `segment_id` to `segment_id_duplicated_0`, and
-            // a rule on it would silently read only the first.
-            if let Some(e) = duplicate_column(&record) {
-                let _ = tx.send(Err(Error::source(&source.path, e)));
-                return;
-            }
-            continue;
-        }
-        let cut = match last {
-            None => true,
-            Some(l) => start >= l + piece_bytes.max(1),
+        let n = match read_full(&mut reader, &mut buf) {
+            Ok(n) => n,
+            Err(e) => return fail(Error::io(&source.path, e)),
         };
-        if cut {
-            // A failed send: the reading side stopped; so does the check.
-            if tx.send(Ok(start)).is_err() {
-                return;
-            }
-            last = Some(start);
+        // Invalid UTF-8: the records before it are checked first (a wrong field count
+        // above it is the first error), then the record it is in is named.
+        let bad_utf8 = utf8.check(&buf[..n], base, n == 0);
+        let upto = bad_utf8.map_or(n, |at| (at.saturating_sub(base) as usize).min(n));
+        if let Some(h) = &mut head {
+            h.extend_from_slice(&buf[..upto]);
         }
+        let mut header = Ok(());
+        let flow = scan.scan(
+            &buf[..upto],
+            base,
+            n == 0,
+            &mut |record, gap| match head.take() {
+                Some(h) => {
+                    header = check_header(&h[record.start as usize..record.end as usize]);
+                    if header.is_ok() {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                }
+                None => pieces.add(record, gap),
+            },
+        );
+        match (flow, header) {
+            (Err(bad), _) => return fail(source.csv_error(bad, opts)),
+            (_, Err(e)) => return fail(Error::source(&source.path, e)),
+            (Ok(flow), _) if flow.is_break() => return,
+            _ => {}
+        }
+        if bad_utf8.is_some() {
+            return fail(source.csv_error(Bad::Utf8 { line: scan.line() }, opts));
+        }
+        if n == 0 {
+            break;
+        }
+        base += n as u64;
     }
-    let end = csv.position().byte();
-    if last.is_none() {
-        // No data rows: the header, then an empty batch.
-        let _ = tx.send(Ok(end));
-    }
-    let _ = tx.send(Ok(end));
+    // A file of only a header (or nothing) has one empty piece where the data would start.
+    pieces.finish(base);
 }
 
-/// A column name the header holds twice, with both positions (1-based).
-fn duplicate_column(header: &csv::StringRecord) -> Option<String> {
-    let names: Vec<&str> = header.iter().collect();
-    names.iter().enumerate().find_map(|(i, name)| {
+/// Fills `buf` as far as the reader goes; 0 at the end.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The pieces found so far: the one being extended, sent when the next one starts.
+struct Pieces<'t> {
+    piece_bytes: u64,
+    open: Option<Range<u64>>,
+    tx: &'t std::sync::mpsc::Sender<Result<Range<u64>>>,
+}
+
+impl Pieces<'_> {
+    /// Adds a data record (its bytes, without the line break); `gap`: blank lines come
+    /// before it. Breaks when the reading side has stopped, and so should the check.
+    fn add(&mut self, record: Range<u64>, gap: bool) -> ControlFlow<()> {
+        match &mut self.open {
+            Some(p) if !gap && record.start < p.start + self.piece_bytes => p.end = record.end,
+            open => {
+                if let Some(done) = open.replace(record) {
+                    if self.tx.send(Ok(done)).is_err() {
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Sends the last piece; `end`: where the file ends, the empty piece of a file
+    /// without data rows.
+    fn finish(&mut self, end: u64) {
+        let last = self.open.take().unwrap_or(end..end);
+        let _ = self.tx.send(Ok(last));
+    }
+}
+
+/// A column name the header holds twice, with both positions (1-based): Polars would
+/// rename a second `segment_id` to `segment_id_duplicated_0`, and a rule on it would
+/// silently read only the first.
+fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    let mut header = csv::ByteRecord::new();
+    if !csv.read_byte_record(&mut header).unwrap_or(false) {
+        return Ok(());
+    }
+    let names: Vec<&[u8]> = header.iter().collect();
+    let twice = names.iter().enumerate().find_map(|(i, name)| {
         let j = names[..i].iter().position(|n| n == name)?;
-        Some(format!(
-            "line 1: the header names column `{name}` twice (columns {} and {}); rename one of them",
-            j + 1,
-            i + 1
-        ))
-    })
+        Some((String::from_utf8_lossy(name).into_owned(), j + 1, i + 1))
+    });
+    match twice {
+        Some((name, j, i)) => Err(format!(
+            "line 1: the header names column `{name}` twice (columns {j} and {i}); rename one of them"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A record the check refuses, with the line it starts on.
+#[derive(Debug, PartialEq)]
+enum Bad {
+    Utf8 {
+        line: u64,
+    },
+    Fields {
+        line: u64,
+        expected: u64,
+        found: u64,
+    },
 }
 
 impl Source {
-    /// A bad CSV record (not UTF-8, or a field count unlike the first row's), with its line.
-    fn csv_error(&self, e: csv::Error, text: Option<&[u8]>, opts: &InputOptions) -> Error {
-        let line = e.position().map_or(0, |p| {
-            self.record_line(text, p.byte()).unwrap_or_else(|| p.line())
-        });
-        let message = match e.kind() {
-            csv::ErrorKind::Utf8 { .. } => format!("line {line}: {}", utf8_hint(opts)),
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
+    fn csv_error(&self, bad: Bad, opts: &InputOptions) -> Error {
+        let message = match bad {
+            Bad::Utf8 { line } => format!("line {line}: {}", utf8_hint(opts)),
+            Bad::Fields {
+                line,
+                expected,
+                found,
             } => format!(
-                "line {line}: {len} fields where the {} has {expected_len}; check the delimiter and quoting",
+                "line {line}: {found} fields where the {} has {expected}; check the delimiter and quoting",
                 if opts.has_header { "header" } else { "first row" }
             ),
-            csv::ErrorKind::Io(io) => return Error::io(&self.path, std::io::Error::new(io.kind(), io.to_string())),
-            _ => format!("line {line}: {e}"),
         };
         Error::source(&self.path, message)
     }
+}
 
-    /// The line on which the record at byte `start` begins: one more than the line breaks
-    /// before it. (csv's own count is one short after a CRLF: it places the next record at
-    /// the `\n` of the break, which is why the byte at `start` counts too.) Read again from
-    /// the text in memory or the file: this is the error path only.
-    fn record_line(&self, text: Option<&[u8]>, start: u64) -> Option<u64> {
-        let count = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-        let upto = usize::try_from(start).ok()?.checked_add(1)?;
-        let breaks = match text {
-            Some(t) => count(&t[..upto.min(t.len())]),
-            None => {
-                let file = std::fs::File::open(&self.path).ok()?;
-                let mut head = Vec::new();
-                file.take(upto as u64).read_to_end(&mut head).ok()?;
-                count(&head)
+/// UTF-8 checked buffer by buffer; a character cut by a buffer's end is checked whole with
+/// the next.
+#[derive(Default)]
+struct Utf8 {
+    /// The start of a character the last buffer ended in, and its bytes.
+    carry: Vec<u8>,
+    carry_at: u64,
+}
+
+impl Utf8 {
+    /// Where the first invalid byte of `data` (at offset `base`) is, if any; `eof`: no more
+    /// data comes.
+    fn check(&mut self, data: &[u8], base: u64, eof: bool) -> Option<u64> {
+        let mut skip = 0;
+        if !self.carry.is_empty() {
+            let width = match self.carry[0] {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                _ => 2,
+            };
+            skip = (width - self.carry.len()).min(data.len());
+            self.carry.extend_from_slice(&data[..skip]);
+            match std::str::from_utf8(&self.carry) {
+                Ok(_) => self.carry.clear(),
+                Err(e) if e.error_len().is_none() && !eof => return None,
+                Err(_) => return Some(self.carry_at),
             }
+        }
+        match std::str::from_utf8(&data[skip..]) {
+            Ok(_) => None,
+            Err(e) => {
+                let at = skip + e.valid_up_to();
+                if e.error_len().is_none() && !eof {
+                    self.carry = data[at..].to_vec();
+                    self.carry_at = base + at as u64;
+                    None
+                } else {
+                    Some(base + at as u64)
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// Between records: line breaks are skipped.
+    StartRecord,
+    /// After a separator: a quote here opens a quoted field.
+    StartField,
+    InField,
+    InQuoted,
+    /// After a quote that may close the quoted field (or be the first of `""`).
+    AfterQuote,
+}
+
+/// Finds records and counts their fields, across buffers.
+struct Scanner {
+    sep: u8,
+    quote: u8,
+    state: State,
+    /// The record being read: where it starts, the line it starts on, its fields so far.
+    start: u64,
+    line: u64,
+    fields: u64,
+    /// The first record's field count: every record must have it.
+    expected: Option<u64>,
+    /// Line breaks before the current position.
+    breaks: u64,
+    /// The line break that ended the last record, and how many were skipped since.
+    ended_by: u8,
+    skipped: u64,
+    /// Blank lines were skipped since the last record; and before the current one.
+    blank: bool,
+    gap: bool,
+}
+
+impl Scanner {
+    fn new(sep: u8, quote: u8) -> Scanner {
+        Scanner {
+            sep,
+            quote,
+            state: State::StartRecord,
+            start: 0,
+            line: 0,
+            fields: 0,
+            expected: None,
+            breaks: 0,
+            ended_by: b'\n',
+            skipped: 0,
+            blank: false,
+            gap: false,
+        }
+    }
+
+    /// The line of the record being read, or of the one the next byte begins.
+    fn line(&self) -> u64 {
+        match self.state {
+            State::StartRecord => self.breaks + 1,
+            _ => self.line,
+        }
+    }
+
+    /// Scans `data`, at offset `base` (nothing, with `eof`, at the end of the file),
+    /// handing each record that ends to `on_record` with whether blank lines came before it.
+    fn scan(
+        &mut self,
+        data: &[u8],
+        base: u64,
+        eof: bool,
+        on_record: &mut impl FnMut(Range<u64>, bool) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, Bad> {
+        let mut i = 0;
+        while i < data.len() {
+            if self.state == State::InQuoted {
+                let end = memchr::memchr(self.quote, &data[i..]).map_or(data.len(), |k| i + k);
+                self.breaks += memchr::memchr_iter(b'\n', &data[i..end]).count() as u64;
+                // Files that quote every field: `","` goes straight to the next one.
+                if data.get(end + 1) == Some(&self.sep) && data.get(end + 2) == Some(&self.quote) {
+                    self.fields += 1;
+                    i = end + 3;
+                    continue;
+                }
+                if end < data.len() {
+                    self.state = State::AfterQuote;
+                }
+                i = end + 1;
+                continue;
+            }
+            // Outside quotes: every separator and line break up to the next quote.
+            let end = memchr::memchr(self.quote, &data[i..]).map_or(data.len(), |k| i + k);
+            let mut pos = i;
+            for k in memchr::memchr3_iter(self.sep, b'\n', b'\r', &data[i..end]) {
+                let j = i + k;
+                if j > pos {
+                    self.content(base + pos as u64);
+                }
+                if let Some(record) = self.hit(data[j], base + j as u64)? {
+                    if on_record(record, self.gap).is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                pos = j + 1;
+            }
+            if end > pos {
+                self.content(base + pos as u64);
+            }
+            if end < data.len() {
+                self.quote_at(base + end as u64);
+            }
+            i = end + 1;
+        }
+        if eof && self.state != State::StartRecord {
+            let record = self.end_record(base)?;
+            return Ok(on_record(record, self.gap));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn begin(&mut self, at: u64) {
+        self.gap = std::mem::take(&mut self.blank);
+        self.start = at;
+        self.line = self.breaks + 1;
+        self.fields = 1;
+    }
+
+    /// Bytes that are neither separators, line breaks nor quotes, from `at`.
+    fn content(&mut self, at: u64) {
+        if self.state == State::StartRecord {
+            self.begin(at);
+        }
+        self.state = State::InField;
+    }
+
+    fn quote_at(&mut self, at: u64) {
+        self.state = match self.state {
+            State::StartRecord => {
+                self.begin(at);
+                State::InQuoted
+            }
+            State::StartField | State::AfterQuote => State::InQuoted,
+            State::InField => State::InField,
+            State::InQuoted => State::AfterQuote,
         };
-        Some(1 + breaks)
+    }
+
+    /// A separator or line break, outside quotes, at `at`; the record it ends.
+    fn hit(&mut self, b: u8, at: u64) -> Result<Option<Range<u64>>, Bad> {
+        if b == b'\n' {
+            self.breaks += 1;
+        }
+        if self.state == State::StartRecord {
+            if b != self.sep {
+                // A CRLF's `\n` is part of the break; anything more is a blank line.
+                if !(self.skipped == 0 && self.ended_by == b'\r' && b == b'\n') {
+                    self.blank = true;
+                }
+                self.skipped += 1;
+                return Ok(None);
+            }
+            self.begin(at);
+        }
+        if b == self.sep {
+            self.fields += 1;
+            self.state = State::StartField;
+            return Ok(None);
+        }
+        self.ended_by = b;
+        self.end_record(at).map(Some)
+    }
+
+    /// The record being read ends at `at` (its line break, or the end of the file).
+    fn end_record(&mut self, at: u64) -> Result<Range<u64>, Bad> {
+        let expected = *self.expected.get_or_insert(self.fields);
+        if self.fields != expected {
+            return Err(Bad::Fields {
+                line: self.line,
+                expected,
+                found: self.fields,
+            });
+        }
+        self.state = State::StartRecord;
+        self.skipped = 0;
+        Ok(self.start..at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The records the scanner finds in `text` fed `chunk` bytes at a time: each one's
+    /// bytes, and whether blank lines came before it.
+    fn scan(text: &[u8], chunk: usize) -> Result<Vec<(Vec<u8>, bool)>, Bad> {
+        let mut scanner = Scanner::new(b',', b'"');
+        let mut found = Vec::new();
+        let mut base = 0;
+        for piece in text.chunks(chunk).chain([&[][..]]) {
+            let eof = piece.is_empty();
+            let flow = scanner.scan(piece, base, eof, &mut |r: Range<u64>, gap| {
+                found.push((text[r.start as usize..r.end as usize].to_vec(), gap));
+                ControlFlow::Continue(())
+            })?;
+            assert!(flow.is_continue());
+            base += piece.len() as u64;
+        }
+        Ok(found)
+    }
+
+    fn csv_records(text: &[u8]) -> Vec<csv::ByteRecord> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text);
+        csv.byte_records().map(|r| r.unwrap()).collect()
+    }
+
+    /// Whatever the buffer sizes, the scanner finds the records the csv crate reads, each
+    /// whole: quoted separators and line breaks, `""`, a quote inside a field (literal),
+    /// text after a closing quote, empty fields, CRLF, CR alone, blank lines, no last
+    /// line break, a quote left open at the end.
+    #[test]
+    fn finds_the_records_csv_reads() {
+        let texts: [&[u8]; 12] = [
+            b"a,b\nc,d\n",
+            b"a,b\r\nc,d\r\n",
+            b"a,b\r\n\r\nc,d",
+            b"\n\na,b\n\n\nc,d\n\n",
+            b"\"x,y\",z\n\"two\nlines\",\"q\"\"q\"\nab\"c,d\n",
+            b"\"a\"b,c\n\"\",\"\"\n",
+            b",\n,\n,\",\"\n",
+            b"a,b\rc,d\r\re,f",
+            b"a,\"b\nc",
+            b"\xc3\xa9t\xc3\xa9,\xe2\x82\xac\n\"\xc3\xa9\",x\n",
+            b"\r\n\r\n",
+            b"",
+        ];
+        for text in texts {
+            let expected = csv_records(text);
+            for chunk in [1, 2, 3, 5, 7, 1 << 20] {
+                let what = format!("{:?} in chunks of {chunk}", String::from_utf8_lossy(text));
+                let found = scan(text, chunk).expect(&what);
+                assert_eq!(found.len(), expected.len(), "{what}");
+                for ((bytes, _), record) in found.iter().zip(&expected) {
+                    // Each record's bytes, read on their own, are that record.
+                    assert_eq!(csv_records(bytes), std::slice::from_ref(record), "{what}");
+                }
+            }
+        }
+    }
+
+    /// A record follows blank lines when more than one line break (CRLF counts as one)
+    /// comes before it.
+    #[test]
+    fn tells_which_records_follow_blank_lines() {
+        let text = b"a,1\r\nb,2\r\n\r\nc,3\nd,4\n\ne,5\r\rf,6\r\n\"g\n\n\",7\nh,8";
+        let gaps: Vec<(String, bool)> = scan(text, 3)
+            .unwrap()
+            .into_iter()
+            .map(|(b, gap)| (String::from_utf8(b).unwrap(), gap))
+            .collect();
+        let want = [
+            ("a,1", false),
+            ("b,2", false),
+            ("c,3", true),
+            ("d,4", false),
+            ("e,5", true),
+            ("f,6", true),
+            ("\"g\n\n\",7", false),
+            ("h,8", false),
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|(s, g)| (s.to_string(), *g)).collect();
+        assert_eq!(gaps, want);
+    }
+
+    /// A record with another field count is refused with the line it starts on, counting
+    /// line breaks inside quoted fields and blank lines.
+    #[test]
+    fn names_the_line_of_a_record_with_other_fields() {
+        for chunk in [1, 4, 1 << 20] {
+            let bad = |text: &[u8]| scan(text, chunk).unwrap_err();
+            assert_eq!(
+                bad(b"a,b\nc,d\n\ne\n"),
+                Bad::Fields {
+                    line: 4,
+                    expected: 2,
+                    found: 1
+                }
+            );
+            assert_eq!(
+                bad(b"a,b\r\n\"x\ny\",1\r\n1,2,3\r\n"),
+                Bad::Fields {
+                    line: 4,
+                    expected: 2,
+                    found: 3
+                }
+            );
+            // The last line, without a line break.
+            assert_eq!(
+                bad(b"a,b\nc"),
+                Bad::Fields {
+                    line: 2,
+                    expected: 2,
+                    found: 1
+                }
+            );
+        }
+    }
+
+    /// Characters cut by a buffer's end are checked whole; an invalid byte is found where
+    /// it is, and a character cut by the end of the file is invalid.
+    #[test]
+    fn checks_utf8_across_buffers() {
+        let check = |text: &[u8], chunk: usize| {
+            let mut utf8 = Utf8::default();
+            let mut base = 0;
+            for piece in text.chunks(chunk).chain([&[][..]]) {
+                if let Some(at) = utf8.check(piece, base, piece.is_empty()) {
+                    return Some(at);
+                }
+                base += piece.len() as u64;
+            }
+            None
+        };
+        let good = "é,€,𝄞,x\n".as_bytes();
+        let cases: [(&[u8], Option<u64>); 5] = [
+            (good, None),
+            (b"ab\xc3(", Some(2)),
+            (b"ab\xe2\x82", Some(2)),
+            (b"\xff", Some(0)),
+            (b"a\xf0\x9d\x84\x9e\xc3", Some(5)),
+        ];
+        for (text, want) in cases {
+            for chunk in 1..=text.len() {
+                assert_eq!(check(text, chunk), want, "{text:?} in chunks of {chunk}");
+            }
+        }
+    }
+
+    /// The pieces sent: the header left out, blank lines between pieces, a piece at most
+    /// one record past `piece_bytes`; a file of only a header has one empty piece after it.
+    #[test]
+    fn sends_pieces_of_whole_records() {
+        let source = Source::detect("in.csv".into(), None).unwrap();
+        let opts = InputOptions {
+            format: None,
+            delimiter: None,
+            quote: None,
+            has_header: true,
+            null_values: Vec::new(),
+            encoding: crate::mapping::Encoding::Utf8,
+        };
+        let pieces = |text: &str, piece_bytes: u64| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            check_csv(&source, text.as_bytes(), &opts, piece_bytes, &tx);
+            drop(tx);
+            rx.iter()
+                .map(|p| {
+                    let p = p.unwrap();
+                    text[p.start as usize..p.end as usize].to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        let text = "id,n\r\n\r\na,1\r\nb,2\r\nc,3\r\n\r\nd,4\ne,5\n\n";
+        assert_eq!(pieces(text, 100), ["a,1\r\nb,2\r\nc,3", "d,4\ne,5"]);
+        assert_eq!(pieces(text, 6), ["a,1\r\nb,2", "c,3", "d,4\ne,5"]);
+        assert_eq!(pieces("id,n\n", 100), [""]);
+        assert_eq!(pieces("id,n", 100), [""]);
     }
 }

@@ -11,7 +11,7 @@ pub use batches::Batches;
 use crate::error::{Error, Result};
 use crate::mapping::{Encoding, Format, InputOptions, Mapping};
 pub use batches::row_count;
-use batches::TextCuts;
+use batches::TextPieces;
 use csv_check::check_csv;
 use polars::prelude::*;
 use std::io::Read;
@@ -134,16 +134,14 @@ impl Source {
             None
         };
         let len = text.as_ref().map_or(len, |t| t.len() as u64);
-        let cuts = match self.format {
+        let pieces = match self.format {
             // Polars pads short rows with nulls; a row with a wrong field count is an error.
             Format::Csv => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let mut cuts = TextCuts::csv(len, batch_bytes, rx);
-                let piece_bytes = cuts.piece_bytes();
+                let mut pieces = TextPieces::csv(len, batch_bytes, rx);
+                let piece_bytes = pieces.piece_bytes();
                 match &text {
-                    Some(bytes) => {
-                        check_csv(self, bytes.as_slice(), Some(bytes), opts, piece_bytes, &tx)
-                    }
+                    Some(bytes) => check_csv(self, bytes.as_slice(), opts, piece_bytes, &tx),
                     None => {
                         // A file on disk is checked on a thread of its own, ahead of the
                         // batches Polars parses.
@@ -152,23 +150,23 @@ impl Source {
                         let (source, opts) = (self.clone(), opts.clone());
                         std::thread::Builder::new()
                             .name("check".into())
-                            .spawn(move || check_csv(&source, file, None, &opts, piece_bytes, &tx))
+                            .spawn(move || check_csv(&source, file, &opts, piece_bytes, &tx))
                             .map_err(|e| Error::io(&self.path, e))?;
                     }
                 }
                 // The first piece is checked before anything else reads the file, so a
                 // broken row near the top is reported as such, not as Polars' parse error.
-                cuts.get(1)?;
-                Some(cuts)
+                pieces.get(0)?;
+                Some(pieces)
             }
-            Format::Ndjson => Some(self.line_cuts(text.as_deref(), len, batch_bytes)?),
+            Format::Ndjson => Some(self.line_pieces(text.as_deref(), len, batch_bytes)?),
             _ => None,
         };
         Ok(Opened {
             source: self,
             opts,
             text: text.map(|t| ScanSources::Buffers(vec![t.into()].into())),
-            cuts: std::cell::RefCell::new(cuts),
+            pieces: std::cell::RefCell::new(pieces),
         })
     }
 
@@ -302,8 +300,8 @@ pub struct Opened<'s> {
     /// The decoded text, when it could not be read from the file as it is, held the way
     /// Polars scans it: one shared buffer, not a copy per scan.
     text: Option<ScanSources>,
-    /// For CSV and NDJSON: where batches start (taken by `batches`).
-    cuts: std::cell::RefCell<Option<TextCuts>>,
+    /// For CSV and NDJSON: the pieces batches are made of (taken by `batches`).
+    pieces: std::cell::RefCell<Option<TextPieces>>,
 }
 
 impl Opened<'_> {

@@ -69,6 +69,53 @@ fn same_export_in_every_format_gives_identical_bytes() {
     }
 }
 
+/// Blank lines in a CSV (after the header, between rows, at the end; LF and CRLF) are not
+/// rows: the run reads, rejects and writes exactly what it does without them, and a
+/// rejected row keeps its record number.
+#[test]
+fn blank_lines_in_a_csv_are_not_rows() {
+    let text = std::fs::read_to_string(example("crm.csv")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.push("CRM-0009,x@example.com,not-a-number,,gold,true,Rome,,1");
+    let clean = lines.join("\n") + "\n";
+    let blank = format!(
+        "{}\n\n{}\r\n\r\n{}\n\n\n",
+        lines[0],
+        lines[1..4].join("\n"),
+        lines[4..].join("\r\n")
+    );
+    let run = |text: &str| {
+        let w = Workdir::new();
+        let input = w.write("crm.csv", text);
+        let args = ["--mapping", &mapping("crm.toml"), &input, "--timestamp", TS];
+        let r = w.run(
+            &[
+                &args[..],
+                &["--rejects", "rejects.csv", "--max-reject-rate", "50"],
+            ]
+            .concat(),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let tmp = |text: &str| text.replace(&w.path("").display().to_string(), "<tmp>/");
+        let rejects = std::fs::read_to_string(w.path("rejects.csv")).unwrap();
+        (tmp(&r.stdout), tmp(&rejects), w.files("out"))
+    };
+    let (clean, blank) = (run(&clean), run(&blank));
+    assert!(
+        clean.0.contains("rows read                 7\n"),
+        "{}",
+        clean.0
+    );
+    assert!(
+        clean
+            .1
+            .contains("<tmp>/crm.csv,7,CRM-0009,invalid-trait-id,"),
+        "{}",
+        clean.1
+    );
+    assert_eq!(blank, clean);
+}
+
 /// Every template in mappings/ converts its example; a new template without an entry here
 /// fails the test.
 #[test]
