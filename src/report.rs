@@ -23,8 +23,10 @@ pub struct Receipt {
     /// error in AAM's receipt).
     pub users_without_traits: u64,
     pub lines: u64,
-    /// Total signals written.
+    /// Total signals written; in an ID-sync run, the IDs synced to their master IDs.
     pub traits: u64,
+    /// An ID-sync run: its lines carry ID pairs, not traits.
+    pub id_sync: bool,
     /// d_sid, d_unsid, ic, key_value, removal.
     pub traits_by_kind: BTreeMap<String, u64>,
     /// Users' traits that were both added and removed: the addition was kept.
@@ -173,6 +175,7 @@ impl Receipt {
             users_without_traits,
             lines,
             traits,
+            id_sync,
             traits_by_kind,
             conflicts,
             ids_normalized,
@@ -200,6 +203,7 @@ impl Receipt {
         self.users_without_traits += users_without_traits;
         self.lines += lines;
         self.traits += traits;
+        self.id_sync |= id_sync;
         for (kind, n) in traits_by_kind {
             *self.traits_by_kind.entry(kind).or_default() += n;
         }
@@ -271,7 +275,10 @@ impl Receipt {
             );
         }
         row("lines", self.lines.to_string());
-        row("traits", self.traits.to_string());
+        row(
+            if self.id_sync { "ID pairs" } else { "traits" },
+            self.traits.to_string(),
+        );
         for (kind, n) in &self.traits_by_kind {
             row(&format!("  {kind}"), n.to_string());
         }
@@ -331,6 +338,10 @@ impl Receipt {
             );
         }
         if let Some(d) = &self.delivery {
+            let (added, removed) = match self.id_sync {
+                true => ("ID pairs added", "ID pairs removed"),
+                false => ("traits added", "traits removed"),
+            };
             let rows = [
                 ("users new", d.users_new),
                 ("users changed (.sync)", d.users_changed),
@@ -338,19 +349,26 @@ impl Receipt {
                 ("users gone (removed)", d.users_gone),
                 ("users returned", d.users_returned),
                 ("users unchanged", d.users_unchanged),
-                ("traits added", d.traits_added),
-                ("traits removed", d.traits_removed),
+                (added, d.traits_added),
+                (removed, d.traits_removed),
             ];
             for (label, n) in rows {
                 row(label, n.to_string());
             }
             if d.users_with_signals_kept > 0 {
-                row(
-                    "signals not retractable",
-                    format!(
-                        "{} users (left or lost every trait; AAM keeps their signals)",
-                        d.users_with_signals_kept
+                let (label, why) = match self.id_sync {
+                    true => (
+                        "pairs not retractable",
+                        "left or lost pairs; AAM keeps the IDs synced",
                     ),
+                    false => (
+                        "signals not retractable",
+                        "left or lost every trait; AAM keeps their signals",
+                    ),
+                };
+                row(
+                    label,
+                    format!("{} users ({why})", d.users_with_signals_kept),
                 );
             }
         }

@@ -232,6 +232,7 @@ impl<'a> RenderContext<'a> {
             rendering.join().expect("the render thread does not panic")
         })?;
         tally.receipt.traits_by_kind = tally.kinds.by_name();
+        tally.receipt.id_sync = self.sync.is_some();
         Ok(tally.receipt)
     }
 

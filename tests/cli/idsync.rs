@@ -74,6 +74,12 @@ fn adobe_id_files_check_each_id_by_its_data_source_and_skip_rows_without_one() {
         "{}",
         r.stdout
     );
+    // Its lines carry ID pairs, and the summary says so.
+    assert!(
+        r.stdout.contains("ID pairs                  2\n") && !r.stdout.contains("traits"),
+        "{}",
+        r.stdout
+    );
     let v = w.run(&["validate", "out"]);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }
@@ -190,6 +196,11 @@ fn a_state_sends_only_new_pairs_and_a_master_never_straddles_two_parts() {
         w.output_text("out2"),
         format!("== adobe_id_0_21_1700086400.sync\n{UUID_B}\tC4\n"),
         "only the new pair"
+    );
+    assert!(
+        r.stdout.contains("ID pairs added            1\n") && !r.stdout.contains("traits"),
+        "the summary counts pairs: {}",
+        r.stdout
     );
     let r = w.run(&[
         "--mapping",
