@@ -515,6 +515,62 @@ typ = \"key_value\"
         assert_eq!(ID_TYPES, names);
     }
 
+    /// Every value the schema offers for a choice is one the mapping check takes, and a
+    /// value it does not offer is refused: the lists in the schema and in the checks
+    /// cannot drift apart.
+    #[test]
+    fn every_choice_the_schema_offers_is_taken_by_the_check() {
+        let head = "[output]\ndpid = 21\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n";
+        let rule = |kind: &str, extra: &str| {
+            format!("{head}[[traits]]\ntype = \"{kind}\"\ncolumn = \"c\"\n{extra}")
+        };
+        let flag = rule("flag", "trait_id = 1\n");
+        let value_map = rule("value_map", "values = { a = 1 }\nunmapped = \"@\"\n");
+        let cases = [
+            (INPUT, "format", "input.format", format!("[input]\nformat = \"@\"\n{flag}")),
+            (INPUT, "encoding", "input.encoding", format!("[input]\nencoding = \"@\"\n{flag}")),
+            (OUTPUT, "mode", "output.mode", flag.replace("dpid = 21\n", "dpid = 21\nmode = \"@\"\n")),
+            (USER_ID, "type", "user_id.type", flag.replace("\"dpuuid\"", "\"@\"")),
+            (USER_ID, "hash", "user_id.hash", flag.replace("[[traits]]", "hash = \"@\"\n[[traits]]")),
+            (RULE, "type", "traits[0].type", rule("@", "trait_id = 1\n")),
+            (RULE, "action", "traits[0].action", rule("trait_ids", "action = \"@\"\n")),
+            (RULE, "form", "traits[0].form", rule("trait_ids", "form = \"@\"\n")),
+            (RULE, "removal", "traits[0].removal", rule("trait_ids", "removal = \"@\"\n")),
+            (RULE, "unmapped", "traits[0].unmapped", value_map),
+            (RULE, "case", "traits[0].case", rule("key_value", "case = \"@\"\n")),
+            (ID_SYNC, "type", "id_sync.type", "[output]\ndpid = 21\n[id_sync]\ntype = \"@\"\ncolumns = [{ column = \"a\", dpid = 0 }, { column = \"b\", dpid = 21 }]\n".to_owned()),
+        ];
+        for (keys, name, path, template) in cases {
+            // The check's message when it refuses `value`.
+            let refusal = |value: &str| {
+                let problems = crate::mapping::Mapping::parse(&template.replace('@', value))
+                    .err()
+                    .unwrap_or_default();
+                let unknown = format!("{path}: unknown");
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .find(|p| p.starts_with(&unknown))
+            };
+            let offered = choices(keys, name);
+            for value in &offered {
+                assert_eq!(refusal(value), None, "{path} = \"{value}\"");
+            }
+            // And what the check says it takes, the schema offers.
+            let message = refusal("zzz").unwrap_or_else(|| panic!("{path} = \"zzz\" is taken"));
+            let (_, listed) = message
+                .split_once("expected ")
+                .expect("the choices are listed");
+            let listed = listed.strip_prefix("one of ").unwrap_or(listed);
+            for taken in listed.split(", ").map(|n| n.trim_matches('"')) {
+                assert!(
+                    offered.contains(&taken),
+                    "{path}: {taken} is not in the schema"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_well_shaped_mapping_passes() {
         let text = "[input]\nnull_values = [\"NULL\"]\n[output]\ndpid = 21\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"value_map\"\ncolumn = \"t\"\nvalues = { a = 1 }\n";
