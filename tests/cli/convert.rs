@@ -116,6 +116,29 @@ fn blank_lines_in_a_csv_are_not_rows() {
     assert_eq!(blank, clean);
 }
 
+/// A CSV without a header row: its columns are `column_1`, `column_2`, ..., its first row is
+/// data, and a blank last line is not a row.
+#[test]
+fn a_csv_without_a_header_names_its_columns_by_position() {
+    let w = Workdir::new();
+    let input = w.write("in.csv", "u1,gold\nu2,silver\nu1,bronze\n\n");
+    let m = w.write(
+        "m.toml",
+        "[input]\nhas_header = false\n[output]\ndpid = 21\ngzip = false\n[user_id]\ncolumn = \"column_1\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"value_map\"\ncolumn = \"column_2\"\nvalues = { gold = 1, silver = 2, bronze = 3 }\n",
+    );
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("rows read                 3\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        w.output_text("out"),
+        "== ftp_dpm_21_1700000000.sync\nu1\td_sid=1,d_sid=3\nu2\td_sid=2\n"
+    );
+}
+
 /// Every template in mappings/ converts its example; a new template without an entry here
 /// fails the test.
 #[test]
