@@ -164,6 +164,9 @@ enum Bad {
     Utf8 {
         line: u64,
     },
+    LoneCr {
+        line: u64,
+    },
     Fields {
         line: u64,
         expected: u64,
@@ -175,6 +178,9 @@ impl Source {
     fn csv_error(&self, bad: Bad, opts: &InputOptions) -> Error {
         let message = match bad {
             Bad::Utf8 { line } => format!("line {line}: {}", utf8_hint(opts)),
+            Bad::LoneCr { line } => format!(
+                "line {line}: the line ends in a carriage return alone (\\r, as in old Mac files), which is not read as a line end; convert the file's line ends to \\n or \\r\\n"
+            ),
             Bad::Fields {
                 line,
                 expected,
@@ -263,6 +269,8 @@ struct Scanner {
     /// Blank lines were skipped since the last record; and before the current one.
     blank: bool,
     gap: bool,
+    /// A `\r` outside quotes whose `\n` has not come yet: where, and on which line.
+    cr: Option<(u64, u64)>,
 }
 
 impl Scanner {
@@ -280,6 +288,7 @@ impl Scanner {
             skipped: 0,
             blank: false,
             gap: false,
+            cr: None,
         }
     }
 
@@ -323,7 +332,7 @@ impl Scanner {
             for k in memchr::memchr3_iter(self.sep, b'\n', b'\r', &data[i..end]) {
                 let j = i + k;
                 if j > pos {
-                    self.content(base + pos as u64);
+                    self.content(base + pos as u64)?;
                 }
                 if let Some(record) = self.hit(data[j], base + j as u64)? {
                     if on_record(record, self.gap).is_break() {
@@ -333,10 +342,10 @@ impl Scanner {
                 pos = j + 1;
             }
             if end > pos {
-                self.content(base + pos as u64);
+                self.content(base + pos as u64)?;
             }
             if end < data.len() {
-                self.quote_at(base + end as u64);
+                self.quote_at(base + end as u64)?;
             }
             i = end + 1;
         }
@@ -355,14 +364,26 @@ impl Scanner {
     }
 
     /// Bytes that are neither separators, line breaks nor quotes, from `at`.
-    fn content(&mut self, at: u64) {
+    fn content(&mut self, at: u64) -> Result<(), Bad> {
+        self.no_lone_cr(at, 0)?;
         if self.state == State::StartRecord {
             self.begin(at);
         }
         self.state = State::InField;
+        Ok(())
     }
 
-    fn quote_at(&mut self, at: u64) {
+    /// csv_core ends a record at a `\r` alone (old Mac line ends), Polars does not: such a
+    /// file would be parsed as one long line, so it is refused. `b` is the byte at `at`.
+    fn no_lone_cr(&mut self, at: u64, b: u8) -> Result<(), Bad> {
+        match self.cr.take() {
+            Some((cr, line)) if !(b == b'\n' && at == cr + 1) => Err(Bad::LoneCr { line }),
+            _ => Ok(()),
+        }
+    }
+
+    fn quote_at(&mut self, at: u64) -> Result<(), Bad> {
+        self.no_lone_cr(at, self.quote)?;
         self.state = match self.state {
             State::StartRecord => {
                 self.begin(at);
@@ -372,12 +393,16 @@ impl Scanner {
             State::InField => State::InField,
             State::InQuoted => State::AfterQuote,
         };
+        Ok(())
     }
 
     /// A separator or line break, outside quotes, at `at`; the record it ends.
     fn hit(&mut self, b: u8, at: u64) -> Result<Option<Range<u64>>, Bad> {
-        if b == b'\n' {
-            self.breaks += 1;
+        self.no_lone_cr(at, b)?;
+        match b {
+            b'\n' => self.breaks += 1,
+            b'\r' => self.cr = Some((at, self.breaks + 1)),
+            _ => {}
         }
         if self.state == State::StartRecord {
             if b != self.sep {
@@ -447,11 +472,11 @@ mod tests {
 
     /// Whatever the buffer sizes, the scanner finds the records the csv crate reads, each
     /// whole: quoted separators and line breaks, `""`, a quote inside a field (literal),
-    /// text after a closing quote, empty fields, CRLF, CR alone, blank lines, no last
-    /// line break, a quote left open at the end.
+    /// text after a closing quote, empty fields, CRLF, blank lines, no last line break, a
+    /// quote left open at the end.
     #[test]
     fn finds_the_records_csv_reads() {
-        let texts: [&[u8]; 12] = [
+        let texts: [&[u8]; 11] = [
             b"a,b\nc,d\n",
             b"a,b\r\nc,d\r\n",
             b"a,b\r\n\r\nc,d",
@@ -459,7 +484,6 @@ mod tests {
             b"\"x,y\",z\n\"two\nlines\",\"q\"\"q\"\nab\"c,d\n",
             b"\"a\"b,c\n\"\",\"\"\n",
             b",\n,\n,\",\"\n",
-            b"a,b\rc,d\r\re,f",
             b"a,\"b\nc",
             b"\xc3\xa9t\xc3\xa9,\xe2\x82\xac\n\"\xc3\xa9\",x\n",
             b"\r\n\r\n",
@@ -483,7 +507,7 @@ mod tests {
     /// comes before it.
     #[test]
     fn tells_which_records_follow_blank_lines() {
-        let text = b"a,1\r\nb,2\r\n\r\nc,3\nd,4\n\ne,5\r\rf,6\r\n\"g\n\n\",7\nh,8";
+        let text = b"a,1\r\nb,2\r\n\r\nc,3\nd,4\n\ne,5\n\r\nf,6\r\n\"g\r\n\n\",7\nh,8";
         let gaps: Vec<(String, bool)> = scan(text, 3)
             .unwrap()
             .into_iter()
@@ -496,7 +520,7 @@ mod tests {
             ("d,4", false),
             ("e,5", true),
             ("f,6", true),
-            ("\"g\n\n\",7", false),
+            ("\"g\r\n\n\",7", false),
             ("h,8", false),
         ];
         let want: Vec<(String, bool)> = want.iter().map(|(s, g)| (s.to_string(), *g)).collect();
@@ -534,6 +558,22 @@ mod tests {
                     found: 1
                 }
             );
+        }
+    }
+
+    /// A `\r` that ends a line alone (outside quotes) is refused with its line; inside
+    /// quotes, or before `\n`, it is not.
+    #[test]
+    fn refuses_line_ends_of_a_carriage_return_alone() {
+        for chunk in [1, 2, 1 << 20] {
+            for text in [
+                &b"a,b\nc,d\re,f\n"[..],
+                b"a,b\nc,d\r\"e\",f",
+                b"a,b\nc,d\r,f",
+            ] {
+                assert_eq!(scan(text, chunk), Err(Bad::LoneCr { line: 2 }), "{text:?}");
+            }
+            assert!(scan(b"a,b\r\n\"c\rd\",e\r\n", chunk).is_ok());
         }
     }
 

@@ -76,6 +76,7 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("invalid_utf8_crlf", &["ok.toml", "crlf_latin1.csv"], 2),
     ("ragged_row", &["ok.toml", "ragged.csv"], 2),
     ("short_row", &["ok.toml", "short_row.csv"], 2),
+    ("lone_carriage_returns", &["ok.toml", "mac_cr.csv"], 2),
     ("truncated_json", &["ok.toml", "truncated.json"], 2),
     ("malformed_ndjson", &["ok.toml", "malformed.ndjson"], 2),
     ("corrupt_parquet", &["ok.toml", "corrupt.parquet"], 2),
