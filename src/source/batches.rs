@@ -1,8 +1,10 @@
 //! Cutting a source into batches of whole records, so that only one batch is in memory at
-//! a time: row slices for Parquet and IPC, byte ranges for CSV (found by the record check)
-//! and NDJSON (at line ends).
+//! a time: row slices for Parquet and IPC, byte ranges for CSV (pieces found by the record
+//! check) and NDJSON (at line ends). CSV and NDJSON batches are [`TextBatch`]es.
 
-use super::csv_batch::{CsvBatch, CsvParser};
+use super::csv_batch::CsvParser;
+use super::ndjson_batch::NdjsonParser;
+use super::text_batch::TextBatch;
 use super::{Opened, Source};
 use crate::error::{Error, Result};
 use crate::mapping::Format;
@@ -170,11 +172,17 @@ impl Opened<'_> {
             )),
             _ => None,
         };
+        let ndjson = (source.format == Format::Ndjson).then(|| {
+            Arc::new(NdjsonParser {
+                schema: schema.clone(),
+            })
+        });
         Ok(Batches {
             opened: self,
             whole,
             schema,
             csv,
+            ndjson,
             plan,
             next: 0,
             read_to: 0,
@@ -198,8 +206,9 @@ pub struct Batches<'o> {
     opened: &'o Opened<'o>,
     whole: LazyFrame,
     schema: SchemaRef,
-    /// How CSV batches are parsed (see [`CsvBatch`]).
+    /// How CSV and NDJSON batches are parsed (see [`TextBatch`]).
     csv: Option<Arc<CsvParser>>,
+    ndjson: Option<Arc<NdjsonParser>>,
     plan: BatchPlan,
     next: usize,
     /// For text sources: where the batches given so far end.
@@ -280,10 +289,19 @@ impl Batches<'_> {
                 .iter()
                 .map(|p| (p.start - start) as usize..(p.end - start) as usize)
                 .collect();
-            let batch = CsvBatch {
+            let batch = TextBatch {
                 parser: parser.clone(),
                 bytes,
                 pieces,
+            };
+            let (source, opts) = (self.opened.source, self.opened.opts);
+            return batch.lazy().map_err(|e| source.polars_error(e, opts));
+        }
+        if let Some(parser) = &self.ndjson {
+            let batch = TextBatch {
+                parser: parser.clone(),
+                pieces: line_pieces(&bytes, PIECES),
+                bytes,
             };
             let (source, opts) = (self.opened.source, self.opened.opts);
             return batch.lazy().map_err(|e| source.polars_error(e, opts));
@@ -294,6 +312,28 @@ impl Batches<'_> {
             Some(self.schema.clone()),
         )
     }
+}
+
+/// NDJSON pieces in a batch: enough for every core to have some.
+const PIECES: usize = 16;
+
+/// `bytes` cut into about `count` pieces of whole lines.
+fn line_pieces(bytes: &[u8], count: usize) -> Vec<Range<usize>> {
+    let step = (bytes.len() / count).max(1);
+    let mut pieces = Vec::with_capacity(count);
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = match bytes
+            .get(start + step..)
+            .and_then(|b| memchr::memchr(b'\n', b))
+        {
+            Some(i) => start + step + i + 1,
+            None => bytes.len(),
+        };
+        pieces.push(start..end);
+        start = end;
+    }
+    pieces
 }
 
 /// The rows of a lazy frame (Parquet and IPC know it from their metadata); `None` when Polars

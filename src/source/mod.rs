@@ -5,6 +5,8 @@ mod batches;
 mod csv_batch;
 mod csv_check;
 mod encoding;
+mod ndjson_batch;
+mod text_batch;
 
 pub use batches::Batches;
 

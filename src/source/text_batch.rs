@@ -1,0 +1,135 @@
+//! A batch of CSV or NDJSON text as a lazy frame whose scan parses only the columns the
+//! query uses, piece by piece on all cores. How a piece becomes columns is the format's
+//! [`PieceParser`] (csv_batch.rs, ndjson_batch.rs).
+
+use polars::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How the pieces of one source's batches are parsed.
+pub(super) trait PieceParser: Send + Sync + 'static {
+    /// The scan's schema: every column of the source, in order, as the scan of the whole
+    /// source types them.
+    fn output(&self) -> &SchemaRef;
+    /// The schema `parse` reads with (CSV reads some columns as text, then casts them).
+    fn reader(&self) -> &SchemaRef {
+        self.output()
+    }
+    /// Columns `projection` (sorted indices into `reader`) of one piece of whole records.
+    fn parse(&self, piece: &[u8], projection: &[usize]) -> PolarsResult<DataFrame>;
+    /// The stacked pieces, as `output` types them.
+    fn finish(&self, _df: &mut DataFrame) -> PolarsResult<()> {
+        Ok(())
+    }
+}
+
+/// One batch: whole records (no CSV header), and its pieces (ranges of `bytes`, each from a
+/// record's start to a record's end).
+pub(super) struct TextBatch<P> {
+    pub(super) parser: Arc<P>,
+    pub(super) bytes: Vec<u8>,
+    pub(super) pieces: Vec<Range<usize>>,
+}
+
+impl<P: PieceParser> TextBatch<P> {
+    /// The batch as a lazy frame whose scan reads only the columns the query uses.
+    pub(super) fn lazy(self) -> PolarsResult<LazyFrame> {
+        LazyFrame::anonymous_scan(Arc::new(self), Default::default())
+    }
+
+    /// Every piece, parsed on as many threads as there are cores, in order.
+    fn parse_all(&self, projection: &[usize]) -> PolarsResult<Vec<DataFrame>> {
+        let pieces: Vec<&[u8]> = self
+            .pieces
+            .iter()
+            .map(|p| &self.bytes[p.clone()])
+            .filter(|p| !p.is_empty())
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(pieces.len());
+        let next = AtomicUsize::new(0);
+        let mut parsed: Vec<(usize, PolarsResult<DataFrame>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(piece) = pieces.get(i) else {
+                                return done;
+                            };
+                            done.push((i, self.parser.parse(piece, projection)));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a parsing thread does not panic"))
+                .collect()
+        });
+        parsed.sort_unstable_by_key(|(i, _)| *i);
+        parsed.into_iter().map(|(_, df)| df).collect()
+    }
+}
+
+impl<P: PieceParser> AnonymousScan for TextBatch<P> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn schema(&self, _infer_schema_length: Option<usize>) -> PolarsResult<SchemaRef> {
+        Ok(self.parser.output().clone())
+    }
+
+    fn allows_projection_pushdown(&self) -> bool {
+        true
+    }
+
+    fn scan(&self, args: AnonymousScanArgs) -> PolarsResult<DataFrame> {
+        let (output, reader) = (self.parser.output(), self.parser.reader());
+        let names: Vec<PlSmallStr> = match &args.with_columns {
+            Some(names) => names.to_vec(),
+            None => output.iter_names().cloned().collect(),
+        };
+        // A query that reads no column still needs the row count: read the first column.
+        let wanted = if names.is_empty() {
+            vec![0]
+        } else {
+            names
+                .iter()
+                .map(|n| {
+                    reader.index_of(n).ok_or_else(
+                        || polars_err!(ColumnNotFound: "{n} is not a column of the file"),
+                    )
+                })
+                .collect::<PolarsResult<Vec<usize>>>()?
+        };
+        let mut projection = wanted;
+        projection.sort_unstable();
+        projection.dedup();
+        let mut df = match self.parse_all(&projection)? {
+            parts if parts.is_empty() => DataFrame::empty_with_schema(
+                &projection
+                    .iter()
+                    .filter_map(|&i| reader.get_at_index(i))
+                    .map(|(name, dtype)| Field::new(name.clone(), dtype.clone()))
+                    .collect::<Schema>(),
+            ),
+            parts => {
+                let mut parts = parts.into_iter();
+                let mut df = parts.next().expect("not empty");
+                for part in parts {
+                    df.vstack_mut_owned(part)?;
+                }
+                df
+            }
+        };
+        self.parser.finish(&mut df)?;
+        if names.is_empty() {
+            return Ok(DataFrame::empty_with_height(df.height()));
+        }
+        df.select(names)
+    }
+}
