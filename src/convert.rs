@@ -662,6 +662,54 @@ mod tests {
         }
     }
 
+    /// Flat NDJSON, read from simd-json's tape rather than by Polars' reader, converts to
+    /// the same files and receipt as the same rows in CSV, in one batch and in one-line
+    /// batches: keys in any order, nulls, a missing key, whole numbers in a decimal column,
+    /// a nested value no rule reads, a blank line.
+    #[test]
+    fn flat_ndjson_converts_like_the_same_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("in.csv");
+        std::fs::write(
+            &csv,
+            "id,seg,tier,vip,score\nu1,11,gold,true,1.5\nu2,12,,false,2\nu1,13,silver,true,\nu3,14,gold,,7\n",
+        )
+        .unwrap();
+        let ndjson = dir.path().join("in.ndjson");
+        std::fs::write(
+            &ndjson,
+            concat!(
+                r#"{"id":"u1","seg":11,"tier":"gold","vip":true,"score":1.5,"x":{"a":[1]}}"#,
+                "\n",
+                r#"{"score":2,"vip":false,"tier":null,"seg":12,"id":"u2"}"#,
+                "\n\n",
+                r#"{"id":"u1","seg":13,"tier":"silver","vip":true,"score":null}"#,
+                "\n",
+                r#"{"id":"u3","seg":14,"tier":"gold","score":7}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let mapping = Mapping::parse(
+            "[output]\ndpid = 21\ngzip = false\n[user_id]\ncolumn = \"id\"\ntype = \"dpuuid\"\n\
+             [[traits]]\ntype = \"trait_ids\"\ncolumn = \"seg\"\n\
+             [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 101, silver = 102 }\n\
+             [[traits]]\ntype = \"flag\"\ncolumn = \"vip\"\ntrait_id = 200\n\
+             [[traits]]\ntype = \"condition\"\nwhen = \"score > 1.6\"\ntrait_id = 300\n",
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let from_csv = convert(&mapping, &[csv.display().to_string()], Tuning::default());
+        let lines = String::from_utf8(from_csv.0[0].1.clone()).unwrap();
+        assert_eq!(
+            lines,
+            "u1\td_sid=11,d_sid=13,d_sid=101,d_sid=102,d_sid=200\nu2\td_sid=12,d_sid=300\nu3\td_sid=14,d_sid=101,d_sid=300\n"
+        );
+        for tuning in [Tuning::default(), TINY] {
+            let from_ndjson = convert(&mapping, &[ndjson.display().to_string()], tuning);
+            assert_eq!((&from_ndjson.0, &from_ndjson.1), (&from_csv.0, &from_csv.1));
+        }
+    }
+
     /// Converts `csv` with `mapping` (gzip off) in one batch and in TINY ones, checks that
     /// both give the same files, receipt and rejects, and returns the lines and receipt.
     fn converts_alike(mapping: &str, csv: &str) -> (String, Receipt) {
