@@ -22,6 +22,7 @@
 
 pub mod convert;
 pub mod error;
+mod fill;
 pub mod gzip;
 pub mod inbound;
 pub mod lock;

@@ -4,7 +4,7 @@
 
 use super::csv_batch::CsvParser;
 use super::ndjson_batch::NdjsonParser;
-use super::text_batch::TextBatch;
+use super::text_batch::{PieceParser, TextBatch};
 use super::{Opened, Source};
 use crate::error::{Error, Result};
 use crate::mapping::Format;
@@ -43,9 +43,10 @@ impl TextPieces {
         }
     }
 
-    /// How long the record check makes pieces: 16 to a batch.
+    /// How long pieces are (the CSV record check's, NDJSON's at line ends): 16 to a batch,
+    /// so that every core parses some of each batch.
     pub(super) fn piece_bytes(&self) -> u64 {
-        self.batch_bytes / 16
+        (self.batch_bytes / 16).max(1)
     }
 
     /// Piece `i`, waiting for it if it is still being found; `None` past the end.
@@ -82,7 +83,7 @@ impl TextPieces {
 fn next_line_in_file(file: &mut std::fs::File, at: u64) -> std::io::Result<Option<u64>> {
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(at))?;
-    let mut buf = [0u8; 64 << 10];
+    let mut buf = [0u8; 8 << 10];
     let mut pos = at;
     loop {
         let n = file.read(&mut buf)?;
@@ -97,7 +98,7 @@ fn next_line_in_file(file: &mut std::fs::File, at: u64) -> std::io::Result<Optio
 }
 
 impl Source {
-    /// NDJSON batches: cut at the first line end after each multiple of `batch_bytes`.
+    /// NDJSON pieces: cut at the first line end after each multiple of the piece size.
     pub(super) fn line_pieces(
         &self,
         text: Option<&[u8]>,
@@ -120,24 +121,25 @@ impl Source {
                 }
             }
         };
-        let mut pieces = Vec::new();
+        let mut cut = TextPieces {
+            pieces: Vec::new(),
+            len,
+            batch_bytes,
+            more: None,
+        };
+        let step = cut.piece_bytes();
         let mut start = 0;
-        while start + batch_bytes.max(1) < len {
-            match next_line(start + batch_bytes.max(1)).map_err(|e| Error::io(&self.path, e))? {
-                Some(cut) if cut < len => {
-                    pieces.push(start..cut);
-                    start = cut;
+        while start + step < len {
+            match next_line(start + step).map_err(|e| Error::io(&self.path, e))? {
+                Some(end) if end < len => {
+                    cut.pieces.push(start..end);
+                    start = end;
                 }
                 _ => break,
             }
         }
-        pieces.push(start..len);
-        Ok(TextPieces {
-            pieces,
-            len,
-            batch_bytes,
-            more: None,
-        })
+        cut.pieces.push(start..len);
+        Ok(cut)
     }
 }
 
@@ -166,23 +168,20 @@ impl Opened<'_> {
             }
             (None, _) => BatchPlan::Whole,
         };
-        let csv = match source.format {
+        let parser: Option<Arc<dyn PieceParser>> = match source.format {
             Format::Csv => Some(Arc::new(
                 CsvParser::new(schema.clone(), source.csv_options(opts)).map_err(err)?,
             )),
+            Format::Ndjson => Some(Arc::new(NdjsonParser {
+                schema: schema.clone(),
+            })),
             _ => None,
         };
-        let ndjson = (source.format == Format::Ndjson).then(|| {
-            Arc::new(NdjsonParser {
-                schema: schema.clone(),
-            })
-        });
         Ok(Batches {
             opened: self,
             whole,
             schema,
-            csv,
-            ndjson,
+            parser,
             plan,
             next: 0,
             read_to: 0,
@@ -197,7 +196,7 @@ enum BatchPlan {
     /// `offset` next.
     Rows { total: u64, step: u64, offset: u64 },
     /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own; the next batch
-    /// starts at cut `first`.
+    /// starts at piece `first`.
     Text { pieces: TextPieces, first: usize },
 }
 
@@ -207,8 +206,7 @@ pub struct Batches<'o> {
     whole: LazyFrame,
     schema: SchemaRef,
     /// How CSV and NDJSON batches are parsed (see [`TextBatch`]).
-    csv: Option<Arc<CsvParser>>,
-    ndjson: Option<Arc<NdjsonParser>>,
+    parser: Option<Arc<dyn PieceParser>>,
     plan: BatchPlan,
     next: usize,
     /// For text sources: where the batches given so far end.
@@ -284,7 +282,7 @@ impl Batches<'_> {
         let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
         let mut bytes = Vec::with_capacity((end - start) as usize);
         self.opened.bytes(start..end, &mut bytes)?;
-        if let Some(parser) = &self.csv {
+        if let Some(parser) = &self.parser {
             let pieces = pieces
                 .iter()
                 .map(|p| (p.start - start) as usize..(p.end - start) as usize)
@@ -297,43 +295,12 @@ impl Batches<'_> {
             let (source, opts) = (self.opened.source, self.opened.opts);
             return batch.lazy().map_err(|e| source.polars_error(e, opts));
         }
-        if let Some(parser) = &self.ndjson {
-            let batch = TextBatch {
-                parser: parser.clone(),
-                pieces: line_pieces(&bytes, PIECES),
-                bytes,
-            };
-            let (source, opts) = (self.opened.source, self.opened.opts);
-            return batch.lazy().map_err(|e| source.polars_error(e, opts));
-        }
         self.opened.scan_sources(
             ScanSources::Buffers(vec![bytes.into()].into()),
             &[],
             Some(self.schema.clone()),
         )
     }
-}
-
-/// NDJSON pieces in a batch: enough for every core to have some.
-const PIECES: usize = 16;
-
-/// `bytes` cut into about `count` pieces of whole lines.
-fn line_pieces(bytes: &[u8], count: usize) -> Vec<Range<usize>> {
-    let step = (bytes.len() / count).max(1);
-    let mut pieces = Vec::with_capacity(count);
-    let mut start = 0;
-    while start < bytes.len() {
-        let end = match bytes
-            .get(start + step..)
-            .and_then(|b| memchr::memchr(b'\n', b))
-        {
-            Some(i) => start + step + i + 1,
-            None => bytes.len(),
-        };
-        pieces.push(start..end);
-        start = end;
-    }
-    pieces
 }
 
 /// The rows of a lazy frame (Parquet and IPC know it from their metadata); `None` when Polars

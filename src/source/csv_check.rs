@@ -30,9 +30,11 @@ pub(super) fn check_csv(
     tx: &std::sync::mpsc::Sender<Result<Range<u64>>>,
 ) {
     let fail = |e: Error| drop(tx.send(Err(e)));
-    let mut scan = Scanner::new(source.separator(opts), opts.quote.unwrap_or(b'"'));
+    // The separator and quote Polars parses the pieces with.
+    let parse = source.csv_options(opts);
+    let mut scan = Scanner::new(parse.separator, parse.quote_char.unwrap_or(b'"'));
     let mut pieces = Pieces {
-        piece_bytes: piece_bytes.max(1),
+        piece_bytes,
         open: None,
         tx,
     };
@@ -42,9 +44,9 @@ pub(super) fn check_csv(
     let mut buf = vec![0u8; BUFFER];
     let mut base = 0u64;
     loop {
-        let n = match read_full(&mut reader, &mut buf) {
-            Ok(n) => n,
-            Err(e) => return fail(Error::io(&source.path, e)),
+        let n = match crate::fill::fill(&mut reader, &mut buf) {
+            (n, None) => n,
+            (_, Some(e)) => return fail(Error::io(&source.path, e)),
         };
         // Invalid UTF-8: the records before it are checked first (a wrong field count
         // above it is the first error), then the record it is in is named.
@@ -86,20 +88,6 @@ pub(super) fn check_csv(
     }
     // A file of only a header (or nothing) has one empty piece where the data would start.
     pieces.finish(base);
-}
-
-/// Fills `buf` as far as the reader goes; 0 at the end.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The pieces found so far: the one being extended, sent when the next one starts.

@@ -178,14 +178,12 @@ impl Source {
         let nulls = (!opts.null_values.is_empty())
             .then(|| NullValues::AllColumns(opts.null_values.iter().map(|s| s.into()).collect()));
         CsvParseOptions::default()
-            .with_separator(self.separator(opts))
+            .with_separator(
+                opts.delimiter
+                    .unwrap_or(if self.tsv { b'\t' } else { b',' }),
+            )
             .with_quote_char(Some(opts.quote.unwrap_or(b'"')))
             .with_null_values(nulls)
-    }
-
-    fn separator(&self, opts: &InputOptions) -> u8 {
-        opts.delimiter
-            .unwrap_or(if self.tsv { b'\t' } else { b',' })
     }
 
     /// Polars' own message, made specific where we can: JSON syntax errors get their line.

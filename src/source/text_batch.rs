@@ -25,13 +25,13 @@ pub(super) trait PieceParser: Send + Sync + 'static {
 
 /// One batch: whole records (no CSV header), and its pieces (ranges of `bytes`, each from a
 /// record's start to a record's end).
-pub(super) struct TextBatch<P> {
-    pub(super) parser: Arc<P>,
+pub(super) struct TextBatch {
+    pub(super) parser: Arc<dyn PieceParser>,
     pub(super) bytes: Vec<u8>,
     pub(super) pieces: Vec<Range<usize>>,
 }
 
-impl<P: PieceParser> TextBatch<P> {
+impl TextBatch {
     /// The batch as a lazy frame whose scan reads only the columns the query uses.
     pub(super) fn lazy(self) -> PolarsResult<LazyFrame> {
         LazyFrame::anonymous_scan(Arc::new(self), Default::default())
@@ -74,7 +74,7 @@ impl<P: PieceParser> TextBatch<P> {
     }
 }
 
-impl<P: PieceParser> AnonymousScan for TextBatch<P> {
+impl AnonymousScan for TextBatch {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

@@ -8,19 +8,7 @@ pub(super) type Block = std::io::Result<Vec<u8>>;
 pub(super) fn decompress_into(mut gz: impl Read, tx: &std::sync::mpsc::SyncSender<Block>) {
     loop {
         let mut block = vec![0u8; 1 << 20];
-        let mut filled = 0;
-        let mut error = None;
-        while filled < block.len() {
-            match gz.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
+        let (filled, error) = crate::fill::fill(&mut gz, &mut block);
         block.truncate(filled);
         let done = filled == 0 || error.is_some();
         // A send fails only when the checker stopped reading.
