@@ -1,13 +1,19 @@
 //! gzip on all cores, the way pigz does it: the data is cut into fixed-size blocks, each
-//! compressed as raw deflate on its own (primed with the previous block's last 32 KiB, so the
-//! ratio barely changes) and ended with a sync flush. The blocks concatenate into one ordinary
-//! gzip member that any gunzip reads. Block boundaries depend only on the data, so the bytes
-//! are the same whatever the number of threads.
+//! compressed on its own as a raw deflate stream by libdeflate, a third faster than zlib at the
+//! same level. Each stream but the last is then reopened (`join`): its last block is no longer
+//! marked final and an empty stored block (a sync flush) byte-aligns its end, so the streams
+//! concatenate into one ordinary gzip member that any gunzip reads. Blocks are independent
+//! (libdeflate takes no dictionary), which costs about 0.7% in size at 1 MiB blocks. Block
+//! boundaries depend only on the data, so the bytes are the same whatever the number of
+//! threads.
 //!
 //! Blocks go to a pool of compression threads that stays busy while the caller produces the
 //! next data; finished blocks are written in order, with a few in flight at a time.
 
-use flate2::{Compress, Compression, Crc, FlushCompress};
+mod join;
+
+use flate2::Crc;
+use libdeflater::{CompressionLvl, Compressor};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::panic::AssertUnwindSafe;
@@ -17,14 +23,17 @@ use std::thread::JoinHandle;
 
 /// Uncompressed bytes per block.
 pub const BLOCK: usize = 1 << 20;
-/// Deflate's window: what a block may refer back to.
-const WINDOW: usize = 32 << 10;
 /// Level 6: gzip's and pigz's default.
-const LEVEL: u32 = 6;
+const LEVEL: i32 = 6;
 /// gzip header: magic, deflate, no flags, no mtime (reproducible), no extra flags, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// An empty final block (fixed Huffman, BFINAL set): ends a deflate stream with no data.
 const LAST_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// A block compressor: libdeflate's state is large, so each thread keeps one.
+fn deflater() -> Compressor {
+    Compressor::new(CompressionLvl::new(LEVEL).expect("6 is a valid level"))
+}
 
 /// One gzip member being written: feed it bytes, then `finish`.
 pub struct Member<W: Write> {
@@ -33,11 +42,10 @@ pub struct Member<W: Write> {
     /// The block being filled. A full block is sent only when more data comes, so that
     /// the last block, whatever its size, is the one that ends the stream.
     block: Vec<u8>,
-    /// The last `WINDOW` bytes before `block`: its dictionary.
-    window: Vec<u8>,
     written: u64,
-    /// None: compress on the caller's thread.
+    /// None: compress on the caller's thread, with `deflater`.
     pool: Option<Pool>,
+    deflater: Option<Compressor>,
 }
 
 impl<W: Write> Member<W> {
@@ -47,9 +55,9 @@ impl<W: Write> Member<W> {
             out,
             crc: Crc::new(),
             block: Vec::with_capacity(BLOCK),
-            window: Vec::new(),
             written: HEADER.len() as u64,
             pool: (threads > 1).then(|| Pool::new(threads)),
+            deflater: (threads <= 1).then(deflater),
         })
     }
 
@@ -93,16 +101,9 @@ impl<W: Write> Member<W> {
             None => Vec::new(),
         };
         let block = std::mem::replace(&mut self.block, fresh);
-        let job = Job {
-            dict: std::mem::take(&mut self.window),
-            last,
-            block,
-        };
-        let keep = job.block.len().min(WINDOW);
-        self.window
-            .extend_from_slice(&job.block[job.block.len() - keep..]);
+        let job = Job { last, block };
         let Some(pool) = &mut self.pool else {
-            let done = job.run();
+            let done = job.run(self.deflater.get_or_insert_with(deflater));
             return self.put(done);
         };
         pool.submit(job);
@@ -124,9 +125,8 @@ impl<W: Write> Member<W> {
     }
 }
 
-/// A block to compress, with its dictionary.
+/// A block to compress; `last` ends the deflate stream.
 struct Job {
-    dict: Vec<u8>,
     block: Vec<u8>,
     last: bool,
 }
@@ -139,8 +139,8 @@ struct Done {
 }
 
 impl Job {
-    fn run(self) -> Done {
-        let (deflated, crc) = compress_block(&self.dict, &self.block, self.last);
+    fn run(self, deflater: &mut Compressor) -> Done {
+        let (deflated, crc) = compress_block(deflater, &self.block, self.last);
         let mut block = self.block;
         block.clear();
         Done {
@@ -179,19 +179,24 @@ impl Pool {
                 let done: Sender<(u64, Done)> = done.clone();
                 std::thread::Builder::new()
                     .name("gzip".into())
-                    .spawn(move || loop {
-                        let next = queue.lock().map(|q| q.recv());
-                        let Ok(Ok((seq, job))) = next else { return };
-                        // A panic becomes this block's error rather than a block that
-                        // never arrives.
-                        let result = std::panic::catch_unwind(AssertUnwindSafe(|| job.run()))
+                    .spawn(move || {
+                        let mut deflater = deflater();
+                        loop {
+                            let next = queue.lock().map(|q| q.recv());
+                            let Ok(Ok((seq, job))) = next else { return };
+                            // A panic becomes this block's error rather than a block that
+                            // never arrives.
+                            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                job.run(&mut deflater)
+                            }))
                             .unwrap_or_else(|_| Done {
                                 deflated: Err(io::Error::other("a compression thread panicked")),
                                 crc: Crc::new(),
                                 block: Vec::new(),
                             });
-                        if done.send((seq, result)).is_err() {
-                            return;
+                            if done.send((seq, result)).is_err() {
+                                return;
+                            }
                         }
                     })
                     .expect("a thread can be started")
@@ -256,39 +261,28 @@ impl Drop for Pool {
     }
 }
 
-/// Raw deflate of one block and its CRC. A block is ended with a sync flush (byte-aligned,
-/// not final) so the next one can follow; the last block ends the stream.
-fn compress_block(dict: &[u8], block: &[u8], last: bool) -> (io::Result<Vec<u8>>, Crc) {
+/// Raw deflate of one block and its CRC. Every block but the last is reopened so that the
+/// next one can follow it.
+fn compress_block(
+    deflater: &mut Compressor,
+    block: &[u8],
+    last: bool,
+) -> (io::Result<Vec<u8>>, Crc) {
     let mut crc = Crc::new();
     crc.update(block);
-    let mut c = Compress::new(Compression::new(LEVEL), false);
-    let result = (|| {
-        if !dict.is_empty() {
-            c.set_dictionary(dict).map_err(io::Error::other)?;
-        }
-        let mut out = Vec::with_capacity(block.len() / 2 + 1024);
-        loop {
-            if out.capacity() - out.len() < 1024 {
-                out.reserve(out.capacity());
-            }
-            let consumed = c.total_in() as usize;
-            let flush = if last {
-                FlushCompress::Finish
-            } else {
-                FlushCompress::Sync
-            };
-            let status = c
-                .compress_vec(&block[consumed..], &mut out, flush)
-                .map_err(io::Error::other)?;
-            let all_in = c.total_in() as usize == block.len();
-            // A sync flush is complete once all input is in and output space was left over.
-            if (last && status == flate2::Status::StreamEnd)
-                || (!last && all_in && out.len() < out.capacity())
-            {
-                return Ok(out);
+    let mut out = vec![0; deflater.deflate_compress_bound(block.len()) + join::REOPEN_BYTES];
+    let result = match deflater.deflate_compress(block, &mut out) {
+        Ok(n) => {
+            out.truncate(n);
+            match last {
+                true => Ok(out),
+                false => join::reopen(&mut out).map(|()| out).map_err(|e| {
+                    io::Error::other(format!("a gzip block cannot be joined: {}", e.0))
+                }),
             }
         }
-    })();
+        Err(e) => Err(io::Error::other(format!("libdeflate: {e:?}"))),
+    };
     (result, crc)
 }
 
@@ -356,21 +350,26 @@ mod tests {
         }
     }
 
+    /// libdeflate's own gzip writer, all data in one stream.
+    fn libdeflate_gzip(data: &[u8]) -> Vec<u8> {
+        let mut c = deflater();
+        let mut out = vec![0; c.gzip_compress_bound(data.len())];
+        let n = c.gzip_compress(data, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
     #[test]
-    fn one_block_is_exactly_what_a_plain_gzip_encoder_writes() {
+    fn one_block_is_exactly_what_libdeflates_gzip_writer_writes() {
         let data = sample(50_000);
-        let mut plain = flate2::write::GzEncoder::new(Vec::new(), Compression::new(6));
-        plain.write_all(&data).unwrap();
-        assert_eq!(gzip(&data, 2, 999), plain.finish().unwrap());
+        assert_eq!(gzip(&data, 2, 999), libdeflate_gzip(&data));
     }
 
     #[test]
     fn compresses_about_as_well_as_one_stream() {
         let data = sample(4 * BLOCK);
         let ours = gzip(&data, 2, data.len()).len();
-        let mut plain = flate2::write::GzEncoder::new(Vec::new(), Compression::new(6));
-        plain.write_all(&data).unwrap();
-        let theirs = plain.finish().unwrap().len();
+        let theirs = libdeflate_gzip(&data).len();
         assert!(
             (ours as f64) < theirs as f64 * 1.01,
             "{ours} bytes vs {theirs} from a single stream"

@@ -1,0 +1,495 @@
+//! Reopens a complete raw deflate stream so that another can follow it in the same gzip
+//! member: its last block loses its BFINAL bit, and an empty stored block after its
+//! end-of-block code byte-aligns the end, as zlib's sync flush does. Both need the exact bit
+//! where the last block begins and ends, which only reading the whole stream finds: every
+//! block's Huffman codes are read and every symbol decoded, but nothing is inflated.
+
+/// At most this many bytes are added by `reopen`.
+pub const REOPEN_BYTES: usize = 5;
+
+/// An empty stored block's lengths (LEN 0, NLEN !0), after its 3 header bits and padding.
+const EMPTY_STORED: [u8; 4] = [0, 0, 0xff, 0xff];
+
+/// Makes `stream`, a complete raw deflate stream, one that continues: its last block is no
+/// longer final, and it ends at a byte boundary in an empty stored block.
+pub fn reopen(stream: &mut Vec<u8>) -> Result<(), Invalid> {
+    let ends = ends(stream)?;
+    let bits = stream.len() as u64 * 8;
+    if bits - ends.end >= 8 {
+        return Err(Invalid("bytes follow the last block"));
+    }
+    let byte = |bit: u64| (bit / 8) as usize;
+    stream[byte(ends.last_block)] &= !(1 << (ends.last_block % 8));
+    // The stored block's header is three zero bits at `end`; then padding to a byte.
+    if ends.end % 8 != 0 {
+        stream[byte(ends.end)] &= (1u8 << (ends.end % 8)) - 1;
+    }
+    if bits - ends.end < 3 {
+        stream.push(0);
+    }
+    stream.extend_from_slice(&EMPTY_STORED);
+    Ok(())
+}
+
+/// Bit positions in a raw deflate stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ends {
+    /// The first bit of the last block's header: its BFINAL bit.
+    last_block: u64,
+    /// The bit after the last block's end-of-block code.
+    end: u64,
+}
+
+/// Why a stream could not be walked: it is not a complete, valid deflate stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid(pub &'static str);
+
+/// Primary decoding tables are indexed by this many bits; longer codes are decoded slowly.
+const FAST: u32 = 10;
+
+/// Bits in the order deflate sends them (least significant first).
+struct Bits<'a> {
+    data: &'a [u8],
+    /// The next byte to load into `buf`.
+    next: usize,
+    buf: u64,
+    have: u32,
+}
+
+impl<'a> Bits<'a> {
+    fn new(data: &'a [u8]) -> Bits<'a> {
+        Bits {
+            data,
+            next: 0,
+            buf: 0,
+            have: 0,
+        }
+    }
+
+    /// Loads bytes until at least 56 bits are held or the data runs out.
+    #[inline]
+    fn refill(&mut self) {
+        if let Some(word) = self.data.get(self.next..self.next + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            self.buf |= word << self.have;
+            let took = (63 - self.have) / 8;
+            self.next += took as usize;
+            self.have += took * 8;
+            return;
+        }
+        while self.have <= 56 {
+            let Some(&b) = self.data.get(self.next) else {
+                return;
+            };
+            self.buf |= u64::from(b) << self.have;
+            self.next += 1;
+            self.have += 8;
+        }
+    }
+
+    /// The position of the next bit to read.
+    fn position(&self) -> u64 {
+        self.next as u64 * 8 - u64::from(self.have)
+    }
+
+    /// The next `n` (at most 32) bits without consuming them; missing bits read as zero.
+    #[inline]
+    fn peek(&mut self, n: u32) -> u32 {
+        if self.have < n {
+            self.refill();
+        }
+        (self.buf & ((1u64 << n) - 1)) as u32
+    }
+
+    #[inline]
+    fn consume(&mut self, n: u32) -> Result<(), Invalid> {
+        if self.have < n {
+            return Err(Invalid("the stream ends inside a block"));
+        }
+        self.buf >>= n;
+        self.have -= n;
+        Ok(())
+    }
+
+    #[inline]
+    fn take(&mut self, n: u32) -> Result<u32, Invalid> {
+        let v = self.peek(n);
+        self.consume(n)?;
+        Ok(v)
+    }
+
+    /// Skips to the next byte boundary.
+    fn align(&mut self) {
+        let drop = self.have % 8;
+        self.buf >>= drop;
+        self.have -= drop;
+    }
+
+    /// Skips `n` whole bytes (only at a byte boundary).
+    fn skip_bytes(&mut self, n: usize) -> Result<(), Invalid> {
+        let held = (self.have / 8) as usize;
+        if n <= held {
+            return self.consume(n as u32 * 8);
+        }
+        let rest = n - held;
+        if self.next + rest > self.data.len() {
+            return Err(Invalid("a stored block runs past the end"));
+        }
+        self.next += rest;
+        self.buf = 0;
+        self.have = 0;
+        Ok(())
+    }
+}
+
+/// A canonical Huffman code: a table for codes up to `FAST` bits, and counts and symbols
+/// for the rest (decoded bit by bit, as zlib's puff does).
+struct Code {
+    /// Indexed by the next `FAST` bits: symbol << 4 | length, or 0 for a longer code.
+    fast: Vec<u16>,
+    /// Codes of each length, and the symbols in canonical order.
+    count: [u16; 16],
+    symbol: Vec<u16>,
+}
+
+impl Code {
+    fn new() -> Code {
+        Code {
+            fast: vec![0; 1 << FAST],
+            count: [0; 16],
+            symbol: Vec::with_capacity(288),
+        }
+    }
+
+    /// Builds the code from each symbol's length (0: unused). Incomplete codes are allowed
+    /// (deflate permits them for a single distance code); oversubscribed ones are not.
+    fn build(&mut self, lengths: &[u8]) -> Result<(), Invalid> {
+        self.count = [0; 16];
+        for &l in lengths {
+            self.count[l as usize] += 1;
+        }
+        self.count[0] = 0;
+        let mut left: i32 = 1;
+        for len in 1..16 {
+            left = (left << 1) - i32::from(self.count[len]);
+            if left < 0 {
+                return Err(Invalid("a Huffman code is oversubscribed"));
+            }
+        }
+        let mut offs = [0u16; 16];
+        for len in 1..15 {
+            offs[len + 1] = offs[len] + self.count[len];
+        }
+        self.symbol.clear();
+        self.symbol.resize(lengths.len(), 0);
+        for (sym, &l) in lengths.iter().enumerate() {
+            if l != 0 {
+                self.symbol[offs[l as usize] as usize] = sym as u16;
+                offs[l as usize] += 1;
+            }
+        }
+        self.fast.fill(0);
+        let mut code: u32 = 0;
+        let mut index = 0usize;
+        for len in 1..=15u32 {
+            for _ in 0..self.count[len as usize] {
+                if len <= FAST {
+                    let sym = self.symbol[index];
+                    // Deflate sends a code's bits most significant first.
+                    let rev = code.reverse_bits() >> (32 - len);
+                    let mut i = rev as usize;
+                    while i < 1 << FAST {
+                        self.fast[i] = sym << 4 | len as u16;
+                        i += 1 << len;
+                    }
+                }
+                code += 1;
+                index += 1;
+            }
+            code <<= 1;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn decode(&self, bits: &mut Bits) -> Result<u16, Invalid> {
+        let e = self.fast[bits.peek(FAST) as usize];
+        if e != 0 {
+            bits.consume(u32::from(e & 15))?;
+            return Ok(e >> 4);
+        }
+        self.decode_slow(bits)
+    }
+
+    fn decode_slow(&self, bits: &mut Bits) -> Result<u16, Invalid> {
+        let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
+        for len in 1..16 {
+            code |= bits.take(1)? as i32;
+            let count = i32::from(self.count[len]);
+            if code - count < first {
+                return Ok(self.symbol[(index + code - first) as usize]);
+            }
+            index += count;
+            first += count;
+            first <<= 1;
+            code <<= 1;
+        }
+        Err(Invalid("a code is not in the block's Huffman code"))
+    }
+}
+
+/// Extra bits of length symbols 257..=285, and of distance symbols 0..=29.
+const LENGTH_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+const DIST_EXTRA: [u8; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+/// The order in which code length code lengths are sent.
+const CLEN_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// Walks `stream`, a complete raw deflate stream, to its last block.
+fn ends(stream: &[u8]) -> Result<Ends, Invalid> {
+    let mut bits = Bits::new(stream);
+    let mut lit = Code::new();
+    let mut dist = Code::new();
+    let mut clen = Code::new();
+    let mut lengths = [0u8; 320];
+    loop {
+        let start = bits.position();
+        let last = bits.take(1)? == 1;
+        match bits.take(2)? {
+            0 => {
+                bits.align();
+                let len = bits.take(16)?;
+                let nlen = bits.take(16)?;
+                if len != !nlen & 0xffff {
+                    return Err(Invalid("a stored block's length is corrupt"));
+                }
+                bits.skip_bytes(len as usize)?;
+            }
+            1 => {
+                lengths[..144].fill(8);
+                lengths[144..256].fill(9);
+                lengths[256..280].fill(7);
+                lengths[280..288].fill(8);
+                lit.build(&lengths[..288])?;
+                dist.build(&[5; 30])?;
+                symbols(&mut bits, &lit, &dist)?;
+            }
+            2 => {
+                let nlit = bits.take(5)? as usize + 257;
+                let ndist = bits.take(5)? as usize + 1;
+                let nclen = bits.take(4)? as usize + 4;
+                if nlit > 286 || ndist > 30 {
+                    return Err(Invalid("a block has too many codes"));
+                }
+                let mut cl = [0u8; 19];
+                for &i in &CLEN_ORDER[..nclen] {
+                    cl[i] = bits.take(3)? as u8;
+                }
+                clen.build(&cl)?;
+                let mut i = 0;
+                while i < nlit + ndist {
+                    let sym = clen.decode(&mut bits)?;
+                    let (value, repeat) = match sym {
+                        0..=15 => (sym as u8, 1),
+                        16 => {
+                            let Some(&prev) = i.checked_sub(1).map(|p| &lengths[p]) else {
+                                return Err(Invalid("a repeat has no length to repeat"));
+                            };
+                            (prev, 3 + bits.take(2)? as usize)
+                        }
+                        17 => (0, 3 + bits.take(3)? as usize),
+                        _ => (0, 11 + bits.take(7)? as usize),
+                    };
+                    if i + repeat > nlit + ndist {
+                        return Err(Invalid("code lengths run past the codes"));
+                    }
+                    lengths[i..i + repeat].fill(value);
+                    i += repeat;
+                }
+                if lengths[256] == 0 {
+                    return Err(Invalid("a block has no end-of-block code"));
+                }
+                lit.build(&lengths[..nlit])?;
+                dist.build(&lengths[nlit..nlit + ndist])?;
+                symbols(&mut bits, &lit, &dist)?;
+            }
+            _ => return Err(Invalid("a block has the reserved type 3")),
+        }
+        if last {
+            return Ok(Ends {
+                last_block: start,
+                end: bits.position(),
+            });
+        }
+    }
+}
+
+/// Reads a compressed block's symbols up to and including its end-of-block code.
+fn symbols(bits: &mut Bits, lit: &Code, dist: &Code) -> Result<(), Invalid> {
+    loop {
+        let sym = lit.decode(bits)?;
+        match sym {
+            0..=255 => {}
+            256 => return Ok(()),
+            257..=285 => {
+                bits.take(u32::from(LENGTH_EXTRA[usize::from(sym - 257)]))?;
+                let d = dist.decode(bits)?;
+                let Some(&extra) = DIST_EXTRA.get(usize::from(d)) else {
+                    return Err(Invalid("a distance code is out of range"));
+                };
+                bits.take(u32::from(extra))?;
+            }
+            _ => return Err(Invalid("a length code is out of range")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+    use libdeflater::{CompressionLvl, Compressor};
+
+    /// Text with near and far repeats, random bytes (stored blocks) and runs.
+    fn inputs() -> Vec<Vec<u8>> {
+        let mut x = 88172645463325252u64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let text: Vec<u8> = (0..300_000)
+            .flat_map(|_| {
+                format!("{:x}\td_sid={},city=Paris\n", rand() >> 44, rand() % 997).into_bytes()
+            })
+            .collect();
+        let noise: Vec<u8> = (0..200_000).map(|_| rand() as u8).collect();
+        vec![
+            Vec::new(),
+            b"a".to_vec(),
+            vec![b'x'; 100_000],
+            text[..5_000].to_vec(),
+            text,
+            noise,
+        ]
+    }
+
+    fn libdeflate(level: i32, data: &[u8]) -> Vec<u8> {
+        let mut c = Compressor::new(CompressionLvl::new(level).unwrap());
+        let mut out = vec![0; c.deflate_compress_bound(data.len())];
+        let n = c.deflate_compress(data, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    /// zlib's raw deflate of `a` then `b`, with a sync flush between: returns the stream
+    /// and the byte where `b`'s blocks begin.
+    fn zlib(level: u32, a: &[u8], b: &[u8]) -> (Vec<u8>, usize) {
+        let mut c = Compress::new(Compression::new(level), false);
+        let mut out = Vec::with_capacity(2 * (a.len() + b.len()) + 1024);
+        c.compress_vec(a, &mut out, FlushCompress::Sync).unwrap();
+        let split = out.len();
+        let status = c.compress_vec(b, &mut out, FlushCompress::Finish).unwrap();
+        assert_eq!(status, Status::StreamEnd);
+        (out, split)
+    }
+
+    fn inflate(stream: &[u8], size: usize) -> Vec<u8> {
+        let mut d = Decompress::new(false);
+        let mut out = Vec::with_capacity(size + 1);
+        let status = d
+            .decompress_vec(stream, &mut out, FlushDecompress::Finish)
+            .unwrap();
+        assert_eq!(status, Status::StreamEnd);
+        assert_eq!(
+            d.total_in(),
+            stream.len() as u64,
+            "the stream is read to its end"
+        );
+        out
+    }
+
+    #[test]
+    fn finds_the_last_block_zlib_began_and_its_end() {
+        // zlib at level 0 writes stored blocks, at 1 fixed Huffman ones, at 6 and 9 dynamic
+        // ones. After a sync flush, a short tail is one final block starting at a byte.
+        for level in [0, 1, 6, 9] {
+            for data in inputs() {
+                let tail = &data[..data.len().min(3_000)];
+                let (stream, split) = zlib(level, &data, tail);
+                let ends = ends(&stream).unwrap();
+                assert_eq!(
+                    ends.last_block,
+                    split as u64 * 8,
+                    "level {level}, {} bytes",
+                    data.len()
+                );
+                let bits = stream.len() as u64 * 8;
+                assert!(
+                    bits - ends.end < 8,
+                    "level {level}: end {} of {bits} bits",
+                    ends.end
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reopened_streams_join_into_one() {
+        for level in [0, 1, 6, 12] {
+            let mut joined = Vec::new();
+            let mut plain = Vec::new();
+            let inputs = inputs();
+            for (i, data) in inputs.iter().enumerate() {
+                let mut stream = libdeflate(level, data);
+                if i + 1 < inputs.len() {
+                    let before = stream.len();
+                    reopen(&mut stream).unwrap();
+                    assert!(stream.len() - before <= REOPEN_BYTES);
+                }
+                joined.extend_from_slice(&stream);
+                plain.extend_from_slice(data);
+            }
+            assert!(inflate(&joined, plain.len()) == plain, "level {level}");
+        }
+        // zlib's streams too, whose ends fall anywhere in a byte.
+        let mut joined = Vec::new();
+        let mut plain = Vec::new();
+        for data in inputs() {
+            for level in [1, 6] {
+                let (mut stream, _) = zlib(level, &data, b"");
+                reopen(&mut stream).unwrap();
+                joined.extend_from_slice(&stream);
+                plain.extend_from_slice(&data);
+            }
+        }
+        joined.extend_from_slice(&libdeflate(6, b"end"));
+        plain.extend_from_slice(b"end");
+        assert!(inflate(&joined, plain.len()) == plain);
+    }
+
+    #[test]
+    fn refuses_what_is_not_one_complete_stream() {
+        let stream = libdeflate(6, &inputs()[4]);
+        for cut in [1, 100, stream.len() / 2, stream.len() - 1] {
+            assert!(reopen(&mut stream[..cut].to_vec()).is_err(), "cut at {cut}");
+        }
+        let mut extra = stream;
+        extra.push(0);
+        assert_eq!(
+            reopen(&mut extra),
+            Err(Invalid("bytes follow the last block"))
+        );
+        assert_eq!(
+            ends(&[0x07]),
+            Err(Invalid("a block has the reserved type 3"))
+        );
+    }
+}
