@@ -283,6 +283,23 @@ fn an_export_without_traits_writes_no_file_and_says_why() {
         "no file written: no user has a trait to send (AAM does not process empty files)\n"
     );
     assert!(!w.path("out").exists());
+    // Without values a CSV's columns have no types: a condition comparing a number still
+    // runs (on no rows), and blank lines after the header are not rows.
+    let m = w.write(
+        "m.toml",
+        "[output]\ndpid = 21\n[user_id]\ncolumn = \"user_id\"\ntype = \"dpuuid\"\n[[traits]]\ntype = \"condition\"\nwhen = \"ltv > 1000\"\ntrait_id = 7\n",
+    );
+    for text in ["user_id,ltv\n", "user_id,ltv\r\n\r\n\n"] {
+        let csv = w.write("empty.csv", text);
+        let r = convert(&w, &["--mapping", &m, &csv]);
+        assert_eq!(r.code, 0, "{text:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("rows read                 0\n"),
+            "{text:?}: {}",
+            r.stdout
+        );
+        assert!(!w.path("out").exists());
+    }
 }
 
 #[test]
