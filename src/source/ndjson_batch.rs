@@ -3,9 +3,9 @@
 //! Polars' reader turns every line into a tree of values (a map per object, an owned key per
 //! field) and then looks each column up in it: about 45% of an NDJSON run's CPU. Here a
 //! line's tape is walked once. Only plain cases take this path: columns typed text, whole
-//! numbers, decimals or booleans, each given a value of its own JSON type (or null). Any
-//! other line, a nested value, a key twice, or a line that is not valid JSON sends the
-//! whole piece to Polars' own parser (`parse_ndjson`, which Polars' NDJSON scan runs on
+//! numbers, decimals or booleans, each given a value of its own JSON type (or null), and
+//! lists of text or of whole numbers given arrays of such values (or null). Any other line,
+//! a nested value, a key twice, or a line that is not valid JSON sends the whole piece to Polars' own parser (`parse_ndjson`, which Polars' NDJSON scan runs on
 //! each chunk), so what Polars accepts, converts or refuses, and how it says so, is
 //! unchanged.
 
@@ -44,6 +44,8 @@ enum Builder {
     Int(PrimitiveChunkedBuilder<Int64Type>),
     Float(PrimitiveChunkedBuilder<Float64Type>),
     Bool(BooleanChunkedBuilder),
+    TextList(ListStringChunkedBuilder),
+    IntList(ListPrimitiveChunkedBuilder<Int64Type>),
 }
 
 impl Builder {
@@ -54,6 +56,18 @@ impl Builder {
             DataType::Int64 => Builder::Int(PrimitiveChunkedBuilder::new(name, rows)),
             DataType::Float64 => Builder::Float(PrimitiveChunkedBuilder::new(name, rows)),
             DataType::Boolean => Builder::Bool(BooleanChunkedBuilder::new(name, rows)),
+            DataType::List(inner) => match **inner {
+                DataType::String => {
+                    Builder::TextList(ListStringChunkedBuilder::new(name, rows, rows))
+                }
+                DataType::Int64 => Builder::IntList(ListPrimitiveChunkedBuilder::new(
+                    name,
+                    rows,
+                    rows,
+                    DataType::Int64,
+                )),
+                _ => return None,
+            },
             _ => return None,
         })
     }
@@ -64,11 +78,14 @@ impl Builder {
             Builder::Int(b) => b.append_null(),
             Builder::Float(b) => b.append_null(),
             Builder::Bool(b) => b.append_null(),
+            Builder::TextList(b) => b.append_null(),
+            Builder::IntList(b) => b.append_null(),
         }
     }
 
     /// Appends `value` where it is what Polars would store unchanged; false otherwise.
-    fn push(&mut self, value: &Node) -> bool {
+    /// `items`: an array's elements (the nodes after it).
+    fn push(&mut self, value: &Node, items: &[Node]) -> bool {
         match (self, value) {
             (column, Node::Static(StaticNode::Null)) => column.null(),
             (Builder::Text(b), Node::String(s)) => b.append_value(s),
@@ -82,6 +99,27 @@ impl Builder {
             (Builder::Float(b), Node::Static(StaticNode::I64(v))) => b.append_value(*v as f64),
             (Builder::Float(b), Node::Static(StaticNode::U64(v))) => b.append_value(*v as f64),
             (Builder::Bool(b), Node::Static(StaticNode::Bool(v))) => b.append_value(*v),
+            // Lists of plain values only: null items, mixed types and nesting are Polars'.
+            (Builder::TextList(b), Node::Array { len, count }) if len == count => {
+                if !items.iter().all(|n| matches!(n, Node::String(_))) {
+                    return false;
+                }
+                b.append_values_iter(items.iter().map(|n| match n {
+                    Node::String(s) => *s,
+                    _ => "",
+                }));
+            }
+            (Builder::IntList(b), Node::Array { len, count }) if len == count => {
+                let whole = |n: &Node| match n {
+                    Node::Static(StaticNode::I64(v)) => Some(*v),
+                    Node::Static(StaticNode::U64(v)) => i64::try_from(*v).ok(),
+                    _ => None,
+                };
+                if !items.iter().all(|n| whole(n).is_some()) {
+                    return false;
+                }
+                b.append_values_iter(items.iter().filter_map(whole));
+            }
             _ => return false,
         }
         true
@@ -93,6 +131,8 @@ impl Builder {
             Builder::Int(b) => b.finish().into_column(),
             Builder::Float(b) => b.finish().into_column(),
             Builder::Bool(b) => b.finish().into_column(),
+            Builder::TextList(mut b) => b.finish().into_column(),
+            Builder::IntList(mut b) => b.finish().into_column(),
         }
     }
 }
@@ -138,15 +178,17 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
                 return None;
             };
             let value = nodes.get(i + 1)?;
-            i += 1 + match value {
-                Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
-                _ => 1,
+            let inner = match value {
+                Node::Object { count, .. } | Node::Array { count, .. } => *count,
+                _ => 0,
             };
+            let items = nodes.get(i + 2..i + 2 + inner)?;
+            i += 2 + inner;
             let Some(c) = names.iter().position(|n| n == key) else {
                 continue;
             };
             // A key given twice: which value Polars takes is its business.
-            if seen & (1 << c) != 0 || !columns[c].push(value) {
+            if seen & (1 << c) != 0 || !columns[c].push(value, items) {
                 return None;
             }
             seen |= 1 << c;
@@ -185,31 +227,58 @@ mod tests {
     }
 
     /// Lines of plain values read as Polars' parser reads them: text with escapes, whole
-    /// numbers and decimals (whole numbers in a decimal column), booleans, nulls, missing
-    /// keys, keys in any order, nested values of columns not asked for, blank lines.
+    /// numbers and decimals (whole numbers in a decimal column), booleans, lists of text and
+    /// of whole numbers (empty ones too), nulls, missing keys, keys in any order, nested
+    /// values of columns not asked for, blank lines.
     #[test]
     fn reads_plain_lines_as_polars_does() {
-        let text =
-            br#"{"id":"u1","n":1,"x":2.5,"ok":true,"skip":{"a":[1,{"b":2}]},"s":"a\"b\u00e9"}
-{"s":null,"x":3,"id":"u2","ok":false,"skip":[1,2,3]}
+        let text = br#"{"id":"u1","n":1,"x":2.5,"ok":true,"skip":{"a":[1,{"b":2}]},"s":"a\"b\u00e9","tags":["a","b\u00e9"],"segs":[1,-2]}
+{"s":null,"x":3,"id":"u2","ok":false,"skip":[1,2,3],"tags":[],"segs":null}
 
    
-{"id":"u3","n":-7,"x":null,"ok":null,"s":""}"#;
+{"segs":[],"id":"u3","n":-7,"x":null,"ok":null,"s":"","tags":null}
+{"id":"u4","tags":["x"],"segs":[9223372036854775807]}"#;
         let projected = schema(&[
             ("id", DataType::String),
             ("n", DataType::Int64),
             ("x", DataType::Float64),
             ("ok", DataType::Boolean),
             ("s", DataType::String),
+            ("tags", DataType::List(Box::new(DataType::String))),
+            ("segs", DataType::List(Box::new(DataType::Int64))),
         ]);
         let ours = fast(text, &projected).expect("plain lines take the fast path");
         let polars = parse_ndjson(text, None, &projected, false).unwrap();
-        assert_eq!(ours.height(), 3);
+        assert_eq!(ours.height(), 4);
         assert!(ours.equals_missing(&polars), "{ours}\n{polars}");
         assert_eq!(
             ours.column("s").unwrap().str().unwrap().get(0),
             Some("a\"bé")
         );
+        let tags = ours.column("tags").unwrap().list().unwrap();
+        let lengths: Vec<Option<usize>> = tags
+            .amortized_iter()
+            .map(|l| l.map(|l| l.as_ref().len()))
+            .collect();
+        assert_eq!(lengths, [Some(2), Some(0), None, Some(1)]);
+    }
+
+    /// Each text is declined by the fast path, and the parser answers with Polars' frame or
+    /// Polars' error.
+    fn left_to_polars(projected: &Schema, texts: &[&[u8]]) {
+        let parser = NdjsonParser {
+            schema: Arc::new(projected.clone()),
+        };
+        let all: Vec<usize> = (0..projected.len()).collect();
+        for text in texts {
+            assert!(fast(text, projected).is_none(), "{text:?}");
+            let polars = parse_ndjson(text, None, projected, false);
+            match (parser.parse(text, &all), polars) {
+                (Ok(a), Ok(b)) => assert!(a.equals_missing(&b), "{text:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{text:?}: {a:?} against {b:?}"),
+            }
+        }
     }
 
     /// What the fast path leaves to Polars: a value of another type (Polars converts it or
@@ -227,19 +296,23 @@ mod tests {
             br#"["u",1]"#,
             br#"{"id":"u","n":"#,
         ];
-        let parser = NdjsonParser {
-            schema: Arc::new(projected.clone()),
-        };
-        for text in cases {
-            assert!(fast(text, &projected).is_none(), "{text:?}");
-            let polars = parse_ndjson(text, None, &projected, false);
-            match (parser.parse(text, &[0, 1]), polars) {
-                (Ok(a), Ok(b)) => assert!(a.equals_missing(&b), "{text:?}"),
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-                (a, b) => panic!("{text:?}: {a:?} against {b:?}"),
-            }
-        }
-        let listed = schema(&[("l", DataType::List(Box::new(DataType::String)))]);
-        assert!(fast(br#"{"l":["a"]}"#, &listed).is_none());
+        left_to_polars(&projected, &cases);
+        // Lists: a null item, mixed or nested items, a single value, a decimal in a list
+        // of whole numbers, a list of decimals.
+        let listed = schema(&[
+            ("t", DataType::List(Box::new(DataType::String))),
+            ("w", DataType::List(Box::new(DataType::Int64))),
+        ]);
+        let lists: [&[u8]; 6] = [
+            br#"{"t":["a",null]}"#,
+            br#"{"t":["a",1]}"#,
+            br#"{"t":[["a"]]}"#,
+            br#"{"t":"a"}"#,
+            br#"{"w":[1,2.5]}"#,
+            br#"{"w":[1,{"a":1}]}"#,
+        ];
+        left_to_polars(&listed, &lists);
+        let decimals = schema(&[("f", DataType::List(Box::new(DataType::Float64)))]);
+        assert!(fast(br#"{"f":[1.5]}"#, &decimals).is_none());
     }
 }
