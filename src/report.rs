@@ -6,6 +6,31 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// What the summary calls what a file sends: traits, or the ID pairs of an ID-sync file.
+struct Words {
+    sent: &'static str,
+    added: &'static str,
+    removed: &'static str,
+    kept: &'static str,
+    kept_why: &'static str,
+}
+
+const TRAITS: Words = Words {
+    sent: "traits",
+    added: "traits added",
+    removed: "traits removed",
+    kept: "signals not retractable",
+    kept_why: "left or lost every trait; AAM keeps their signals",
+};
+
+const PAIRS: Words = Words {
+    sent: "ID pairs",
+    added: "ID pairs added",
+    removed: "ID pairs removed",
+    kept: "pairs not retractable",
+    kept_why: "left or lost pairs; AAM keeps the IDs synced",
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Receipt {
     pub files_read: u64,
@@ -275,10 +300,8 @@ impl Receipt {
             );
         }
         row("lines", self.lines.to_string());
-        row(
-            if self.id_sync { "ID pairs" } else { "traits" },
-            self.traits.to_string(),
-        );
+        let words = if self.id_sync { &PAIRS } else { &TRAITS };
+        row(words.sent, self.traits.to_string());
         for (kind, n) in &self.traits_by_kind {
             row(&format!("  {kind}"), n.to_string());
         }
@@ -338,10 +361,6 @@ impl Receipt {
             );
         }
         if let Some(d) = &self.delivery {
-            let (added, removed) = match self.id_sync {
-                true => ("ID pairs added", "ID pairs removed"),
-                false => ("traits added", "traits removed"),
-            };
             let rows = [
                 ("users new", d.users_new),
                 ("users changed (.sync)", d.users_changed),
@@ -349,26 +368,16 @@ impl Receipt {
                 ("users gone (removed)", d.users_gone),
                 ("users returned", d.users_returned),
                 ("users unchanged", d.users_unchanged),
-                (added, d.traits_added),
-                (removed, d.traits_removed),
+                (words.added, d.traits_added),
+                (words.removed, d.traits_removed),
             ];
             for (label, n) in rows {
                 row(label, n.to_string());
             }
             if d.users_with_signals_kept > 0 {
-                let (label, why) = match self.id_sync {
-                    true => (
-                        "pairs not retractable",
-                        "left or lost pairs; AAM keeps the IDs synced",
-                    ),
-                    false => (
-                        "signals not retractable",
-                        "left or lost every trait; AAM keeps their signals",
-                    ),
-                };
                 row(
-                    label,
-                    format!("{} users ({why})", d.users_with_signals_kept),
+                    words.kept,
+                    format!("{} users ({})", d.users_with_signals_kept, words.kept_why),
                 );
             }
         }
