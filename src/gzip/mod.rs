@@ -1,11 +1,12 @@
 //! gzip on all cores, the way pigz does it: the data is cut into fixed-size blocks, each
-//! compressed on its own as a raw deflate stream by libdeflate, a third faster than zlib at the
-//! same level. Each stream but the last is then reopened (`join`): its last block is no longer
-//! marked final and an empty stored block (a sync flush) byte-aligns its end, so the streams
-//! concatenate into one ordinary gzip member that any gunzip reads. Blocks are independent
-//! (libdeflate takes no dictionary), which costs about 0.7% in size at 1 MiB blocks. Block
-//! boundaries depend only on the data, so the bytes are the same whatever the number of
-//! threads.
+//! compressed on its own as a raw deflate stream by libdeflate (about a quarter less CPU than
+//! zlib-rs at the same level, on the benchmark's output). Each stream but the last is then
+//! reopened (`join`): its last block is no longer marked final and an empty stored block (a
+//! sync flush) byte-aligns its end, so the streams concatenate into one ordinary gzip member
+//! that any gunzip reads. libdeflate takes no dictionary, so a block cannot refer back into
+//! the one before it: the output is about 0.7% larger than zlib-rs's with that priming.
+//! Block boundaries depend only on the data, so the bytes are the same whatever the number
+//! of threads.
 //!
 //! Blocks go to a pool of compression threads that stays busy while the caller produces the
 //! next data; finished blocks are written in order, with a few in flight at a time.
