@@ -44,7 +44,7 @@ pub struct Member<W: Write> {
     /// the last block, whatever its size, is the one that ends the stream.
     block: Vec<u8>,
     written: u64,
-    /// None: compress on the caller's thread, with `deflater`.
+    /// None: compress on the caller's thread, with `deflater` (made on first use).
     pool: Option<Pool>,
     deflater: Option<Compressor>,
 }
@@ -58,7 +58,7 @@ impl<W: Write> Member<W> {
             block: Vec::with_capacity(BLOCK),
             written: HEADER.len() as u64,
             pool: (threads > 1).then(|| Pool::new(threads)),
-            deflater: (threads <= 1).then(deflater),
+            deflater: None,
         })
     }
 
