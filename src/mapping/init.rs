@@ -161,6 +161,12 @@ pub fn guess(path: &Path, sample: usize) -> Result<String> {
         encoding: super::Encoding::Utf8,
     };
     let df = source.open(&input, 64 << 20)?.sample(sample.max(1))?;
+    if df.height() == 0 {
+        return Err(Error::source(
+            path,
+            "the export has no rows: init guesses the mapping from the values it sees; run it on an export with data",
+        ));
+    }
     // Columns whose values cannot be read as text (nested structs) are left out; a rule may
     // still name a field of one (`profile.tier`).
     let columns: Vec<Column> = df

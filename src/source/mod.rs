@@ -317,18 +317,21 @@ impl Opened<'_> {
 
     /// The first `rows` rows (`aam-etl init`): CSV columns as text, others with their type.
     pub fn sample(&self, rows: usize) -> Result<DataFrame> {
-        let mut text = Vec::new();
-        if self.source.format == Format::Csv {
-            let schema = self
-                .scan(&[])?
-                .collect_schema()
-                .map_err(|e| self.source.polars_error(e, self.opts))?;
-            text = schema.iter_names().map(|n| n.to_string()).collect();
+        let err = |e| self.source.polars_error(e, self.opts);
+        if self.source.format != Format::Csv {
+            return self.scan(&[])?.limit(rows as u32).collect().map_err(err);
         }
+        let schema = self.scan(&[])?.collect_schema().map_err(err)?;
+        let text: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        // Polars reads a blank line as a row of nulls; conversion never sees one (the record
+        // check leaves blank lines out), and neither should the sample.
+        let filled: Vec<Expr> = text.iter().map(|n| col(n.as_str()).is_not_null()).collect();
+        let not_blank = any_horizontal(filled).map_err(err)?;
         self.scan(&text)?
+            .filter(not_blank)
             .limit(rows as u32)
             .collect()
-            .map_err(|e| self.source.polars_error(e, self.opts))
+            .map_err(err)
     }
 
     /// A scan of the whole source for `mapping`, after checking that the source has every

@@ -182,6 +182,25 @@ fn init_writes_a_mapping_that_converts_its_export() {
     let w = Workdir::new();
     let r = w.run(&["init", &example("crm.csv")]);
     crate::harness::assert_golden("init/crm.toml", &r.stdout);
+    // Blank lines are not rows of the sample: the same guess from the same rows.
+    let crm = std::fs::read_to_string(example("crm.csv")).unwrap();
+    let (header, rows) = crm.split_once('\n').unwrap();
+    let blank = w.write("crm.csv", format!("{header}\n\n{rows}\n\n"));
+    let again = w.run(&["init", &blank]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, r.stdout);
+    // No rows, no values to guess from: said plainly.
+    for text in ["customer_id,tier\n", "customer_id,tier\n\n\n"] {
+        let empty = w.write("empty.csv", text);
+        let r = w.run(&["init", &empty]);
+        assert_eq!(r.code, 2, "{text:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+        assert!(
+            r.stderr.ends_with("empty.csv: the export has no rows: init guesses the mapping from the values it sees; run it on an export with data\n"),
+            "{text:?}: {}",
+            r.stderr
+        );
+    }
 }
 
 #[test]
