@@ -138,7 +138,9 @@ impl Source {
                 _ => break,
             }
         }
-        cut.pieces.push(start..len);
+        if start < len {
+            cut.pieces.push(start..len);
+        }
         Ok(cut)
     }
 }
@@ -264,10 +266,6 @@ impl Iterator for Batches<'_> {
             }
             BatchPlan::Text { pieces, first } => {
                 let batch = match pieces.batch(*first) {
-                    // A CSV of only a header (one empty piece): its columns were checked
-                    // when it was opened, and without values they have no types, so a
-                    // condition such as `ltv > 1000` could not run. It has no rows to read.
-                    Ok(Some([only])) if only.is_empty() => return None,
                     Ok(Some(batch)) => batch.to_vec(),
                     Ok(None) => return None,
                     Err(e) => return Some(Err(e)),

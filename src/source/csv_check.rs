@@ -21,7 +21,7 @@ const BUFFER: usize = 1 << 20;
 /// parses, in order: each about `piece_bytes` long, from the start of its first record to
 /// the end of its last (without the line break). Blank lines fall between pieces, so that
 /// Polars, which reads a blank line as a row of nulls, never sees one. A file without data
-/// rows gets one empty piece where the data would start. The first error ends the check.
+/// rows has no pieces. The first error ends the check.
 pub(super) fn check_csv(
     source: &Source,
     mut reader: impl Read,
@@ -86,8 +86,7 @@ pub(super) fn check_csv(
         }
         base += n as u64;
     }
-    // A file of only a header (or nothing) has one empty piece where the data would start.
-    pieces.finish(base);
+    pieces.finish();
 }
 
 /// The pieces found so far: the one being extended, sent when the next one starts.
@@ -114,11 +113,11 @@ impl Pieces<'_> {
         ControlFlow::Continue(())
     }
 
-    /// Sends the last piece; `end`: where the file ends, the empty piece of a file
-    /// without data rows.
-    fn finish(&mut self, end: u64) {
-        let last = self.open.take().unwrap_or(end..end);
-        let _ = self.tx.send(Ok(last));
+    /// Sends the last piece, if there is one.
+    fn finish(&mut self) {
+        if let Some(last) = self.open.take() {
+            let _ = self.tx.send(Ok(last));
+        }
     }
 }
 
@@ -596,7 +595,7 @@ mod tests {
     }
 
     /// The pieces sent: the header left out, blank lines between pieces, a piece at most
-    /// one record past `piece_bytes`; a file of only a header has one empty piece after it.
+    /// one record past `piece_bytes`; a file of only a header has none.
     #[test]
     fn sends_pieces_of_whole_records() {
         let source = Source::detect("in.csv".into(), None).unwrap();
@@ -622,7 +621,8 @@ mod tests {
         let text = "id,n\r\n\r\na,1\r\nb,2\r\nc,3\r\n\r\nd,4\ne,5\n\n";
         assert_eq!(pieces(text, 100), ["a,1\r\nb,2\r\nc,3", "d,4\ne,5"]);
         assert_eq!(pieces(text, 6), ["a,1\r\nb,2", "c,3", "d,4\ne,5"]);
-        assert_eq!(pieces("id,n\n", 100), [""]);
-        assert_eq!(pieces("id,n", 100), [""]);
+        assert!(pieces("id,n\n", 100).is_empty());
+        assert!(pieces("id,n", 100).is_empty());
+        assert!(pieces("id,n\n\r\n\n", 100).is_empty());
     }
 }

@@ -293,6 +293,10 @@ fn an_export_without_traits_writes_no_file_and_says_why() {
         let csv = w.write("empty.csv", text);
         let r = convert(&w, &["--mapping", &m, &csv]);
         assert_eq!(r.code, 0, "{text:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr,
+            "no file written: no user has a trait to send (AAM does not process empty files)\n"
+        );
         assert!(
             r.stdout.contains("rows read                 0\n"),
             "{text:?}: {}",
