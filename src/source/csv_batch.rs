@@ -3,7 +3,7 @@
 //! with a quote-aware count, byte by byte on stable Rust, which was the largest single cost
 //! of reading CSV (about 14% of a run's CPU).
 
-use super::text_batch::PieceParser;
+use super::text_batch::{PieceParser, Projection};
 use polars::io::csv::read::_csv_read_internal::{
     cast_columns, prepare_csv_schema, read_chunk, NullValuesCompiled,
 };
@@ -66,13 +66,13 @@ impl PieceParser for CsvParser {
         &self.reader
     }
 
-    fn parse(&self, piece: &[u8], projection: &[usize]) -> PolarsResult<DataFrame> {
+    fn parse(&self, piece: &[u8], projection: &Projection) -> PolarsResult<DataFrame> {
         let df = read_chunk(
             piece,
             &self.options,
             &self.reader,
             false,
-            projection,
+            &projection.indices,
             0,
             self.rows_in(piece.len()),
             self.nulls.as_ref(),

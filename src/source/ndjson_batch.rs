@@ -9,7 +9,7 @@
 //! each chunk), so what Polars accepts, converts or refuses, and how it says so, is
 //! unchanged.
 
-use super::text_batch::PieceParser;
+use super::text_batch::{PieceParser, Projection};
 use polars::io::ndjson::core::parse_ndjson;
 use polars::prelude::*;
 use simd_json::{Node, StaticNode};
@@ -25,15 +25,10 @@ impl PieceParser for NdjsonParser {
         &self.schema
     }
 
-    fn parse(&self, piece: &[u8], projection: &[usize]) -> PolarsResult<DataFrame> {
-        let projected: Schema = projection
-            .iter()
-            .filter_map(|&i| self.schema.get_at_index(i))
-            .map(|(name, dtype)| Field::new(name.clone(), dtype.clone()))
-            .collect();
-        match fast(piece, &projected) {
+    fn parse(&self, piece: &[u8], projection: &Projection) -> PolarsResult<DataFrame> {
+        match fast(piece, &projection.schema) {
             Some(df) => Ok(df),
-            None => parse_ndjson(piece, None, &projected, false),
+            None => parse_ndjson(piece, None, &projection.schema, false),
         }
     }
 }
@@ -269,7 +264,7 @@ mod tests {
         let parser = NdjsonParser {
             schema: Arc::new(projected.clone()),
         };
-        let all: Vec<usize> = (0..projected.len()).collect();
+        let all = Projection::new(projected, (0..projected.len()).collect());
         for text in texts {
             assert!(fast(text, projected).is_none(), "{text:?}");
             let polars = parse_ndjson(text, None, projected, false);

@@ -15,11 +15,31 @@ pub(super) trait PieceParser: Send + Sync + 'static {
     fn reader(&self) -> &SchemaRef {
         self.output()
     }
-    /// Columns `projection` (sorted indices into `reader`) of one piece of whole records.
-    fn parse(&self, piece: &[u8], projection: &[usize]) -> PolarsResult<DataFrame>;
+    /// The projected columns of one piece of whole records.
+    fn parse(&self, piece: &[u8], projection: &Projection) -> PolarsResult<DataFrame>;
     /// The stacked pieces, as `output` types them.
     fn finish(&self, _df: &mut DataFrame) -> PolarsResult<()> {
         Ok(())
+    }
+}
+
+/// The columns a query reads: sorted indices into the parser's `reader` schema, and those
+/// columns as a schema (made once per batch, not per piece).
+pub(super) struct Projection {
+    pub(super) indices: Vec<usize>,
+    pub(super) schema: Schema,
+}
+
+impl Projection {
+    pub(super) fn new(reader: &Schema, mut indices: Vec<usize>) -> Projection {
+        indices.sort_unstable();
+        indices.dedup();
+        let schema = indices
+            .iter()
+            .filter_map(|&i| reader.get_at_index(i))
+            .map(|(name, dtype)| Field::new(name.clone(), dtype.clone()))
+            .collect();
+        Projection { indices, schema }
     }
 }
 
@@ -38,7 +58,7 @@ impl TextBatch {
     }
 
     /// Every piece, parsed on as many threads as there are cores, in order.
-    fn parse_all(&self, projection: &[usize]) -> PolarsResult<Vec<DataFrame>> {
+    fn parse_all(&self, projection: &Projection) -> PolarsResult<Vec<DataFrame>> {
         let pieces: Vec<&[u8]> = self
             .pieces
             .iter()
@@ -106,17 +126,9 @@ impl AnonymousScan for TextBatch {
                 })
                 .collect::<PolarsResult<Vec<usize>>>()?
         };
-        let mut projection = wanted;
-        projection.sort_unstable();
-        projection.dedup();
+        let projection = Projection::new(reader, wanted);
         let mut df = match self.parse_all(&projection)? {
-            parts if parts.is_empty() => DataFrame::empty_with_schema(
-                &projection
-                    .iter()
-                    .filter_map(|&i| reader.get_at_index(i))
-                    .map(|(name, dtype)| Field::new(name.clone(), dtype.clone()))
-                    .collect::<Schema>(),
-            ),
+            parts if parts.is_empty() => DataFrame::empty_with_schema(&projection.schema),
             parts => {
                 let mut parts = parts.into_iter();
                 let mut df = parts.next().expect("not empty");
