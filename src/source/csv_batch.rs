@@ -1,8 +1,16 @@
-//! CSV pieces parsed by Polars' own chunk parser. The record check has already found where
+//! CSV pieces parsed into the columns a query uses. The record check has already found where
 //! records start, so Polars' scan is not used: it first finds line starts in every buffer
 //! with a quote-aware count, byte by byte on stable Rust, which was the largest single cost
 //! of reading CSV (about 14% of a run's CPU).
+//!
+//! A piece without quotes is split here, from separator to separator with `memchr` (Polars'
+//! field splitter also steps through every byte on stable Rust; its SIMD one needs nightly).
+//! Only plain values take this path: text, whole numbers and decimals in their plain
+//! spelling, `true` and `false`, and empty fields (null). Anything else, and any piece with
+//! a quote, goes whole to Polars' own chunk parser, so what Polars accepts, converts or
+//! refuses, and how it says so, is unchanged.
 
+use super::columns::Builder;
 use super::text_batch::{PieceParser, Projection};
 use polars::io::csv::read::_csv_read_internal::{
     cast_columns, prepare_csv_schema, read_chunk, NullValuesCompiled,
@@ -21,6 +29,9 @@ pub(super) struct CsvParser {
     to_cast: Vec<Field>,
     options: CsvParseOptions,
     nulls: Option<NullValuesCompiled>,
+    /// The separator, where pieces may be split here: options whose every effect `plain`
+    /// reproduces (no null values, comments or decimal commas).
+    plain: Option<u8>,
     /// Bytes and rows parsed so far, to size each piece's column builders: a guess too
     /// large holds memory for rows that never come (it is not given back).
     parsed: [AtomicUsize; 2],
@@ -36,12 +47,22 @@ impl CsvParser {
             .clone()
             .map(|n| n.compile(&reader))
             .transpose()?;
+        let o = &options;
+        let plain = (nulls.is_none()
+            && o.comment_prefix.is_none()
+            && !o.decimal_comma
+            && o.missing_is_null
+            && o.eol_char == b'\n'
+            && o.separator.is_ascii()
+            && !matches!(o.separator, b'\n' | b'\r'))
+        .then_some(o.separator);
         Ok(CsvParser {
             output,
             reader,
             to_cast,
             options,
             nulls,
+            plain,
             parsed: Default::default(),
         })
     }
@@ -55,6 +76,141 @@ impl CsvParser {
         let rows = (bytes as u128 * seen_rows as u128 / seen_bytes.max(1) as u128) as usize;
         rows + rows / 32
     }
+
+    /// The projected columns of a piece split here, or `None` where Polars must decide: a
+    /// piece with a quote, a carriage return not before a line break, text that is not
+    /// UTF-8, a line with another number of fields, a column type or a value `push_field`
+    /// leaves to Polars.
+    fn plain(&self, piece: &[u8], projection: &Projection, rows: usize) -> Option<DataFrame> {
+        let sep = self.plain?;
+        let quote = self.options.quote_char;
+        let mut marks = memchr::memchr2_iter(quote.unwrap_or(b'\r'), b'\r', piece);
+        if !marks.all(|at| piece[at] == b'\r' && matches!(piece.get(at + 1), Some(b'\n') | None)) {
+            return None;
+        }
+        let text = std::str::from_utf8(piece).ok()?;
+        let mut slots = vec![None; self.reader.len()];
+        let mut columns = Vec::with_capacity(projection.indices.len());
+        for (&i, (name, dtype)) in projection.indices.iter().zip(projection.schema.iter()) {
+            *slots.get_mut(i)? = Some(columns.len());
+            columns.push(Builder::new(name, dtype, rows)?);
+        }
+        let height = split(text, sep, &slots, &mut columns)?;
+        DataFrame::new(height, columns.into_iter().map(Builder::finish).collect()).ok()
+    }
+
+    /// The projected columns of a piece, as Polars' chunk parser reads them.
+    fn polars(
+        &self,
+        piece: &[u8],
+        projection: &Projection,
+        rows: usize,
+    ) -> PolarsResult<DataFrame> {
+        read_chunk(
+            piece,
+            &self.options,
+            &self.reader,
+            false,
+            &projection.indices,
+            0,
+            rows,
+            self.nulls.as_ref(),
+            usize::MAX,
+            piece.len(),
+            Some(0),
+        )
+    }
+}
+
+/// Splits `text`, lines of fields without quotes, and appends field `i` of each line to
+/// `columns[slots[i]]` (a line's last field without a `\r` before its line break). The
+/// number of lines; `None` where a line has other than `slots.len()` fields or a value is
+/// left to Polars.
+fn split(text: &str, sep: u8, slots: &[Option<usize>], columns: &mut [Builder]) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut field, mut start, mut lines) = (0, 0, 0);
+    for at in memchr::memchr2_iter(sep, b'\n', bytes).chain([bytes.len()]) {
+        let line_ends = bytes.get(at).is_none_or(|&b| b == b'\n');
+        if let Some(&Some(c)) = slots.get(field) {
+            let mut value = &text[start..at];
+            if line_ends {
+                value = value.strip_suffix('\r').unwrap_or(value);
+            }
+            if !columns[c].push_field(value) {
+                return None;
+            }
+        }
+        start = at + 1;
+        if line_ends {
+            if field + 1 != slots.len() {
+                return None;
+            }
+            field = 0;
+            lines += 1;
+        } else {
+            field += 1;
+        }
+    }
+    Some(lines)
+}
+
+impl Builder {
+    /// Appends a field as Polars' parser reads it with the options `plain` allows (an empty
+    /// field is null); false where Polars must decide: a value it would read another way or
+    /// refuse, or a column type CSV does not have.
+    fn push_field(&mut self, field: &str) -> bool {
+        if field.is_empty() {
+            self.null();
+            return true;
+        }
+        match self {
+            Builder::Text(b) => b.append_value(field),
+            Builder::Int(b) => match whole(field) {
+                Some(v) => b.append_value(v),
+                None => return false,
+            },
+            Builder::Float(b) => match decimal(field) {
+                Some(v) => b.append_value(v),
+                None => return false,
+            },
+            Builder::Bool(b) if field.eq_ignore_ascii_case("true") => b.append_value(true),
+            Builder::Bool(b) if field.eq_ignore_ascii_case("false") => b.append_value(false),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// `-?[0-9]{1,18}`, which cannot overflow: read as Polars reads it. Other spellings (`+1`,
+/// spaces, more digits) are Polars' to read or refuse.
+fn whole(field: &str) -> Option<i64> {
+    let (negative, digits) = match field.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v = 0i64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -v } else { v })
+}
+
+/// `-?[0-9]+(.[0-9]+)?`, read to the nearest `f64` as Polars' `fast_float2` reads it. Other
+/// spellings (exponents, `.5`, `inf`, spaces) are Polars'.
+fn decimal(field: &str) -> Option<f64> {
+    let unsigned = field.strip_prefix('-').unwrap_or(field);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(int) && digits(frac)) {
+        return None;
+    }
+    field.parse().ok()
 }
 
 impl PieceParser for CsvParser {
@@ -67,19 +223,11 @@ impl PieceParser for CsvParser {
     }
 
     fn parse(&self, piece: &[u8], projection: &Projection) -> PolarsResult<DataFrame> {
-        let df = read_chunk(
-            piece,
-            &self.options,
-            &self.reader,
-            false,
-            &projection.indices,
-            0,
-            self.rows_in(piece.len()),
-            self.nulls.as_ref(),
-            usize::MAX,
-            piece.len(),
-            Some(0),
-        )?;
+        let rows = self.rows_in(piece.len());
+        let df = match self.plain(piece, projection, rows) {
+            Some(df) => df,
+            None => self.polars(piece, projection, rows)?,
+        };
         self.parsed[0].fetch_add(piece.len(), Ordering::Relaxed);
         self.parsed[1].fetch_add(df.height(), Ordering::Relaxed);
         Ok(df)
@@ -87,5 +235,128 @@ impl PieceParser for CsvParser {
 
     fn finish(&self, df: &mut DataFrame) -> PolarsResult<()> {
         cast_columns(df, &self.to_cast, false, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser(fields: &[(&str, DataType)], options: CsvParseOptions) -> CsvParser {
+        let schema: Schema = fields
+            .iter()
+            .map(|(n, t)| Field::new((*n).into(), t.clone()))
+            .collect();
+        CsvParser::new(Arc::new(schema), options).unwrap()
+    }
+
+    fn typed() -> Vec<(&'static str, DataType)> {
+        vec![
+            ("id", DataType::String),
+            ("n", DataType::Int64),
+            ("x", DataType::Float64),
+            ("ok", DataType::Boolean),
+            ("s", DataType::String),
+            ("last", DataType::String),
+        ]
+    }
+
+    /// Plain pieces split here read as Polars' parser reads them: every type, empty fields,
+    /// negative numbers, leading zeros, the largest whole numbers taken, booleans in any
+    /// case, spaces and other text in text fields, `\r\n` line ends, all columns or some, a
+    /// tab as separator, and a quote where quotes mean nothing.
+    #[test]
+    fn splits_plain_pieces_as_polars_reads_them() {
+        let text = "u1,1,2.5,true,héllo wörld,zzz\n\
+                    u2,-42,-0.125,FALSE, spaced ,\r\n\
+                    u3,,,,,last\r\n\
+                    u4,007,3,True,a;b|c,x\n\
+                    u5,999999999999999999,12345678901234567.89,false,,y\r";
+        let comma = parser(&typed(), CsvParseOptions::default());
+        let tab = parser(&typed(), CsvParseOptions::default().with_separator(b'\t'));
+        let unquoted = parser(&typed(), CsvParseOptions::default().with_quote_char(None));
+        let tabbed = text.replace(',', "\t");
+        let quoted = text.replace("héllo", "\"héllo\"");
+        for (p, text) in [(&comma, text), (&tab, &tabbed), (&unquoted, &quoted)] {
+            for columns in [vec![0, 1, 2, 3, 4, 5], vec![4, 1, 3], vec![5]] {
+                let projection = Projection::new(&p.reader, columns);
+                let ours = p
+                    .plain(text.as_bytes(), &projection, 2)
+                    .expect("a plain piece is split here");
+                let polars = p.polars(text.as_bytes(), &projection, 2).unwrap();
+                assert!(ours.equals_missing(&polars), "{ours}\n{polars}");
+            }
+        }
+        let all = Projection::new(&comma.reader, (0..6).collect());
+        let df = comma.plain(text.as_bytes(), &all, 2).unwrap();
+        assert_eq!(df.height(), 5);
+        let column = |name: &str| df.column(name).unwrap().as_materialized_series().clone();
+        let n: Vec<Option<i64>> = column("n").i64().unwrap().iter().collect();
+        assert_eq!(
+            n,
+            [
+                Some(1),
+                Some(-42),
+                None,
+                Some(7),
+                Some(999_999_999_999_999_999)
+            ]
+        );
+        let last = column("last");
+        let last: Vec<Option<&str>> = last.str().unwrap().iter().collect();
+        assert_eq!(
+            last,
+            [Some("zzz"), None, Some("last"), Some("x"), Some("y")]
+        );
+        let ok: Vec<Option<bool>> = column("ok").bool().unwrap().iter().collect();
+        assert_eq!(ok, [Some(true), Some(false), None, Some(true), Some(false)]);
+        let s = column("s");
+        assert_eq!(s.str().unwrap().get(1), Some(" spaced "));
+    }
+
+    /// What the split leaves to Polars: quotes, numbers in other spellings (which Polars
+    /// reads or refuses), other boolean words, a carriage return inside a line, a line with
+    /// fewer or more fields, text that is not UTF-8. The parser's answer is Polars' own.
+    #[test]
+    fn leaves_everything_else_to_polars() {
+        let p = parser(&typed()[..4], CsvParseOptions::default());
+        let all = Projection::new(&p.reader, (0..4).collect());
+        let cases: [&[u8]; 17] = [
+            b"\"u\",1,1.0,true",
+            b"u,\"1\",1.0,true",
+            b"u,+1,1.0,true",
+            b"u, 1,1.0,true",
+            b"u,1234567890123456789,1,true",
+            b"u,12a,1,true",
+            b"u,1,1e3,true",
+            b"u,1,.5,true",
+            b"u,1,1.,true",
+            b"u,1,inf,true",
+            b"u,1,1,yes",
+            b"u,1,1, true",
+            b"u\r,1,1,true",
+            b"u,1,1\nv,1,1,true",
+            b"u,1,1,true,extra",
+            b"u\xff,1,1,true",
+            b"u,1,1,true\r\r\nv,1,1,true",
+        ];
+        for case in cases {
+            assert!(p.plain(case, &all, 1).is_none(), "{case:?}");
+            match (p.parse(case, &all), p.polars(case, &all, 1)) {
+                (Ok(a), Ok(b)) => assert!(a.equals_missing(&b), "{case:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{case:?}: {a:?} against {b:?}"),
+            }
+        }
+        // Options whose effect the split does not reproduce.
+        let nulls = NullValues::AllColumnsSingle("NA".into());
+        for options in [
+            CsvParseOptions::default().with_null_values(Some(nulls)),
+            CsvParseOptions::default().with_comment_prefix(Some("#")),
+            CsvParseOptions::default().with_decimal_comma(true),
+            CsvParseOptions::default().with_missing_is_null(false),
+        ] {
+            assert!(parser(&typed(), options).plain.is_none());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! CSV/encoding options and hands back Polars `LazyFrame`s.
 
 mod batches;
+mod columns;
 mod csv_batch;
 mod csv_check;
 mod encoding;

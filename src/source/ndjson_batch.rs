@@ -5,10 +5,11 @@
 //! line's tape is walked once. Only plain cases take this path: columns typed text, whole
 //! numbers, decimals or booleans, each given a value of its own JSON type (or null), and
 //! lists of text or of whole numbers given arrays of such values (or null). Any other line,
-//! a nested value, a key twice, or a line that is not valid JSON sends the whole piece to Polars' own parser (`parse_ndjson`, which Polars' NDJSON scan runs on
-//! each chunk), so what Polars accepts, converts or refuses, and how it says so, is
-//! unchanged.
+//! a nested value, a key twice, or a line that is not valid JSON sends the whole piece to
+//! Polars' own parser (`parse_ndjson`, which Polars' NDJSON scan runs on each chunk), so
+//! what Polars accepts, converts or refuses, and how it says so, is unchanged.
 
+use super::columns::Builder;
 use super::text_batch::{PieceParser, Projection};
 use polars::io::ndjson::core::parse_ndjson;
 use polars::prelude::*;
@@ -33,51 +34,7 @@ impl PieceParser for NdjsonParser {
     }
 }
 
-/// A column being filled.
-enum Builder {
-    Text(StringChunkedBuilder),
-    Int(PrimitiveChunkedBuilder<Int64Type>),
-    Float(PrimitiveChunkedBuilder<Float64Type>),
-    Bool(BooleanChunkedBuilder),
-    TextList(ListStringChunkedBuilder),
-    IntList(ListPrimitiveChunkedBuilder<Int64Type>),
-}
-
 impl Builder {
-    fn new(name: &PlSmallStr, dtype: &DataType, rows: usize) -> Option<Builder> {
-        let name = name.clone();
-        Some(match dtype {
-            DataType::String => Builder::Text(StringChunkedBuilder::new(name, rows)),
-            DataType::Int64 => Builder::Int(PrimitiveChunkedBuilder::new(name, rows)),
-            DataType::Float64 => Builder::Float(PrimitiveChunkedBuilder::new(name, rows)),
-            DataType::Boolean => Builder::Bool(BooleanChunkedBuilder::new(name, rows)),
-            DataType::List(inner) => match **inner {
-                DataType::String => {
-                    Builder::TextList(ListStringChunkedBuilder::new(name, rows, rows))
-                }
-                DataType::Int64 => Builder::IntList(ListPrimitiveChunkedBuilder::new(
-                    name,
-                    rows,
-                    rows,
-                    DataType::Int64,
-                )),
-                _ => return None,
-            },
-            _ => return None,
-        })
-    }
-
-    fn null(&mut self) {
-        match self {
-            Builder::Text(b) => b.append_null(),
-            Builder::Int(b) => b.append_null(),
-            Builder::Float(b) => b.append_null(),
-            Builder::Bool(b) => b.append_null(),
-            Builder::TextList(b) => b.append_null(),
-            Builder::IntList(b) => b.append_null(),
-        }
-    }
-
     /// Appends `value` where it is what Polars would store unchanged; false otherwise.
     /// `items`: an array's elements (the nodes after it).
     fn push(&mut self, value: &Node, items: &[Node]) -> bool {
@@ -118,17 +75,6 @@ impl Builder {
             _ => return false,
         }
         true
-    }
-
-    fn finish(self) -> Column {
-        match self {
-            Builder::Text(b) => b.finish().into_column(),
-            Builder::Int(b) => b.finish().into_column(),
-            Builder::Float(b) => b.finish().into_column(),
-            Builder::Bool(b) => b.finish().into_column(),
-            Builder::TextList(mut b) => b.finish().into_column(),
-            Builder::IntList(mut b) => b.finish().into_column(),
-        }
     }
 }
 

@@ -1,0 +1,63 @@
+//! The columns the text fast paths fill themselves (csv_batch.rs, ndjson_batch.rs): the few
+//! types they build as Polars' readers build them; any other type is left to Polars.
+
+use polars::prelude::*;
+
+/// A column being filled.
+pub(super) enum Builder {
+    Text(StringChunkedBuilder),
+    Int(PrimitiveChunkedBuilder<Int64Type>),
+    Float(PrimitiveChunkedBuilder<Float64Type>),
+    Bool(BooleanChunkedBuilder),
+    TextList(ListStringChunkedBuilder),
+    IntList(ListPrimitiveChunkedBuilder<Int64Type>),
+}
+
+impl Builder {
+    /// An empty column of `dtype` with room for `rows` rows; `None` for a type the fast
+    /// paths leave to Polars.
+    pub(super) fn new(name: &PlSmallStr, dtype: &DataType, rows: usize) -> Option<Builder> {
+        let name = name.clone();
+        Some(match dtype {
+            DataType::String => Builder::Text(StringChunkedBuilder::new(name, rows)),
+            DataType::Int64 => Builder::Int(PrimitiveChunkedBuilder::new(name, rows)),
+            DataType::Float64 => Builder::Float(PrimitiveChunkedBuilder::new(name, rows)),
+            DataType::Boolean => Builder::Bool(BooleanChunkedBuilder::new(name, rows)),
+            DataType::List(inner) => match **inner {
+                DataType::String => {
+                    Builder::TextList(ListStringChunkedBuilder::new(name, rows, rows))
+                }
+                DataType::Int64 => Builder::IntList(ListPrimitiveChunkedBuilder::new(
+                    name,
+                    rows,
+                    rows,
+                    DataType::Int64,
+                )),
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+
+    pub(super) fn null(&mut self) {
+        match self {
+            Builder::Text(b) => b.append_null(),
+            Builder::Int(b) => b.append_null(),
+            Builder::Float(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::TextList(b) => b.append_null(),
+            Builder::IntList(b) => b.append_null(),
+        }
+    }
+
+    pub(super) fn finish(self) -> Column {
+        match self {
+            Builder::Text(b) => b.finish().into_column(),
+            Builder::Int(b) => b.finish().into_column(),
+            Builder::Float(b) => b.finish().into_column(),
+            Builder::Bool(b) => b.finish().into_column(),
+            Builder::TextList(mut b) => b.finish().into_column(),
+            Builder::IntList(mut b) => b.finish().into_column(),
+        }
+    }
+}
