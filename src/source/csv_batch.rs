@@ -3,12 +3,12 @@
 //! with a quote-aware count, byte by byte on stable Rust, which was the largest single cost
 //! of reading CSV (about 14% of a run's CPU).
 //!
-//! A piece without quotes is split here, from separator to separator with `memchr` (Polars'
-//! field splitter also steps through every byte on stable Rust; its SIMD one needs nightly).
-//! Only plain values take this path: text, whole numbers and decimals in their plain
-//! spelling, `true` and `false`, and empty fields (null). Anything else, and any piece with
-//! a quote, goes whole to Polars' own chunk parser, so what Polars accepts, converts or
-//! refuses, and how it says so, is unchanged.
+//! Pieces are split here, from separator to separator and from quote to quote with `memchr`
+//! (Polars' field splitter also steps through every byte on stable Rust; its SIMD one needs
+//! nightly). Only plain values take this path: text, whole numbers and decimals in their
+//! plain spelling, `true` and `false`, empty fields (null), each quoted or not, and quoted
+//! text without a doubled quote. Anything else sends the whole piece to Polars' own chunk
+//! parser, so what Polars accepts, converts or refuses, and how it says so, is unchanged.
 
 use super::columns::Builder;
 use super::text_batch::{PieceParser, Projection};
@@ -78,14 +78,12 @@ impl CsvParser {
     }
 
     /// The projected columns of a piece split here, or `None` where Polars must decide: a
-    /// piece with a quote, a carriage return not before a line break, text that is not
-    /// UTF-8, a line with another number of fields, a column type or a value `push_field`
-    /// leaves to Polars.
+    /// carriage return not before a line break, text that is not UTF-8, a field `split`
+    /// leaves to Polars, a column type or a value `push_field` leaves to it.
     fn plain(&self, piece: &[u8], projection: &Projection, rows: usize) -> Option<DataFrame> {
         let sep = self.plain?;
-        let quote = self.options.quote_char;
-        let mut marks = memchr::memchr2_iter(quote.unwrap_or(b'\r'), b'\r', piece);
-        if !marks.all(|at| piece[at] == b'\r' && matches!(piece.get(at + 1), Some(b'\n') | None)) {
+        let mut returns = memchr::memchr_iter(b'\r', piece);
+        if !returns.all(|at| matches!(piece.get(at + 1), Some(b'\n') | None)) {
             return None;
         }
         let text = std::str::from_utf8(piece).ok()?;
@@ -95,7 +93,7 @@ impl CsvParser {
             *slots.get_mut(i)? = Some(columns.len());
             columns.push(Builder::new(name, dtype, rows)?);
         }
-        let height = split(text, sep, &slots, &mut columns)?;
+        let height = split(text, sep, self.options.quote_char, &slots, &mut columns)?;
         DataFrame::new(height, columns.into_iter().map(Builder::finish).collect()).ok()
     }
 
@@ -122,49 +120,79 @@ impl CsvParser {
     }
 }
 
-/// Splits `text`, lines of fields without quotes, and appends field `i` of each line to
-/// `columns[slots[i]]` (a line's last field without a `\r` before its line break). The
-/// number of lines; `None` where a line has other than `slots.len()` fields or a value is
+/// Splits `text`, records of fields, and appends field `i` of each record to
+/// `columns[slots[i]]`. A field that starts with `quote` is the text up to the next quote
+/// (separators and line breaks included), which must end the field; one with a doubled
+/// quote is left to Polars. A record's last field ends before `\r\n` or `\n`. The number
+/// of records; `None` where one has other than `slots.len()` fields or a field or value is
 /// left to Polars.
-fn split(text: &str, sep: u8, slots: &[Option<usize>], columns: &mut [Builder]) -> Option<usize> {
+fn split(
+    text: &str,
+    sep: u8,
+    quote: Option<u8>,
+    slots: &[Option<usize>],
+    columns: &mut [Builder],
+) -> Option<usize> {
     let bytes = text.as_bytes();
-    let (mut field, mut start, mut lines) = (0, 0, 0);
-    for at in memchr::memchr2_iter(sep, b'\n', bytes).chain([bytes.len()]) {
-        let line_ends = bytes.get(at).is_none_or(|&b| b == b'\n');
-        if let Some(&Some(c)) = slots.get(field) {
-            let mut value = &text[start..at];
-            if line_ends {
-                value = value.strip_suffix('\r').unwrap_or(value);
+    let (mut field, mut start, mut records) = (0, 0, 0);
+    loop {
+        // The field's value, whether it was quoted, and where the field ends (a separator,
+        // a line break, or the end of the text).
+        let (value, quoted, end) = match quote {
+            Some(q) if bytes.get(start) == Some(&q) => {
+                let close = start + 1 + memchr::memchr(q, &bytes[start + 1..])?;
+                (&text[start + 1..close], true, close + 1)
             }
-            if !columns[c].push_field(value) {
+            _ => {
+                let end =
+                    memchr::memchr2(sep, b'\n', &bytes[start..]).map_or(bytes.len(), |n| start + n);
+                (&text[start..end], false, end)
+            }
+        };
+        // After a closing quote: a separator, a line break (`\r\n` too) or the end.
+        let (value, end) = match (quoted, &bytes[end..]) {
+            (false, _) | (true, [] | [b'\n', ..]) => (value, end),
+            (true, [b'\r', b'\n', ..] | [b'\r']) => (value, end + 1),
+            (true, [b, ..]) if *b == sep => (value, end),
+            (true, _) => return None,
+        };
+        let record_ends = bytes.get(end).is_none_or(|&b| b == b'\n');
+        if let Some(&Some(c)) = slots.get(field) {
+            let value = match (quoted, record_ends) {
+                (false, true) => value.strip_suffix('\r').unwrap_or(value),
+                _ => value,
+            };
+            if !columns[c].push_field(value, quoted) {
                 return None;
             }
         }
-        start = at + 1;
-        if line_ends {
-            if field + 1 != slots.len() {
-                return None;
-            }
-            field = 0;
-            lines += 1;
-        } else {
+        if !record_ends {
             field += 1;
+            start = end + 1;
+            continue;
+        }
+        if field + 1 != slots.len() {
+            return None;
+        }
+        records += 1;
+        field = 0;
+        start = end + 1;
+        if start >= bytes.len() {
+            return Some(records);
         }
     }
-    Some(lines)
 }
 
 impl Builder {
-    /// Appends a field as Polars' parser reads it with the options `plain` allows (an empty
-    /// field is null); false where Polars must decide: a value it would read another way or
-    /// refuse, or a column type CSV does not have.
-    fn push_field(&mut self, field: &str) -> bool {
-        if field.is_empty() {
-            self.null();
-            return true;
-        }
+    /// Appends a field (without its quotes) as Polars' parser reads it with the options
+    /// `plain` allows: an empty field is null, but quoted empty text is empty text. False
+    /// where Polars must decide: a value it would read another way or refuse, or a column
+    /// type CSV does not have.
+    fn push_field(&mut self, field: &str, quoted: bool) -> bool {
         match self {
+            Builder::Text(b) if field.is_empty() && !quoted => b.append_null(),
             Builder::Text(b) => b.append_value(field),
+            _ if field.is_empty() => self.null(),
             Builder::Int(b) => match whole(field) {
                 Some(v) => b.append_value(v),
                 None => return false,
@@ -263,21 +291,28 @@ mod tests {
 
     /// Plain pieces split here read as Polars' parser reads them: every type, empty fields,
     /// negative numbers, leading zeros, the largest whole numbers taken, booleans in any
-    /// case, spaces and other text in text fields, `\r\n` line ends, all columns or some, a
-    /// tab as separator, and a quote where quotes mean nothing.
+    /// case, spaces and other text in text fields, `\r\n` line ends, quoted fields of every
+    /// type (empty, with separators and line breaks inside, last on their line), quotes
+    /// inside a field that does not start with one, all columns or some, a tab as
+    /// separator, and quotes where quotes mean nothing.
     #[test]
     fn splits_plain_pieces_as_polars_reads_them() {
         let text = "u1,1,2.5,true,héllo wörld,zzz\n\
                     u2,-42,-0.125,FALSE, spaced ,\r\n\
                     u3,,,,,last\r\n\
                     u4,007,3,True,a;b|c,x\n\
-                    u5,999999999999999999,12345678901234567.89,false,,y\r";
+                    u5,999999999999999999,12345678901234567.89,false,,y\r\n\
+                    \"u6\",\"-3\",\"0.5\",\"true\",\"a,b\r\nc\",\"\"\r\n\
+                    u7,\"\",,\"\",say \"hi\",\"q\"\n\
+                    \"\",1,1,false,\"\",\"\n\"\r";
         let comma = parser(&typed(), CsvParseOptions::default());
         let tab = parser(&typed(), CsvParseOptions::default().with_separator(b'\t'));
         let unquoted = parser(&typed(), CsvParseOptions::default().with_quote_char(None));
         let tabbed = text.replace(',', "\t");
-        let quoted = text.replace("héllo", "\"héllo\"");
-        for (p, text) in [(&comma, text), (&tab, &tabbed), (&unquoted, &quoted)] {
+        // Where quotes mean nothing: the lines without quoted numbers, quotes in text.
+        let plain_lines = text.lines().take(5).collect::<Vec<_>>().join("\n");
+        let literal = plain_lines.replace("héllo", "\"héllo\"");
+        for (p, text) in [(&comma, text), (&tab, &tabbed), (&unquoted, &literal)] {
             for columns in [vec![0, 1, 2, 3, 4, 5], vec![4, 1, 3], vec![5]] {
                 let projection = Projection::new(&p.reader, columns);
                 let ours = p
@@ -289,41 +324,51 @@ mod tests {
         }
         let all = Projection::new(&comma.reader, (0..6).collect());
         let df = comma.plain(text.as_bytes(), &all, 2).unwrap();
-        assert_eq!(df.height(), 5);
+        assert_eq!(df.height(), 8);
         let column = |name: &str| df.column(name).unwrap().as_materialized_series().clone();
         let n: Vec<Option<i64>> = column("n").i64().unwrap().iter().collect();
-        assert_eq!(
-            n,
-            [
-                Some(1),
-                Some(-42),
-                None,
-                Some(7),
-                Some(999_999_999_999_999_999)
-            ]
-        );
+        let largest = Some(999_999_999_999_999_999);
+        let expected = [
+            Some(1),
+            Some(-42),
+            None,
+            Some(7),
+            largest,
+            Some(-3),
+            None,
+            Some(1),
+        ];
+        assert_eq!(n, expected);
         let last = column("last");
         let last: Vec<Option<&str>> = last.str().unwrap().iter().collect();
-        assert_eq!(
-            last,
-            [Some("zzz"), None, Some("last"), Some("x"), Some("y")]
-        );
+        let expected = ["zzz", "", "last", "x", "y", "", "q", "\n"].map(Some);
+        assert_eq!(last[1], None, "an empty field is null");
+        assert_eq!(last[..1], expected[..1]);
+        assert_eq!(last[2..], expected[2..], "quoted empty text is empty text");
+        let (t, f) = (Some(true), Some(false));
         let ok: Vec<Option<bool>> = column("ok").bool().unwrap().iter().collect();
-        assert_eq!(ok, [Some(true), Some(false), None, Some(true), Some(false)]);
+        assert_eq!(ok, [t, f, None, t, f, t, None, f]);
         let s = column("s");
-        assert_eq!(s.str().unwrap().get(1), Some(" spaced "));
+        let s: Vec<Option<&str>> = s.str().unwrap().iter().collect();
+        assert_eq!(s[1], Some(" spaced "));
+        let expected = ["a,b\r\nc", "say \"hi\"", ""].map(Some);
+        assert_eq!(s[5..], expected);
     }
 
-    /// What the split leaves to Polars: quotes, numbers in other spellings (which Polars
+    /// What the split leaves to Polars: a doubled quote, text after a closing quote, a quote
+    /// never closed, numbers in other spellings (which Polars
     /// reads or refuses), other boolean words, a carriage return inside a line, a line with
     /// fewer or more fields, text that is not UTF-8. The parser's answer is Polars' own.
     #[test]
     fn leaves_everything_else_to_polars() {
         let p = parser(&typed()[..4], CsvParseOptions::default());
         let all = Projection::new(&p.reader, (0..4).collect());
-        let cases: [&[u8]; 17] = [
-            b"\"u\",1,1.0,true",
-            b"u,\"1\",1.0,true",
+        let cases: [&[u8]; 20] = [
+            b"\"u\"\"v\",1,1.0,true",
+            b"\"u\"v,1,1.0,true",
+            b"\"u\"x1,1.0,true",
+            b"u,\"1,1.0,true",
+            b"u,\" 1\",1.0,true",
             b"u,+1,1.0,true",
             b"u, 1,1.0,true",
             b"u,1234567890123456789,1,true",
