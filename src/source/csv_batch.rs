@@ -30,7 +30,8 @@ pub(super) struct CsvParser {
     options: CsvParseOptions,
     nulls: Option<NullValuesCompiled>,
     /// The separator, where pieces may be split here: options whose every effect `plain`
-    /// reproduces (no null values, comments or decimal commas).
+    /// reproduces (no null values, comments or decimal commas; a quote that is not the
+    /// separator or a line break).
     plain: Option<u8>,
     /// Bytes and rows parsed so far, to size each piece's column builders: a guess too
     /// large holds memory for rows that never come (it is not given back).
@@ -54,7 +55,8 @@ impl CsvParser {
             && o.missing_is_null
             && o.eol_char == b'\n'
             && o.separator.is_ascii()
-            && !matches!(o.separator, b'\n' | b'\r'))
+            && !matches!(o.separator, b'\n' | b'\r')
+            && !matches!(o.quote_char, Some(q) if q == o.separator || q == b'\n' || q == b'\r'))
         .then_some(o.separator);
         Ok(CsvParser {
             output,
@@ -393,13 +395,15 @@ mod tests {
                 (a, b) => panic!("{case:?}: {a:?} against {b:?}"),
             }
         }
-        // Options whose effect the split does not reproduce.
+        // Options whose effect the split does not reproduce, and quotes it cannot tell apart.
         let nulls = NullValues::AllColumnsSingle("NA".into());
         for options in [
             CsvParseOptions::default().with_null_values(Some(nulls)),
             CsvParseOptions::default().with_comment_prefix(Some("#")),
             CsvParseOptions::default().with_decimal_comma(true),
             CsvParseOptions::default().with_missing_is_null(false),
+            CsvParseOptions::default().with_quote_char(Some(b',')),
+            CsvParseOptions::default().with_quote_char(Some(b'\n')),
         ] {
             assert!(parser(&typed(), options).plain.is_none());
         }
