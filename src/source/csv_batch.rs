@@ -152,10 +152,10 @@ fn split(
             }
         };
         // After a closing quote: a separator, a line break (`\r\n` too) or the end.
-        let (value, end) = match (quoted, &bytes[end..]) {
-            (false, _) | (true, [] | [b'\n', ..]) => (value, end),
-            (true, [b'\r', b'\n', ..] | [b'\r']) => (value, end + 1),
-            (true, [b, ..]) if *b == sep => (value, end),
+        let end = match (quoted, &bytes[end..]) {
+            (false, _) | (true, [] | [b'\n', ..]) => end,
+            (true, [b'\r', b'\n', ..] | [b'\r']) => end + 1,
+            (true, [b, ..]) if *b == sep => end,
             (true, _) => return None,
         };
         let record_ends = bytes.get(end).is_none_or(|&b| b == b'\n');
