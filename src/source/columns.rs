@@ -61,3 +61,12 @@ impl Builder {
         }
     }
 }
+
+/// A schema of `fields`, for the fast paths' tests.
+#[cfg(test)]
+pub(super) fn schema(fields: &[(&str, DataType)]) -> Schema {
+    fields
+        .iter()
+        .map(|(n, t)| Field::new((*n).into(), t.clone()))
+        .collect()
+}

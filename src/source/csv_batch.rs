@@ -271,13 +271,10 @@ impl PieceParser for CsvParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::columns::schema;
 
     fn parser(fields: &[(&str, DataType)], options: CsvParseOptions) -> CsvParser {
-        let schema: Schema = fields
-            .iter()
-            .map(|(n, t)| Field::new((*n).into(), t.clone()))
-            .collect();
-        CsvParser::new(Arc::new(schema), options).unwrap()
+        CsvParser::new(Arc::new(schema(fields)), options).unwrap()
     }
 
     fn typed() -> Vec<(&'static str, DataType)> {

@@ -159,13 +159,7 @@ fn reuse<'a>(mut nodes: Vec<Node<'_>>) -> Vec<Node<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn schema(fields: &[(&str, DataType)]) -> Schema {
-        fields
-            .iter()
-            .map(|(n, t)| Field::new((*n).into(), t.clone()))
-            .collect()
-    }
+    use crate::source::columns::schema;
 
     /// Lines of plain values read as Polars' parser reads them: text with escapes, whole
     /// numbers and decimals (whole numbers in a decimal column), booleans, lists of text and
