@@ -36,6 +36,8 @@ pub mod source;
 pub mod spill;
 pub mod state;
 pub mod taxonomy;
+#[cfg(test)]
+mod testing;
 pub mod upload;
 pub mod validate;
 pub mod writer;

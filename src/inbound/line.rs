@@ -218,6 +218,7 @@ pub fn parse_line(line: &str) -> Result<ParsedLine<'_>, LineError> {
 mod tests {
     use super::*;
     use crate::inbound::{parse_element, Removal, MAX_LINES_PER_USER, MAX_LINE_BYTES};
+    use crate::testing::Gen;
 
     fn traits_of(line: &str) -> Vec<Trait> {
         let parsed = parse_line(line).unwrap();
@@ -401,22 +402,8 @@ mod tests {
         assert_eq!(back, traits);
     }
 
-    /// A small deterministic generator (xorshift64*), so the property test needs no crate and
-    /// every failure reproduces.
-    struct Gen(u64);
-
+    /// Random traits and text for the property test.
     impl Gen {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
         /// Keys are letters, digits and underscores; values anything but a comma, a quote
         /// or a control character (what `Trait::signal` takes).
         fn text(&mut self, max_len: u64, chars: &[char]) -> String {
