@@ -242,7 +242,9 @@ enum State {
 fn count(data: &[u8], byte: u8) -> u64 {
     data.chunks(255)
         .map(|run| {
-            let n = run.iter().fold(0u8, |n, &b| n.wrapping_add(u8::from(b == byte)));
+            let n = run
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == byte)));
             u64::from(n)
         })
         .sum()
@@ -577,7 +579,9 @@ mod tests {
                     l.push(b',');
                 }
                 let alphabet: &[u8] = if g.below(12) == 0 { b"a\"\r" } else { b"ab" };
-                l.extend((0..g.below(4)).map(|_| alphabet[g.below(alphabet.len() as u64) as usize]));
+                l.extend(
+                    (0..g.below(4)).map(|_| alphabet[g.below(alphabet.len() as u64) as usize]),
+                );
             }
             l.extend_from_slice(if g.below(3) == 0 { b"\r\n" } else { b"\n" });
             l
@@ -588,12 +592,20 @@ mod tests {
             let want = scan(&text, 1);
             failed += usize::from(want.is_err());
             for chunk in [4, 16, 1 << 20] {
-                assert_eq!(scan(&text, chunk), want, "{:?}", String::from_utf8_lossy(&text));
+                assert_eq!(
+                    scan(&text, chunk),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(&text)
+                );
             }
             // The fast path did read some of them (a whole line's record as the test sees it).
             whole += usize::from(want.is_ok_and(|r| r.iter().any(|(b, _)| !b.contains(&b'"'))));
         }
-        assert!(whole > 800 && failed > 300, "{whole} read, {failed} refused");
+        assert!(
+            whole > 800 && failed > 300,
+            "{whole} read, {failed} refused"
+        );
     }
 
     /// A record follows blank lines when more than one line break (CRLF counts as one)
