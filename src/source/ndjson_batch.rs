@@ -100,6 +100,9 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
     let mut buffers = simd_json::Buffers::default();
     // One tape's storage for every line (each line's tape borrows that line's copy).
     let mut storage: Vec<Node<'static>> = Vec::new();
+    // An export's lines mostly give their keys in the same order: at each place on a line,
+    // the key seen there last and its column are tried before the search.
+    let mut last: Vec<(String, Option<usize>)> = Vec::new();
     let mut height = 0;
     for (start, end) in starts.zip(ends) {
         let line = &mut work[start..end];
@@ -114,7 +117,7 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
         };
         let mut seen = 0u64;
         let mut i = 1;
-        for _ in 0..*len {
+        for k in 0..*len {
             let Node::String(key) = nodes.get(i)? else {
                 return None;
             };
@@ -125,7 +128,19 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
             };
             let items = nodes.get(i + 2..i + 2 + inner)?;
             i += 2 + inner;
-            let Some(c) = names.iter().position(|n| n == key) else {
+            let column = match last.get(k) {
+                Some((seen, c)) if seen == key => *c,
+                _ => {
+                    let c = names.iter().position(|n| n == key);
+                    let entry = ((*key).to_owned(), c);
+                    match last.get_mut(k) {
+                        Some(place) => *place = entry,
+                        None => last.push(entry),
+                    }
+                    c
+                }
+            };
+            let Some(c) = column else {
                 continue;
             };
             // A key given twice: which value Polars takes is its business.
@@ -196,6 +211,29 @@ mod tests {
             .map(|l| l.map(|l| l.as_ref().len()))
             .collect();
         assert_eq!(lengths, [Some(2), Some(0), None, Some(1)]);
+    }
+
+    /// A key is matched by its name wherever it stands, when the line before had the same
+    /// keys in the same places or another key there (of the same length, or not asked for).
+    #[test]
+    fn matches_keys_by_name_in_any_place() {
+        let text = br#"{"a":"1","b":"2","c":"x"}
+{"a":"3","b":"4","c":"x"}
+{"b":"5","a":"6","c":"x"}
+{"c":"x","a":"7","b":"8"}
+{"a":"9","c":"x","b":"10"}
+{"a":"11","b":"12"}"#;
+        let projected = schema(&[("a", DataType::String), ("b", DataType::String)]);
+        let ours = fast(text, &projected).expect("plain lines take the fast path");
+        let polars = parse_ndjson(text, None, &projected, false).unwrap();
+        assert!(ours.equals_missing(&polars), "{ours}\n{polars}");
+        let column = |name: &str| -> Vec<Option<String>> {
+            let c = ours.column(name).unwrap().str().unwrap();
+            c.iter().map(|v| v.map(str::to_owned)).collect()
+        };
+        let want = |v: [&str; 6]| v.map(|s| Some(s.to_owned())).to_vec();
+        assert_eq!(column("a"), want(["1", "3", "6", "7", "9", "11"]));
+        assert_eq!(column("b"), want(["2", "4", "5", "8", "10", "12"]));
     }
 
     /// Each text is declined by the fast path, and the parser answers with Polars' frame or
