@@ -357,7 +357,7 @@ impl Scanner {
                     }
                     pos = j + 1;
                     // Between records again (after a quoted one, say): whole lines may follow.
-                    if self.state == State::StartRecord && self.cr.is_none() {
+                    if self.between_records() {
                         continue 'lines;
                     }
                 }
@@ -383,20 +383,20 @@ impl Scanner {
     /// its separators plus one, counted in one pass instead of a stop at each separator. It
     /// goes through the same steps as byte by byte; anything else is left to the caller.
     fn whole_line(&mut self, data: &[u8], pos: usize, base: u64) -> Result<Option<Line>, Bad> {
-        if self.state != State::StartRecord || self.cr.is_some() {
+        if !self.between_records() {
             return Ok(None);
         }
         let Some(nl) = memchr::memchr(b'\n', &data[pos..]).map(|k| pos + k) else {
             return Ok(None);
         };
         let line = &data[pos..nl];
-        let (seps, crs) = (count(line, self.sep), count(line, b'\r'));
         let crlf = line.last() == Some(&b'\r');
-        if line.len() <= usize::from(crlf) || crs > u64::from(crlf) {
+        let content = &line[..line.len() - usize::from(crlf)];
+        if content.is_empty() || memchr::memchr(b'\r', content).is_some() {
             return Ok(None);
         }
         self.begin(base + pos as u64);
-        self.fields += seps;
+        self.fields += count(content, self.sep);
         self.state = State::InField;
         let record = if crlf {
             let record = self.hit(b'\r', base + nl as u64 - 1)?;
@@ -409,6 +409,11 @@ impl Scanner {
             record,
             after: nl + 1,
         }))
+    }
+
+    /// At a record's start with no `\r` waiting for its `\n`: where whole lines are tried.
+    fn between_records(&self) -> bool {
+        self.state == State::StartRecord && self.cr.is_none()
     }
 
     fn begin(&mut self, at: u64) {

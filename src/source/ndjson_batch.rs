@@ -129,7 +129,7 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
             let items = nodes.get(i + 2..i + 2 + inner)?;
             i += 2 + inner;
             let column = match last.get(k) {
-                Some((seen, c)) if seen == key => *c,
+                Some((known, c)) if known == key => *c,
                 _ => {
                     let c = names.iter().position(|n| n == key);
                     let entry = ((*key).to_owned(), c);
@@ -227,13 +227,11 @@ mod tests {
         let ours = fast(text, &projected).expect("plain lines take the fast path");
         let polars = parse_ndjson(text, None, &projected, false).unwrap();
         assert!(ours.equals_missing(&polars), "{ours}\n{polars}");
-        let column = |name: &str| -> Vec<Option<String>> {
-            let c = ours.column(name).unwrap().str().unwrap();
-            c.iter().map(|v| v.map(str::to_owned)).collect()
+        let column = |name: &str| -> Vec<Option<&str>> {
+            ours.column(name).unwrap().str().unwrap().iter().collect()
         };
-        let want = |v: [&str; 6]| v.map(|s| Some(s.to_owned())).to_vec();
-        assert_eq!(column("a"), want(["1", "3", "6", "7", "9", "11"]));
-        assert_eq!(column("b"), want(["2", "4", "5", "8", "10", "12"]));
+        assert_eq!(column("a"), ["1", "3", "6", "7", "9", "11"].map(Some));
+        assert_eq!(column("b"), ["2", "4", "5", "8", "10", "12"].map(Some));
     }
 
     /// Each text is declined by the fast path, and the parser answers with Polars' frame or
