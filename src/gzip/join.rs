@@ -47,6 +47,48 @@ pub struct Invalid(pub &'static str);
 /// Primary decoding tables are indexed by this many bits; longer codes are decoded slowly.
 const FAST: u32 = 10;
 
+/// What a fast-table entry holds: bits 0..6 the bits the walk skips for the symbol (its
+/// code, and for a length or a distance its extra bits too), bits 6..10 the code's length,
+/// bits 10..13 its kind, bits 16.. the symbol. A zero entry: a code longer than `FAST`.
+const SKIP: u32 = 63;
+const LEN_SHIFT: u32 = 6;
+const KIND_SHIFT: u32 = 10;
+const SYM_SHIFT: u32 = 16;
+/// Kinds: a literal (or a code length, or a distance); a length, which a distance
+/// follows; the end of the block; a symbol out of its alphabet's range.
+const PLAIN: u32 = 1;
+const LENGTH: u32 = 2;
+const END: u32 = 3;
+const OUT_OF_RANGE: u32 = 4;
+
+/// Which of deflate's alphabets a code is for: it tells each symbol's kind and extra bits.
+#[derive(Clone, Copy)]
+enum Alphabet {
+    LitLen,
+    Distance,
+    CodeLength,
+}
+
+impl Alphabet {
+    /// A symbol's kind and its extra bits.
+    fn class(self, sym: u16) -> (u32, u32) {
+        let s = usize::from(sym);
+        match self {
+            Alphabet::LitLen => match s {
+                0..=255 => (PLAIN, 0),
+                256 => (END, 0),
+                257..=285 => (LENGTH, u32::from(LENGTH_EXTRA[s - 257])),
+                _ => (OUT_OF_RANGE, 0),
+            },
+            Alphabet::Distance => match DIST_EXTRA.get(s) {
+                Some(&extra) => (PLAIN, u32::from(extra)),
+                None => (OUT_OF_RANGE, 0),
+            },
+            Alphabet::CodeLength => (PLAIN, 0),
+        }
+    }
+}
+
 /// Bits in the order deflate sends them (least significant first).
 struct Bits<'a> {
     data: &'a [u8],
@@ -64,6 +106,20 @@ impl<'a> Bits<'a> {
             buf: 0,
             have: 0,
         }
+    }
+
+    /// Makes sure at least `n` (at most 56) bits are held, unless the data runs out.
+    #[inline]
+    fn fill(&mut self, n: u32) {
+        if self.have < n {
+            self.refill();
+        }
+    }
+
+    /// The next `FAST` bits, as they are held (`fill` first).
+    #[inline]
+    fn fast_index(&self) -> usize {
+        (self.buf & ((1 << FAST) - 1)) as usize
     }
 
     /// Loads bytes until at least 56 bits are held or the data runs out.
@@ -145,16 +201,18 @@ impl<'a> Bits<'a> {
 /// A canonical Huffman code: a table for codes up to `FAST` bits, and counts and symbols
 /// for the rest (decoded bit by bit, as zlib's puff does).
 struct Code {
-    /// Indexed by the next `FAST` bits: symbol << 4 | length, or 0 for a longer code.
-    fast: Vec<u16>,
+    alphabet: Alphabet,
+    /// Indexed by the next `FAST` bits (see `SKIP`); 0 for a longer code.
+    fast: Vec<u32>,
     /// Codes of each length, and the symbols in canonical order.
     count: [u16; 16],
     symbol: Vec<u16>,
 }
 
 impl Code {
-    fn new() -> Code {
+    fn new(alphabet: Alphabet) -> Code {
         Code {
+            alphabet,
             fast: vec![0; 1 << FAST],
             count: [0; 16],
             symbol: Vec::with_capacity(288),
@@ -195,11 +253,19 @@ impl Code {
             for _ in 0..self.count[len as usize] {
                 if len <= FAST {
                     let sym = self.symbol[index];
+                    let (kind, extra) = self.alphabet.class(sym);
+                    let skip = if kind == OUT_OF_RANGE {
+                        len
+                    } else {
+                        len + extra
+                    };
+                    let entry =
+                        u32::from(sym) << SYM_SHIFT | kind << KIND_SHIFT | len << LEN_SHIFT | skip;
                     // Deflate sends a code's bits most significant first.
                     let rev = code.reverse_bits() >> (32 - len);
                     let mut i = rev as usize;
                     while i < 1 << FAST {
-                        self.fast[i] = sym << 4 | len as u16;
+                        self.fast[i] = entry;
                         i += 1 << len;
                     }
                 }
@@ -211,14 +277,38 @@ impl Code {
         Ok(())
     }
 
+    /// The next symbol, its code consumed (not its extra bits).
     #[inline]
     fn decode(&self, bits: &mut Bits) -> Result<u16, Invalid> {
         let e = self.fast[bits.peek(FAST) as usize];
         if e != 0 {
-            bits.consume(u32::from(e & 15))?;
-            return Ok(e >> 4);
+            bits.consume(e >> LEN_SHIFT & 15)?;
+            return Ok((e >> SYM_SHIFT) as u16);
         }
         self.decode_slow(bits)
+    }
+
+    /// Skips the next symbol with its extra bits; returns its kind. `bits` must hold the
+    /// bits (`fill`): a length with its distance takes at most 48.
+    #[inline]
+    fn skip(&self, bits: &mut Bits) -> Result<u32, Invalid> {
+        let e = self.fast[bits.fast_index()];
+        if e == 0 {
+            return self.skip_slow(bits);
+        }
+        bits.consume(e & SKIP)?;
+        Ok(e >> KIND_SHIFT & 7)
+    }
+
+    /// `skip` for a code longer than `FAST` bits.
+    #[inline(never)]
+    fn skip_slow(&self, bits: &mut Bits) -> Result<u32, Invalid> {
+        let sym = self.decode_slow(bits)?;
+        let (kind, extra) = self.alphabet.class(sym);
+        if kind != OUT_OF_RANGE {
+            bits.take(extra)?;
+        }
+        Ok(kind)
     }
 
     fn decode_slow(&self, bits: &mut Bits) -> Result<u16, Invalid> {
@@ -254,9 +344,9 @@ const CLEN_ORDER: [usize; 19] = [
 /// Walks `stream`, a complete raw deflate stream, to its last block.
 fn ends(stream: &[u8]) -> Result<Ends, Invalid> {
     let mut bits = Bits::new(stream);
-    let mut lit = Code::new();
-    let mut dist = Code::new();
-    let mut clen = Code::new();
+    let mut lit = Code::new(Alphabet::LitLen);
+    let mut dist = Code::new(Alphabet::Distance);
+    let mut clen = Code::new(Alphabet::CodeLength);
     let mut lengths = [0u8; 320];
     loop {
         let start = bits.position();
@@ -330,21 +420,20 @@ fn ends(stream: &[u8]) -> Result<Ends, Invalid> {
     }
 }
 
-/// Reads a compressed block's symbols up to and including its end-of-block code.
+/// Reads a compressed block's symbols up to and including its end-of-block code. Each
+/// symbol is skipped with its extra bits in one step: only where the block ends matters.
 fn symbols(bits: &mut Bits, lit: &Code, dist: &Code) -> Result<(), Invalid> {
     loop {
-        let sym = lit.decode(bits)?;
-        match sym {
-            0..=255 => {}
-            256 => return Ok(()),
-            257..=285 => {
-                bits.take(u32::from(LENGTH_EXTRA[usize::from(sym - 257)]))?;
-                let d = dist.decode(bits)?;
-                let Some(&extra) = DIST_EXTRA.get(usize::from(d)) else {
+        // A length code with its extra bits takes at most 20 bits, a distance 28.
+        bits.fill(48);
+        match lit.skip(bits)? {
+            PLAIN => {}
+            LENGTH => {
+                if dist.skip(bits)? == OUT_OF_RANGE {
                     return Err(Invalid("a distance code is out of range"));
-                };
-                bits.take(u32::from(extra))?;
+                }
             }
+            END => return Ok(()),
             _ => return Err(Invalid("a length code is out of range")),
         }
     }
@@ -494,6 +583,36 @@ mod tests {
         assert_eq!(
             ends(&[0x07]),
             Err(Invalid("a block has the reserved type 3"))
+        );
+    }
+
+    /// A final fixed-Huffman block: literal `a`, then `symbols` (each a code of `(value,
+    /// bits)`, sent most significant bit first), then the end-of-block code.
+    fn fixed_block(symbols: &[(u32, u32)]) -> Vec<u8> {
+        let mut bits: Vec<bool> = vec![true, true, false]; // BFINAL, then BTYPE 01 (LSB first)
+        let a = (0x30 + u32::from(b'a'), 8);
+        for &(value, n) in std::iter::once(&a).chain(symbols).chain(&[(0, 7)]) {
+            bits.extend((0..n).rev().map(|i| value >> i & 1 == 1));
+        }
+        bits.chunks(8)
+            .map(|byte| byte.iter().rev().fold(0, |acc, &b| acc << 1 | u8::from(b)))
+            .collect()
+    }
+
+    #[test]
+    fn refuses_codes_outside_their_alphabet() {
+        // Fixed codes: length 257 is 0000001, 286 is 11000110; distance 0 is 00000, 30 is 11110.
+        let good = fixed_block(&[(0b000_0001, 7), (0, 5)]);
+        assert_eq!(inflate(&good, 4), b"aaaa");
+        assert_eq!(ends(&good).unwrap().last_block, 0);
+        assert_eq!(
+            ends(&fixed_block(&[(0b1100_0110, 8)])),
+            Err(Invalid("a length code is out of range"))
+        );
+        // The fixed distance code has 30 codes (a dynamic one at most 30): 11110 is none.
+        assert_eq!(
+            ends(&fixed_block(&[(0b000_0001, 7), (0b11110, 5), (0, 16)])),
+            Err(Invalid("a code is not in the block's Huffman code"))
         );
     }
 }
