@@ -6,6 +6,7 @@ use super::rule::suggested_key;
 use super::{Format, InputOptions, Mapping};
 use crate::error::{Error, Result};
 use crate::inbound::{is_uuid_shape, looks_like_email};
+use crate::pipeline::flag_text;
 use crate::source::Source;
 use polars::prelude::*;
 use std::collections::BTreeSet;
@@ -88,13 +89,7 @@ impl Column {
     }
 
     fn is_flag(&self) -> bool {
-        self.dtype == DataType::Boolean
-            || self.all(|v| {
-                matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "true" | "false" | "yes" | "no" | "y" | "n" | "t" | "f" | "1" | "0"
-                )
-            })
+        self.dtype == DataType::Boolean || self.all(|v| flag_text(v).is_some())
     }
 
     /// Whether its values are lists, or text with `|` between items.

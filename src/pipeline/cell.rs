@@ -189,11 +189,25 @@ pub(super) fn flag(cell: Cell) -> Option<bool> {
         Cell::Int(0) | Cell::UInt(0) => Some(false),
         Cell::Float(1.0) => Some(true),
         Cell::Float(0.0) => Some(false),
-        Cell::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "t" | "yes" | "y" | "1" => Some(true),
-            "false" | "f" | "no" | "n" | "0" => Some(false),
+        Cell::Str(s) => flag_text(s),
+        _ => None,
+    }
+}
+
+/// A flag's text spellings, in any case. Compared in place: a flag column is read on every
+/// row, and lowering each value into a new string cost an allocation per row.
+pub(crate) fn flag_text(s: &str) -> Option<bool> {
+    let is = |word: &str| s.eq_ignore_ascii_case(word);
+    match s.len() {
+        1 => match s.as_bytes()[0].to_ascii_lowercase() {
+            b't' | b'y' | b'1' => Some(true),
+            b'f' | b'n' | b'0' => Some(false),
             _ => None,
         },
+        2 if is("no") => Some(false),
+        3 if is("yes") => Some(true),
+        4 if is("true") => Some(true),
+        5 if is("false") => Some(false),
         _ => None,
     }
 }
@@ -224,6 +238,9 @@ mod tests {
             assert_eq!(flag(Cell::Str(f)), Some(false), "{f}");
         }
         assert_eq!(flag(Cell::Str("maybe")), None);
+        assert_eq!(flag(Cell::Str("tru")), None);
+        assert_eq!(flag(Cell::Str("yes ")), None);
+        assert_eq!(flag(Cell::Str("Ｙ")), None);
         assert_eq!(flag(Cell::Int(2)), None);
         assert_eq!(flag(Cell::Bool(true)), Some(true));
     }

@@ -19,6 +19,8 @@ mod rows;
 mod select;
 
 pub use deliver::{Chunk, Deliver, Effect, Lines, Plain, UserTraits};
+// `init` drafts flag rules for the columns this reads as flags.
+pub(crate) use cell::flag_text;
 
 use crate::error::{Error, Result};
 use crate::inbound::{KindCounts, PartLimit};
