@@ -52,7 +52,23 @@ pub(super) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
+/// Reads the varint at `at`. Trait codes and lengths mostly take one or two bytes: those
+/// are read without the loop.
+#[inline]
 pub(super) fn get_varint(data: &[u8], at: &mut usize) -> u64 {
+    let b0 = data[*at];
+    if b0 < 0x80 {
+        *at += 1;
+        return u64::from(b0);
+    }
+    if let Some(&b1) = data.get(*at + 1).filter(|&&b| b < 0x80) {
+        *at += 2;
+        return u64::from(b0 & 0x7f) | u64::from(b1) << 7;
+    }
+    get_long_varint(data, at)
+}
+
+fn get_long_varint(data: &[u8], at: &mut usize) -> u64 {
     let mut v = 0u64;
     let mut shift = 0;
     loop {
@@ -121,5 +137,34 @@ mod tests {
         assert_eq!(out[1..], codes[..]);
         // The carried text is stored as it is, not as five bytes per four.
         assert!(buf.windows(text.len()).any(|w| w == text));
+    }
+
+    #[test]
+    fn varints_of_every_length_come_back() {
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            (1 << 21) - 1,
+            1 << 21,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        for &v in &values {
+            put_varint(&mut buf, v);
+            ends.push(buf.len());
+        }
+        let mut at = 0;
+        for (&v, &end) in values.iter().zip(&ends) {
+            assert_eq!((get_varint(&buf, &mut at), at), (v, end));
+        }
+        // The last byte of the data continues no varint: a two-byte one at the end is read.
+        assert_eq!(get_varint(&[0x80 | 5, 1], &mut 0), 128 + 5);
     }
 }
