@@ -2,7 +2,8 @@
 //! member: its last block loses its BFINAL bit, and an empty stored block after its
 //! end-of-block code byte-aligns the end, as zlib's sync flush does. Both need the exact bit
 //! where the last block begins and ends, which only reading the whole stream finds: every
-//! block's Huffman codes are read and every symbol decoded, but nothing is inflated.
+//! block's Huffman codes are read and every symbol is stepped over, its extra bits with it,
+//! but nothing is inflated.
 
 /// At most this many bytes are added by `reopen`.
 pub const REOPEN_BYTES: usize = 5;
