@@ -164,7 +164,7 @@ mod tests {
         for (&v, &end) in values.iter().zip(&ends) {
             assert_eq!((get_varint(&buf, &mut at), at), (v, end));
         }
-        // The last byte of the data continues no varint: a two-byte one at the end is read.
+        // A two-byte varint that ends the data.
         assert_eq!(get_varint(&[0x80 | 5, 1], &mut 0), 128 + 5);
     }
 }
