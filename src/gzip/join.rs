@@ -71,7 +71,7 @@ enum Alphabet {
 }
 
 impl Alphabet {
-    /// A symbol's kind and its extra bits.
+    /// A symbol's kind and its extra bits (none for a symbol out of range).
     fn class(self, sym: u16) -> (u32, u32) {
         let s = usize::from(sym);
         match self {
@@ -255,13 +255,10 @@ impl Code {
                 if len <= FAST {
                     let sym = self.symbol[index];
                     let (kind, extra) = self.alphabet.class(sym);
-                    let skip = if kind == OUT_OF_RANGE {
-                        len
-                    } else {
-                        len + extra
-                    };
-                    let entry =
-                        u32::from(sym) << SYM_SHIFT | kind << KIND_SHIFT | len << LEN_SHIFT | skip;
+                    let entry = u32::from(sym) << SYM_SHIFT
+                        | kind << KIND_SHIFT
+                        | len << LEN_SHIFT
+                        | (len + extra);
                     // Deflate sends a code's bits most significant first.
                     let rev = code.reverse_bits() >> (32 - len);
                     let mut i = rev as usize;
@@ -306,9 +303,7 @@ impl Code {
     fn skip_slow(&self, bits: &mut Bits) -> Result<u32, Invalid> {
         let sym = self.decode_slow(bits)?;
         let (kind, extra) = self.alphabet.class(sym);
-        if kind != OUT_OF_RANGE {
-            bits.take(extra)?;
-        }
+        bits.take(extra)?;
         Ok(kind)
     }
 
