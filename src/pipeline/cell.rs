@@ -166,6 +166,9 @@ pub(super) fn trait_id(cell: Cell) -> Result<u64, String> {
         Cell::Int(i) if i >= 0 => Ok(i as u64),
         Cell::Float(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(f as u64),
         Cell::Str(s) => {
+            if let Some(id) = short_digits(s) {
+                return Ok(id);
+            }
             // "123" or, from a float column exported as text, "123.0".
             let digits = match s.split_once('.') {
                 Some((int, frac)) if !frac.is_empty() && frac.bytes().all(|b| b == b'0') => int,
@@ -179,6 +182,19 @@ pub(super) fn trait_id(cell: Cell) -> Result<u64, String> {
         }
         _ => Err("not a whole non-negative number".to_owned()),
     }
+}
+
+/// The usual trait ID text, 1 to 19 digits (which cannot overflow a `u64`), read in one
+/// pass; `None` for anything else. Searching for a `.` first, then checking and parsing,
+/// cost about five times as much on every cell of a trait ID column.
+fn short_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |v, b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then(|| v * 10 + u64::from(d))
+    })
 }
 
 /// The spellings accepted for true/false in a flag column.
@@ -226,6 +242,26 @@ mod tests {
         assert!(trait_id(Cell::Str("1.5")).is_err());
         assert!(trait_id(Cell::Float(1.5)).is_err());
         assert!(trait_id(Cell::Int(-3)).is_err());
+        // The one-pass digits and the slower spellings meet at 19 and 20 digits.
+        assert_eq!(trait_id(Cell::Str("7")), Ok(7));
+        assert_eq!(
+            trait_id(Cell::Str("9999999999999999999")),
+            Ok(9_999_999_999_999_999_999)
+        );
+        assert_eq!(trait_id(Cell::Str("18446744073709551615")), Ok(u64::MAX));
+        assert_eq!(
+            trait_id(Cell::Str("18446744073709551616")),
+            Err("too large".to_owned())
+        );
+        assert_eq!(
+            trait_id(Cell::Str("12/4")),
+            Err("not digits only".to_owned())
+        );
+        assert!(trait_id(Cell::Str("")).is_err());
+        assert!(trait_id(Cell::Str("1.")).is_err());
+        assert!(trait_id(Cell::Str(".0")).is_err());
+        assert!(trait_id(Cell::Str(" 1")).is_err());
+        assert!(trait_id(Cell::Str("1:")).is_err());
         assert!(trait_id(Cell::Bool(true)).is_err());
     }
 
