@@ -275,7 +275,7 @@ pub fn check_key(key: &str) -> Result<(), TraitError> {
 /// Control characters as the validator sees them, one byte at a time: C0 and DEL. (The
 /// writer also refuses C1 controls, which take two bytes in UTF-8.)
 #[inline]
-pub fn is_control_byte(b: u8) -> bool {
+pub const fn is_control_byte(b: u8) -> bool {
     b < 0x20 || b == 0x7f
 }
 
