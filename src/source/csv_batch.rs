@@ -88,7 +88,7 @@ impl CsvParser {
         if !returns.all(|at| matches!(piece.get(at + 1), Some(b'\n') | None)) {
             return None;
         }
-        let text = std::str::from_utf8(piece).ok()?;
+        let text = simdutf8::basic::from_utf8(piece).ok()?;
         let mut slots = vec![None; self.reader.len()];
         let mut columns = Vec::with_capacity(projection.indices.len());
         for (&i, (name, dtype)) in projection.indices.iter().zip(projection.schema.iter()) {

@@ -209,6 +209,11 @@ impl Utf8 {
                 Err(_) => return Some(self.carry_at),
             }
         }
+        // The usual valid buffer takes simdutf8's vectorised check; std's finds where the
+        // first invalid byte is.
+        if simdutf8::basic::from_utf8(&data[skip..]).is_ok() {
+            return None;
+        }
         match std::str::from_utf8(&data[skip..]) {
             Ok(_) => None,
             Err(e) => {
