@@ -4,7 +4,7 @@
 
 use super::csv_batch::CsvParser;
 use super::ndjson_batch::NdjsonParser;
-use super::text_batch::{PieceParser, TextBatch};
+use super::text_batch::{BufferPool, PieceParser, TextBatch};
 use super::{Opened, Source};
 use crate::error::{Error, Result};
 use crate::mapping::Format;
@@ -187,6 +187,7 @@ impl Opened<'_> {
             plan,
             next: 0,
             read_to: 0,
+            buffers: BufferPool::default(),
         })
     }
 }
@@ -213,6 +214,8 @@ pub struct Batches<'o> {
     next: usize,
     /// For text sources: where the batches given so far end.
     read_to: u64,
+    /// For text sources: the batches' buffers, reused.
+    buffers: BufferPool,
 }
 
 impl Batches<'_> {
@@ -282,7 +285,7 @@ impl Batches<'_> {
     /// The records of `pieces` (byte ranges, in order).
     fn text_batch(&self, pieces: &[Range<u64>]) -> Result<LazyFrame> {
         let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
-        let mut bytes = Vec::with_capacity((end - start) as usize);
+        let mut bytes = self.buffers.take((end - start) as usize);
         self.opened.bytes(start..end, &mut bytes)?;
         if let Some(parser) = &self.parser {
             let pieces = pieces
@@ -293,6 +296,7 @@ impl Batches<'_> {
                 parser: parser.clone(),
                 bytes,
                 pieces,
+                pool: self.buffers.clone(),
             };
             let (source, opts) = (self.opened.source, self.opened.opts);
             return batch.lazy().map_err(|e| source.polars_error(e, opts));
