@@ -350,7 +350,12 @@ impl<'a> RenderContext<'a> {
             seen.resize(self.rank.len(), 0);
             *stamp = 1;
         }
+        // Room for every code: each code's rank is written at `n`, which moves on only for
+        // a code not seen before. Whether it was is about as likely as not, so a branch on it
+        // was mispredicted often.
         ranks.clear();
+        ranks.resize(codes.len(), 0);
+        let mut n = 0;
         inline.clear();
         inline_text.clear();
         let mut i = 0;
@@ -367,12 +372,13 @@ impl<'a> RenderContext<'a> {
                 continue;
             }
             let last = &mut seen[c as usize];
-            if *last != *stamp {
-                *last = *stamp;
-                ranks.push(self.rank[c as usize]);
-            }
+            let new = *last != *stamp;
+            *last = *stamp;
+            ranks[n] = self.rank[c as usize];
+            n += usize::from(new);
             i += 1;
         }
+        ranks.truncate(n);
         if !inline.is_empty() {
             // A user's rows repeat their values: each distinct one is placed once. Sorted by
             // key and value, they are in line order, and so are their places.
