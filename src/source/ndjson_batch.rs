@@ -94,9 +94,10 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
         .map(|(name, dtype)| Builder::new(name, dtype, breaks.len() + 1))
         .collect::<Option<Vec<_>>>()?;
     let names: Vec<&str> = projected.iter_names().map(|n| n.as_str()).collect();
-    // simd-json unescapes strings in place: the piece is copied once, each line parsed
-    // where it lies in the copy.
-    let mut work = piece.to_vec();
+    // simd-json unescapes strings in place: each line is copied into one small buffer and
+    // parsed there. (A copy of the whole piece was a new allocation of megabytes for each
+    // piece, its pages faulted in as it was written.)
+    let mut work = Vec::new();
     let mut buffers = simd_json::Buffers::default();
     // One tape's storage for every line (each line's tape borrows that line's copy).
     let mut storage: Vec<Node<'static>> = Vec::new();
@@ -105,10 +106,13 @@ fn fast(piece: &[u8], projected: &Schema) -> Option<DataFrame> {
     let mut last: Vec<(String, Option<usize>)> = Vec::new();
     let mut height = 0;
     for (start, end) in starts.zip(ends) {
-        let line = &mut work[start..end];
+        let line = &piece[start..end];
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             continue;
         }
+        work.clear();
+        work.extend_from_slice(line);
+        let line = work.as_mut_slice();
         let mut tape = simd_json::Tape(reuse(std::mem::take(&mut storage)));
         simd_json::fill_tape(line, &mut buffers, &mut tape).ok()?;
         let nodes = &tape.0;
