@@ -136,6 +136,7 @@ fn split(
     columns: &mut [Builder],
 ) -> Option<usize> {
     let bytes = text.as_bytes();
+    let ends = FieldEnds::new(sep);
     let (mut field, mut start, mut records) = (0, 0, 0);
     loop {
         // The field's value, whether it was quoted, and where the field ends (a separator,
@@ -146,8 +147,9 @@ fn split(
                 (&text[start + 1..close], true, close + 1)
             }
             _ => {
-                let end =
-                    memchr::memchr2(sep, b'\n', &bytes[start..]).map_or(bytes.len(), |n| start + n);
+                let end = ends
+                    .find(&bytes[start..])
+                    .map_or(bytes.len(), |n| start + n);
                 (&text[start..end], false, end)
             }
         };
@@ -182,6 +184,34 @@ fn split(
         if start >= bytes.len() {
             return Some(records);
         }
+    }
+}
+
+/// Where an unquoted field ends: the next separator or line break. `memchr2` picks its
+/// implementation and readies its two bytes on every call, once per field here; a searcher
+/// made once per piece does that once (x86-64 with AVX2; elsewhere `memchr2`).
+struct FieldEnds {
+    sep: u8,
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::Two>,
+}
+
+impl FieldEnds {
+    fn new(sep: u8) -> FieldEnds {
+        FieldEnds {
+            sep,
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::Two::new(sep, b'\n'),
+        }
+    }
+
+    #[inline]
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(two) = &self.avx2 {
+            return two.find(haystack);
+        }
+        memchr::memchr2(self.sep, b'\n', haystack)
     }
 }
 
