@@ -166,7 +166,9 @@ pub(super) fn trait_id(cell: Cell) -> Result<u64, String> {
         Cell::Int(i) if i >= 0 => Ok(i as u64),
         Cell::Float(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(f as u64),
         Cell::Str(s) => {
-            if let Some(id) = short_digits(s) {
+            // The usual text, read in one pass. Searching for a `.` first, then checking
+            // and parsing, cost about five times as much on every cell of the column.
+            if let Some(id) = crate::source::digits(s.as_bytes(), 19) {
                 return Ok(id);
             }
             // "123" or, from a float column exported as text, "123.0".
@@ -182,19 +184,6 @@ pub(super) fn trait_id(cell: Cell) -> Result<u64, String> {
         }
         _ => Err("not a whole non-negative number".to_owned()),
     }
-}
-
-/// The usual trait ID text, 1 to 19 digits (which cannot overflow a `u64`), read in one
-/// pass; `None` for anything else. Searching for a `.` first, then checking and parsing,
-/// cost about five times as much on every cell of a trait ID column.
-fn short_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 {
-        return None;
-    }
-    s.bytes().try_fold(0u64, |v, b| {
-        let d = b.wrapping_sub(b'0');
-        (d < 10).then(|| v * 10 + u64::from(d))
-    })
 }
 
 /// The spellings accepted for true/false in a flag column.

@@ -62,6 +62,20 @@ impl Builder {
     }
 }
 
+/// `[0-9]{1,max}` as a number, read in one pass; `None` for anything else. `max` is at most
+/// 19, so that it cannot overflow. CSV's whole numbers and the pipeline's trait IDs are read
+/// with it, on every cell of their columns.
+pub(crate) fn digits(s: &[u8], max: usize) -> Option<u64> {
+    debug_assert!(max <= 19, "{max} digits can overflow a u64");
+    if s.is_empty() || s.len() > max {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then(|| v * 10 + u64::from(d))
+    })
+}
+
 /// A schema of `fields`, for the fast paths' tests.
 #[cfg(test)]
 pub(super) fn schema(fields: &[(&str, DataType)]) -> Schema {

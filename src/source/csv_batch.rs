@@ -10,7 +10,7 @@
 //! text without a doubled quote. Anything else sends the whole piece to Polars' own chunk
 //! parser, so what Polars accepts, converts or refuses, and how it says so, is unchanged.
 
-use super::columns::Builder;
+use super::columns::{digits, Builder};
 use super::text_batch::{PieceParser, Projection};
 use polars::io::csv::read::_csv_read_internal::{
     cast_columns, prepare_csv_schema, read_chunk, NullValuesCompiled,
@@ -244,20 +244,11 @@ impl Builder {
 /// `-?[0-9]{1,18}`, which cannot overflow: read as Polars reads it. Other spellings (`+1`,
 /// spaces, more digits) are Polars' to read or refuse.
 fn whole(field: &str) -> Option<i64> {
-    let (negative, digits) = match field.as_bytes() {
+    let (negative, unsigned) = match field.as_bytes() {
         [b'-', rest @ ..] => (true, rest),
         all => (false, all),
     };
-    if digits.is_empty() || digits.len() > 18 {
-        return None;
-    }
-    let mut v = 0i64;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i64::from(d - b'0');
-    }
+    let v = digits(unsigned, 18)? as i64;
     Some(if negative { -v } else { v })
 }
 
@@ -388,6 +379,28 @@ mod tests {
     /// never closed, numbers in other spellings (which Polars
     /// reads or refuses), other boolean words, a carriage return inside a line, a line with
     /// fewer or more fields, text that is not UTF-8. The parser's answer is Polars' own.
+    /// Whole numbers read here: up to 18 digits, with a minus sign or without; 19 digits,
+    /// a plus sign, a lone `-` or anything not a digit are Polars'.
+    #[test]
+    fn whole_numbers_up_to_18_digits() {
+        assert_eq!(whole("0"), Some(0));
+        assert_eq!(whole("-42"), Some(-42));
+        assert_eq!(whole("999999999999999999"), Some(999_999_999_999_999_999));
+        assert_eq!(whole("-999999999999999999"), Some(-999_999_999_999_999_999));
+        for other in [
+            "1000000000000000000",
+            "+1",
+            "-",
+            "",
+            "1.0",
+            "1e3",
+            " 1",
+            "1:",
+        ] {
+            assert_eq!(whole(other), None, "{other:?}");
+        }
+    }
+
     #[test]
     fn leaves_everything_else_to_polars() {
         let p = parser(&typed()[..4], CsvParseOptions::default());

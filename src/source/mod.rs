@@ -10,6 +10,7 @@ mod ndjson_batch;
 mod text_batch;
 
 pub use batches::Batches;
+pub(crate) use columns::digits;
 
 use crate::error::{Error, Result};
 use crate::mapping::{Encoding, Format, InputOptions, Mapping};
