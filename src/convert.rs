@@ -384,6 +384,7 @@ mod tests {
         batch_bytes: 1,
         spill_budget: 1,
         threads: 3,
+        block_rows: 1,
         signal_cache: 1,
     };
 
@@ -443,9 +444,17 @@ mod tests {
             batch_bytes: 700,
             spill_budget: 2000,
             threads: 1,
+            block_rows: 2,
             signal_cache: 4,
         };
         assert_eq!(whole.0, convert(&mapping, &inputs, some).0);
+        // Each batch converted a few rows at a time: the same lines, counts and rejects
+        // (with their row numbers).
+        let blocks = Tuning {
+            block_rows: 7,
+            ..Tuning::default()
+        };
+        assert_eq!(whole, convert(&mapping, &inputs, blocks));
     }
 
     #[test]
@@ -592,7 +601,11 @@ mod tests {
              [[traits]]\ntype = \"value_map\"\ncolumn = \"tier\"\nvalues = { gold = 9 }\nunmapped = \"skip\"\n",
         )
         .unwrap();
-        for tuning in [Tuning::default(), TINY] {
+        let blocks = Tuning {
+            block_rows: 2,
+            ..Tuning::default()
+        };
+        for tuning in [Tuning::default(), TINY, blocks] {
             let (_, receipt, rejects) = convert(&mapping, &[input.display().to_string()], tuning);
             let got: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.reason.code())).collect();
             // Row 4 has no ID: that, not its segment, is why it is left out.

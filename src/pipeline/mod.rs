@@ -53,6 +53,8 @@ pub struct Tuning {
     pub spill_budget: usize,
     /// Threads converting rows, each over its share of every batch.
     pub threads: usize,
+    /// Rows each converting thread turns into codes at a time (see `Converter::add_frame`).
+    pub block_rows: usize,
     /// Distinct values of one key-value rule each converting thread interns; further new
     /// values are carried in their rows (see `intern::INLINE`).
     pub signal_cache: usize,
@@ -65,6 +67,7 @@ impl Default for Tuning {
             batch_bytes: 48 << 20,
             spill_budget: 256 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            block_rows: 4096,
             signal_cache: 1 << 14,
         }
     }
@@ -169,6 +172,7 @@ pub fn run(
             convert_frame(
                 &mut converters,
                 &df,
+                tuning.block_rows,
                 file,
                 first_row,
                 &sources[file],
@@ -218,6 +222,7 @@ fn spill_error(e: std::io::Error) -> Error {
 fn convert_frame(
     converters: &mut [Converter],
     df: &DataFrame,
+    block_rows: usize,
     file: usize,
     first_row: u64,
     source: &Source,
@@ -229,7 +234,7 @@ fn convert_frame(
             let offset = k * per;
             let piece = df.slice(offset as i64, per);
             let first = first_row + offset as u64;
-            move || c.add_frame(&piece, file, first, source, cancel)
+            move || c.add_frame(&piece, block_rows, file, first, source, cancel)
         });
         let mut mine = pieces.next().expect("at least one converter");
         let others: Vec<_> = pieces

@@ -80,10 +80,31 @@ impl<'m> Converter<'m> {
         }
     }
 
-    /// Converts a frame column by column: the user IDs, then each rule over all rows (a
+    /// Converts a frame `block_rows` rows at a time: each rule's codes for a block are
+    /// gathered row by row for the sorter, and over a block of a few thousand rows they are
+    /// still in the core's cache (over a whole batch's rows, the gathers missed it).
+    pub(super) fn add_frame(
+        &mut self,
+        df: &DataFrame,
+        block_rows: usize,
+        file_index: usize,
+        first_row: u64,
+        source: &Source,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let block_rows = block_rows.max(1);
+        for offset in (0..df.height()).step_by(block_rows) {
+            let block = df.slice(offset as i64, block_rows);
+            let first = first_row + offset as u64;
+            self.add_block(&block, file_index, first, source, cancel)?;
+        }
+        Ok(())
+    }
+
+    /// Converts a block column by column: the user IDs, then each rule over all rows (a
     /// row rejected by one rule is not looked at by the next, as if row by row), then each
     /// accepted row's codes go to the sorter, rejects to the list, in row order.
-    pub(super) fn add_frame(
+    fn add_block(
         &mut self,
         df: &DataFrame,
         file_index: usize,
