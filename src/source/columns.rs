@@ -76,6 +76,19 @@ pub(crate) fn digits(s: &[u8], max: usize) -> Option<u64> {
     })
 }
 
+/// `-?[0-9]{1,18}`, which cannot overflow, as a number; `None` for anything else (`+1`,
+/// spaces, more digits), which the fast paths leave to Polars or simd-json. CSV's whole
+/// numbers and NDJSON's are read with it.
+#[inline]
+pub(super) fn whole(s: &[u8]) -> Option<i64> {
+    let (negative, unsigned) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    let v = digits(unsigned, 18)? as i64;
+    Some(if negative { -v } else { v })
+}
+
 /// A schema of `fields`, for the fast paths' tests.
 #[cfg(test)]
 pub(super) fn schema(fields: &[(&str, DataType)]) -> Schema {
@@ -83,4 +96,32 @@ pub(super) fn schema(fields: &[(&str, DataType)]) -> Schema {
         .iter()
         .map(|(n, t)| Field::new((*n).into(), t.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole;
+
+    /// Whole numbers read here: up to 18 digits, with a minus sign or without; 19 digits,
+    /// a plus sign, a lone `-` or anything not a digit are not.
+    #[test]
+    fn whole_numbers_up_to_18_digits() {
+        let whole = |s: &str| whole(s.as_bytes());
+        assert_eq!(whole("0"), Some(0));
+        assert_eq!(whole("-42"), Some(-42));
+        assert_eq!(whole("999999999999999999"), Some(999_999_999_999_999_999));
+        assert_eq!(whole("-999999999999999999"), Some(-999_999_999_999_999_999));
+        for other in [
+            "1000000000000000000",
+            "+1",
+            "-",
+            "",
+            "1.0",
+            "1e3",
+            " 1",
+            "1:",
+        ] {
+            assert_eq!(whole(other), None, "{other:?}");
+        }
+    }
 }

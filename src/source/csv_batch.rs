@@ -10,7 +10,7 @@
 //! text without a doubled quote. Anything else sends the whole piece to Polars' own chunk
 //! parser, so what Polars accepts, converts or refuses, and how it says so, is unchanged.
 
-use super::columns::{digits, Builder};
+use super::columns::{whole, Builder};
 use super::text_batch::{PieceParser, Projection};
 use polars::io::csv::read::_csv_read_internal::{
     cast_columns, prepare_csv_schema, read_chunk, NullValuesCompiled,
@@ -225,7 +225,7 @@ impl Builder {
             Builder::Text(b) if field.is_empty() && !quoted => b.append_null(),
             Builder::Text(b) => b.append_value(field),
             _ if field.is_empty() => self.null(),
-            Builder::Int(b) => match whole(field) {
+            Builder::Int(b) => match whole(field.as_bytes()) {
                 Some(v) => b.append_value(v),
                 None => return false,
             },
@@ -239,17 +239,6 @@ impl Builder {
         }
         true
     }
-}
-
-/// `-?[0-9]{1,18}`, which cannot overflow: read as Polars reads it. Other spellings (`+1`,
-/// spaces, more digits) are Polars' to read or refuse.
-fn whole(field: &str) -> Option<i64> {
-    let (negative, unsigned) = match field.as_bytes() {
-        [b'-', rest @ ..] => (true, rest),
-        all => (false, all),
-    };
-    let v = digits(unsigned, 18)? as i64;
-    Some(if negative { -v } else { v })
 }
 
 /// `-?[0-9]+(.[0-9]+)?`, read to the nearest `f64` as Polars' `fast_float2` reads it. Other
@@ -376,31 +365,9 @@ mod tests {
     }
 
     /// What the split leaves to Polars: a doubled quote, text after a closing quote, a quote
-    /// never closed, numbers in other spellings (which Polars
-    /// reads or refuses), other boolean words, a carriage return inside a line, a line with
-    /// fewer or more fields, text that is not UTF-8. The parser's answer is Polars' own.
-    /// Whole numbers read here: up to 18 digits, with a minus sign or without; 19 digits,
-    /// a plus sign, a lone `-` or anything not a digit are Polars'.
-    #[test]
-    fn whole_numbers_up_to_18_digits() {
-        assert_eq!(whole("0"), Some(0));
-        assert_eq!(whole("-42"), Some(-42));
-        assert_eq!(whole("999999999999999999"), Some(999_999_999_999_999_999));
-        assert_eq!(whole("-999999999999999999"), Some(-999_999_999_999_999_999));
-        for other in [
-            "1000000000000000000",
-            "+1",
-            "-",
-            "",
-            "1.0",
-            "1e3",
-            " 1",
-            "1:",
-        ] {
-            assert_eq!(whole(other), None, "{other:?}");
-        }
-    }
-
+    /// never closed, numbers in other spellings (which Polars reads or refuses), other
+    /// boolean words, a carriage return inside a line, a line with fewer or more fields, text
+    /// that is not UTF-8. The parser's answer is Polars' own.
     #[test]
     fn leaves_everything_else_to_polars() {
         let p = parser(&typed()[..4], CsvParseOptions::default());

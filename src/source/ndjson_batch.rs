@@ -3,14 +3,15 @@
 //! Polars' reader turns every line into a tree of values (a map per object, an owned key per
 //! field) and then looks each column up in it: about 45% of an NDJSON run's CPU. Here the
 //! plainest lines (`scan`: no escape, no nesting, whole numbers) are read in one pass over
-//! their bytes, and any other line's simd-json tape is walked once. Only plain cases take this path: columns typed text, whole
-//! numbers, decimals or booleans, each given a value of its own JSON type (or null), and
-//! lists of text or of whole numbers given arrays of such values (or null). Any other line,
-//! a nested value, a key twice, or a line that is not valid JSON sends the whole piece to
-//! Polars' own parser (`parse_ndjson`, which Polars' NDJSON scan runs on each chunk), so
-//! what Polars accepts, converts or refuses, and how it says so, is unchanged.
+//! their bytes, and any other line's simd-json tape is walked once. Only plain cases take
+//! these paths: columns typed text, whole numbers, decimals or booleans, each given a value
+//! of its own JSON type (or null), and lists of text or of whole numbers given arrays of
+//! such values (or null). Any other line, a nested value, a key twice, or a line that is not
+//! valid JSON sends the whole piece to Polars' own parser (`parse_ndjson`, which Polars'
+//! NDJSON scan runs on each chunk), so what Polars accepts, converts or refuses, and how it
+//! says so, is unchanged.
 
-use super::columns::Builder;
+use super::columns::{whole, Builder};
 use super::text_batch::{PieceParser, Projection};
 use polars::io::ndjson::core::parse_ndjson;
 use polars::prelude::*;
@@ -37,21 +38,10 @@ impl PieceParser for NdjsonParser {
 
 impl Builder {
     /// Appends `value` where it is what Polars would store unchanged; false otherwise.
-    /// `items`: an array's elements (the nodes after it).
+    /// `items`: an array's elements (the nodes after it). A single value goes in by the
+    /// scanner's rules (`takes`).
     fn push(&mut self, value: &Node, items: &[Node]) -> bool {
         match (self, value) {
-            (column, Node::Static(StaticNode::Null)) => column.null(),
-            (Builder::Text(b), Node::String(s)) => b.append_value(s),
-            (Builder::Int(b), Node::Static(StaticNode::I64(v))) => b.append_value(*v),
-            (Builder::Int(b), Node::Static(StaticNode::U64(v))) => match i64::try_from(*v) {
-                Ok(v) => b.append_value(v),
-                Err(_) => return false,
-            },
-            // Polars' `cast_f64`: whole numbers in a decimal column are converted.
-            (Builder::Float(b), Node::Static(StaticNode::F64(v))) => b.append_value(*v),
-            (Builder::Float(b), Node::Static(StaticNode::I64(v))) => b.append_value(*v as f64),
-            (Builder::Float(b), Node::Static(StaticNode::U64(v))) => b.append_value(*v as f64),
-            (Builder::Bool(b), Node::Static(StaticNode::Bool(v))) => b.append_value(*v),
             // Lists of plain values only: null items, mixed types and nesting are Polars'.
             (Builder::TextList(b), Node::Array { len, count }) if len == count => {
                 if !items.iter().all(|n| matches!(n, Node::String(_))) {
@@ -63,9 +53,8 @@ impl Builder {
                 }));
             }
             (Builder::IntList(b), Node::Array { len, count }) if len == count => {
-                let whole = |n: &Node| match n {
-                    Node::Static(StaticNode::I64(v)) => Some(*v),
-                    Node::Static(StaticNode::U64(v)) => i64::try_from(*v).ok(),
+                let whole = |n: &Node| match Plain::of(n) {
+                    Some(Plain::Int(v)) => Some(v),
                     _ => None,
                 };
                 if !items.iter().all(|n| whole(n).is_some()) {
@@ -73,7 +62,10 @@ impl Builder {
                 }
                 b.append_values_iter(items.iter().filter_map(whole));
             }
-            _ => return false,
+            (column, value) => match Plain::of(value) {
+                Some(plain) if column.takes(&plain) => column.push_plain(plain),
+                _ => return false,
+            },
         }
         true
     }
@@ -168,7 +160,7 @@ impl Keys<'_> {
             Some(known) if same_key(known.key.as_bytes(), key.as_bytes()) => known.column,
             _ => {
                 let column = self.names.iter().position(|n| *n == key);
-                let plain = !key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+                let plain = !key.bytes().any(ends_text);
                 let known = Known {
                     key: key.to_owned(),
                     column,
@@ -226,33 +218,61 @@ fn from_tape(nodes: &[Node], keys: &mut Keys, columns: &mut [Builder]) -> Option
     Some(seen)
 }
 
-/// A value the line scanner reads itself.
+/// A single JSON value, as the scanner reads it or simd-json's tape holds it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Plain<'a> {
     Null,
     Text(&'a str),
+    /// A whole number that fits an `i64`.
     Int(i64),
+    /// A decimal, or a whole number too large for an `i64`.
+    Float(f64),
     Bool(bool),
 }
 
+impl<'a> Plain<'a> {
+    /// A tape's single value; `None` for an array, an object or a 128-bit number.
+    fn of(node: &Node<'a>) -> Option<Plain<'a>> {
+        Some(match node {
+            Node::String(s) => Plain::Text(s),
+            Node::Static(StaticNode::Null) => Plain::Null,
+            Node::Static(StaticNode::Bool(v)) => Plain::Bool(*v),
+            Node::Static(StaticNode::I64(v)) => Plain::Int(*v),
+            Node::Static(StaticNode::U64(v)) => match i64::try_from(*v) {
+                Ok(v) => Plain::Int(v),
+                Err(_) => Plain::Float(*v as f64),
+            },
+            Node::Static(StaticNode::F64(v)) => Plain::Float(*v),
+            // Arrays, objects, and 128-bit numbers (Polars' to read or refuse).
+            _ => return None,
+        })
+    }
+}
+
 impl Builder {
-    /// Whether `value` goes into this column unchanged (as `push` would take its node).
+    /// Whether `value` goes into this column as Polars would store it unchanged: a value of
+    /// the column's own type, or null; whole numbers in a decimal column too (Polars'
+    /// `cast_f64` converts them).
+    #[inline]
     fn takes(&self, value: &Plain) -> bool {
         matches!(
             (self, value),
             (_, Plain::Null)
                 | (Builder::Text(_), Plain::Text(_))
-                | (Builder::Int(_) | Builder::Float(_), Plain::Int(_))
+                | (Builder::Int(_), Plain::Int(_))
+                | (Builder::Float(_), Plain::Int(_) | Plain::Float(_))
                 | (Builder::Bool(_), Plain::Bool(_))
         )
     }
 
     /// Appends a value `takes` accepted.
+    #[inline]
     fn push_plain(&mut self, value: Plain) {
         match (self, value) {
             (Builder::Text(b), Plain::Text(s)) => b.append_value(s),
             (Builder::Int(b), Plain::Int(v)) => b.append_value(v),
             (Builder::Float(b), Plain::Int(v)) => b.append_value(v as f64),
+            (Builder::Float(b), Plain::Float(v)) => b.append_value(v),
             (Builder::Bool(b), Plain::Bool(v)) => b.append_value(v),
             (column, _) => column.null(),
         }
@@ -367,32 +387,31 @@ fn scan<'a>(
 /// simd-json reads as an `I64` or `U64`), or, when `skipped`, a decimal without an exponent
 /// (its value is not needed). `None` for anything else, leading zeros and exponents among
 /// them.
-fn number(line: &[u8], mut i: usize, skipped: bool) -> Option<(Plain<'static>, usize)> {
+fn number(line: &[u8], i: usize, skipped: bool) -> Option<(Plain<'static>, usize)> {
     let digits = |mut i: usize| {
         while line.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
         i
     };
-    let negative = line[i] == b'-';
-    let from = i + usize::from(negative);
-    i = digits(from);
-    let whole = &line[from..i];
-    if whole.len() > 1 && whole[0] == b'0' {
+    let from = i + usize::from(line[i] == b'-');
+    let end = digits(from);
+    // JSON has no leading zeros (`01`), which CSV's `whole` reads.
+    if end > from + 1 && line[from] == b'0' {
         return None;
     }
-    let value = super::digits(whole, 18)? as i64;
-    match line.get(i) {
+    let value = whole(&line[i..end])?;
+    match line.get(end) {
         Some(b'.') if skipped => {
-            let fraction = i + 1;
-            i = digits(fraction);
-            if i == fraction || matches!(line.get(i), Some(b'e' | b'E')) {
+            let fraction = end + 1;
+            let after = digits(fraction);
+            if after == fraction || matches!(line.get(after), Some(b'e' | b'E')) {
                 return None;
             }
-            Some((Plain::Null, i))
+            Some((Plain::Null, after))
         }
         Some(b'.' | b'e' | b'E') => None,
-        _ => Some((Plain::Int(if negative { -value } else { value }), i)),
+        _ => Some((Plain::Int(value), end)),
     }
 }
 
@@ -421,13 +440,19 @@ fn string_end(line: &[u8], mut i: usize) -> Option<usize> {
         i += 8;
     }
     while i < end {
-        match b[i] {
-            b'"' => return Some(i),
-            b'\\' | 0..0x20 => return None,
-            _ => i += 1,
+        if ends_text(b[i]) {
+            return (b[i] == b'"').then_some(i);
         }
+        i += 1;
     }
     None
+}
+
+/// A byte JSON text cannot hold as it stands: its closing `"`, an escape's `\`, or a control
+/// character.
+#[inline]
+fn ends_text(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 /// `a == b`, for the keys of every line, without a call to `memcmp`: for up to 16 bytes,
