@@ -153,9 +153,22 @@ impl Opened<'_> {
     pub fn batches(&self, mut whole: LazyFrame, batch_rows: u64) -> Result<Batches<'_>> {
         let (source, opts) = (self.source, self.opts);
         let err = |e: PolarsError| source.polars_error(e, opts);
-        let schema = whole.collect_schema().map_err(err)?;
         let plan = match (self.pieces.take(), source.format) {
-            (Some(pieces), _) => BatchPlan::Text { pieces, first: 0 },
+            (Some(pieces), format) => {
+                let schema = whole.collect_schema().map_err(err)?;
+                let parser: Arc<dyn PieceParser> = match format {
+                    Format::Csv => {
+                        Arc::new(CsvParser::new(schema, source.csv_options(opts)).map_err(err)?)
+                    }
+                    Format::Ndjson => Arc::new(NdjsonParser { schema }),
+                    _ => unreachable!("only CSV and NDJSON sources are cut into pieces"),
+                };
+                BatchPlan::Text {
+                    pieces,
+                    first: 0,
+                    parser,
+                }
+            }
             (None, Format::Parquet | Format::Ipc) => {
                 let count = row_count(&whole).map_err(err)?;
                 // Without the row count only the first batch would be read: never silently.
@@ -170,20 +183,9 @@ impl Opened<'_> {
             }
             (None, _) => BatchPlan::Whole,
         };
-        let parser: Option<Arc<dyn PieceParser>> = match source.format {
-            Format::Csv => Some(Arc::new(
-                CsvParser::new(schema.clone(), source.csv_options(opts)).map_err(err)?,
-            )),
-            Format::Ndjson => Some(Arc::new(NdjsonParser {
-                schema: schema.clone(),
-            })),
-            _ => None,
-        };
         Ok(Batches {
             opened: self,
             whole,
-            schema,
-            parser,
             plan,
             next: 0,
             read_to: 0,
@@ -198,18 +200,19 @@ enum BatchPlan {
     /// Row slices (Parquet, IPC: the readers skip to a row cheaply), `step` rows from
     /// `offset` next.
     Rows { total: u64, step: u64, offset: u64 },
-    /// Byte ranges of whole records (CSV, NDJSON), each scanned on its own; the next batch
-    /// starts at piece `first`.
-    Text { pieces: TextPieces, first: usize },
+    /// Byte ranges of whole records (CSV, NDJSON), each parsed by `parser` (see
+    /// [`TextBatch`]); the next batch starts at piece `first`.
+    Text {
+        pieces: TextPieces,
+        first: usize,
+        parser: Arc<dyn PieceParser>,
+    },
 }
 
 /// See [`Opened::batches`].
 pub struct Batches<'o> {
     opened: &'o Opened<'o>,
     whole: LazyFrame,
-    schema: SchemaRef,
-    /// How CSV and NDJSON batches are parsed (see [`TextBatch`]).
-    parser: Option<Arc<dyn PieceParser>>,
     plan: BatchPlan,
     next: usize,
     /// For text sources: where the batches given so far end.
@@ -267,7 +270,12 @@ impl Iterator for Batches<'_> {
                         .slice(at as i64, (*step).min(IdxSize::MAX as u64) as IdxSize))
                 })
             }
-            BatchPlan::Text { pieces, first } => {
+            BatchPlan::Text {
+                pieces,
+                first,
+                parser,
+            } => {
+                let parser = parser.clone();
                 let batch = match pieces.batch(*first) {
                     Ok(Some(batch)) => batch.to_vec(),
                     Ok(None) => return None,
@@ -275,7 +283,7 @@ impl Iterator for Batches<'_> {
                 };
                 *first += batch.len();
                 self.read_to = batch[batch.len() - 1].end;
-                Some(self.text_batch(&batch))
+                Some(self.text_batch(parser, &batch))
             }
         }
     }
@@ -283,29 +291,21 @@ impl Iterator for Batches<'_> {
 
 impl Batches<'_> {
     /// The records of `pieces` (byte ranges, in order).
-    fn text_batch(&self, pieces: &[Range<u64>]) -> Result<LazyFrame> {
+    fn text_batch(&self, parser: Arc<dyn PieceParser>, pieces: &[Range<u64>]) -> Result<LazyFrame> {
         let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
         let mut bytes = self.buffers.take((end - start) as usize);
         self.opened.bytes(start..end, &mut bytes)?;
-        if let Some(parser) = &self.parser {
-            let pieces = pieces
+        let batch = TextBatch {
+            parser,
+            bytes,
+            pieces: pieces
                 .iter()
                 .map(|p| (p.start - start) as usize..(p.end - start) as usize)
-                .collect();
-            let batch = TextBatch {
-                parser: parser.clone(),
-                bytes,
-                pieces,
-                pool: self.buffers.clone(),
-            };
-            let (source, opts) = (self.opened.source, self.opened.opts);
-            return batch.lazy().map_err(|e| source.polars_error(e, opts));
-        }
-        self.opened.scan_sources(
-            ScanSources::Buffers(vec![bytes.into()].into()),
-            &[],
-            Some(self.schema.clone()),
-        )
+                .collect(),
+            pool: self.buffers.clone(),
+        };
+        let (source, opts) = (self.opened.source, self.opened.opts);
+        batch.lazy().map_err(|e| source.polars_error(e, opts))
     }
 }
 

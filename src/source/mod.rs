@@ -314,7 +314,7 @@ impl Opened<'_> {
             Some(text) => text.clone(),
             None => ScanSources::Paths(vec![self.source.pl_path()?].into()),
         };
-        self.scan_sources(sources, text_columns, None)
+        self.scan_sources(sources, text_columns)
     }
 
     /// The first `rows` rows (`aam-etl init`): CSV columns as text, others with their type.
@@ -387,18 +387,12 @@ impl Opened<'_> {
         })
     }
 
-    fn scan_sources(
-        &self,
-        sources: ScanSources,
-        text_columns: &[String],
-        // Batches pass the whole scan's schema, which has the text columns already.
-        schema: Option<SchemaRef>,
-    ) -> Result<LazyFrame> {
+    fn scan_sources(&self, sources: ScanSources, text_columns: &[String]) -> Result<LazyFrame> {
         let (source, opts) = (self.source, self.opts);
         let err = |e: PolarsError| source.polars_error(e, opts);
         match source.format {
             Format::Csv => {
-                let overwrite = (!text_columns.is_empty() && schema.is_none()).then(|| {
+                let overwrite = (!text_columns.is_empty()).then(|| {
                     Arc::new(Schema::from_iter(
                         text_columns
                             .iter()
@@ -410,12 +404,10 @@ impl Opened<'_> {
                     .with_has_header(opts.has_header)
                     .map_parse_options(|_| parse.clone())
                     .with_dtype_overwrite(overwrite)
-                    .with_schema(schema)
                     .finish()
                     .map_err(err)
             }
             Format::Ndjson => LazyJsonLineReader::new_with_sources(sources)
-                .with_schema(schema)
                 .finish()
                 .map_err(err),
             Format::Json => {
