@@ -18,7 +18,7 @@ pub(crate) use sort::prefix;
 
 use crate::lock::{is_abandoned, InUse};
 use merge::{Rows, Run};
-use sort::{write_sorted, Buffer, Entry, MAX_RESERVE};
+use sort::{Buffer, Order, MAX_RESERVE};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom};
 use std::path::Path;
@@ -93,8 +93,8 @@ pub struct Sorter {
 
 impl Sorter {
     /// Keeps up to about `budget` bytes of rows in memory before writing a run (while a run
-    /// is sorted and written, up to about two and a half times that: the radix sort's
-    /// scratch is a copy of the index).
+    /// is sorted and written, up to about two and a half times that: sorting takes up to
+    /// the index's size again).
     pub fn new(budget: usize) -> Sorter {
         Sorter {
             buffer: Buffer::default(),
@@ -157,21 +157,30 @@ impl Sorter {
     fn into_runs(mut self) -> io::Result<(Vec<Run>, Option<SpillDir>)> {
         // What is still buffered is sorted in two halves on two threads, each written out
         // in order in memory: two more runs, the first half's rows before the second's.
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let n = buffer.index.len();
-        let (first, second) = buffer.index.split_at_mut(n / 2);
-        let arena = &buffer.arena;
-        let sorted = |index: &mut [Entry]| {
-            // Room for the whole arena: pages never written are never resident.
-            let mut rows = Vec::with_capacity(arena.len());
-            write_sorted(arena, index, &mut rows).map(|()| rows)
-        };
-        let in_memory = std::thread::scope(|s| {
-            let first = s.spawn(|| sorted(first));
-            let second = sorted(second);
+        let Buffer { arena, mut index } = std::mem::take(&mut self.buffer);
+        let n = index.len();
+        let (first, second) = index.split_at_mut(n / 2);
+        let orders = std::thread::scope(|s| {
+            let first = s.spawn(|| Order::sort(&arena, first));
+            let second = Order::sort(&arena, second);
             [first.join().expect("sorting does not panic"), second]
         });
-        drop(buffer);
+        // The index is not needed to lay the rows out: its memory goes before they are.
+        drop(index);
+        let sorted = |order: &Order| {
+            // Room for the whole arena: pages never written are never resident.
+            let mut rows = Vec::with_capacity(arena.len());
+            order.write(&arena, &mut rows).map(|()| rows)
+        };
+        let in_memory = std::thread::scope(|s| {
+            let first = s.spawn(|| sorted(&orders[0]));
+            let second = sorted(&orders[1]);
+            [
+                first.join().expect("writing to memory does not panic"),
+                second,
+            ]
+        });
+        drop(arena);
         // Meanwhile the last full run may have been written.
         self.wait()?;
         let mut runs = Vec::new();

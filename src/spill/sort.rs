@@ -40,13 +40,13 @@ impl Entry {
     fn at(&self) -> usize {
         (self.tie & ((1 << CLASS_SHIFT) - 1)) as usize
     }
+}
 
-    /// The encoded row, its length included.
-    fn row<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
-        let mut pos = self.at();
-        let len = get_varint(arena, &mut pos) as usize;
-        &arena[self.at()..pos + len]
-    }
+/// The encoded row at offset `at`, its length included.
+fn row_at(arena: &[u8], at: usize) -> &[u8] {
+    let mut pos = at;
+    let len = get_varint(arena, &mut pos) as usize;
+    &arena[at..pos + len]
 }
 
 /// The most address space a buffer's arena reserves up front.
@@ -82,21 +82,43 @@ impl Buffer {
 
     /// Writes the rows sorted by ID; rows of one ID stay in the order pushed.
     pub(super) fn write_sorted(mut self, out: &mut impl Write) -> io::Result<()> {
-        write_sorted(&self.arena, &mut self.index, out)
+        let order = Order::sort(&self.arena, &mut self.index);
+        // The index is not needed to lay the rows out: its memory goes before they are.
+        drop(std::mem::take(&mut self.index));
+        order.write(&self.arena, out)
     }
 }
 
-/// Sorts `index` (see `sort_entries`) and writes its rows in that order.
-pub(super) fn write_sorted(
-    arena: &[u8],
-    index: &mut [Entry],
-    out: &mut impl Write,
-) -> io::Result<()> {
-    sort_entries(arena, index);
-    for e in index.iter() {
-        out.write_all(e.row(arena))?;
+/// Where a buffer's rows are, in sorted order: arena offsets, in the low bits of each value.
+pub(super) struct Order {
+    at: Vec<u64>,
+    mask: u64,
+}
+
+impl Order {
+    /// Sorts `index`'s entries, given in the order pushed, by ID, then by position (that
+    /// order): packed into integers when the IDs allow (see `packed_order`), else in place.
+    pub(super) fn sort(arena: &[u8], index: &mut [Entry]) -> Order {
+        if let Some((at, at_bits)) = packed_order(arena.len(), index) {
+            return Order {
+                at,
+                mask: (1 << at_bits) - 1,
+            };
+        }
+        sort_entries(arena, index);
+        Order {
+            at: index.iter().map(|e| e.at() as u64).collect(),
+            mask: u64::MAX,
+        }
     }
-    Ok(())
+
+    /// Writes the rows in order.
+    pub(super) fn write(&self, arena: &[u8], out: &mut impl Write) -> io::Result<()> {
+        for &v in &self.at {
+            out.write_all(row_at(arena, (v & self.mask) as usize))?;
+        }
+        Ok(())
+    }
 }
 
 /// Digits of an entry's sort key, most significant first: the prefix's 16 bytes, then the
@@ -111,18 +133,17 @@ fn digit(e: &Entry, d: usize) -> u8 {
     }
 }
 
-/// Past this many varying digits a comparison sort is cheaper.
+/// Below this many entries a comparison sort is cheaper than counting digits.
+const RADIX_MIN: usize = 1024;
+/// Past this many varying digits a comparison sort is cheaper than a pass per digit.
 const RADIX_PASSES: usize = 8;
+/// Bits of the packed key sorted per pass: 2048 counters, which stay in the cache.
+const PACKED_PASS_BITS: u32 = 11;
 
-/// Sorts entries of short IDs, given in the order pushed, by (prefix, tie) with a stable
-/// LSD radix sort over the digits that vary, when few do: IDs from one system share most
-/// of their bytes (`C000123456`), and a pass per varying byte beats ~20 comparisons per
-/// entry. False, leaving `index` as it was, when the IDs vary in too many bytes.
-fn radix_sort(index: &mut [Entry]) -> bool {
-    let Some(first) = index.first().copied() else {
-        return true;
-    };
-    // The bits that differ from the first entry anywhere, laid out as an entry.
+/// The bits in which some entry differs from the first, laid out as an entry; None for no
+/// entries.
+fn differing(index: &[Entry]) -> Option<Entry> {
+    let first = index.first()?;
     let mut diff = Entry {
         prefix: [0; 2],
         tie: 0,
@@ -132,18 +153,87 @@ fn radix_sort(index: &mut [Entry]) -> bool {
         diff.prefix[1] |= e.prefix[1] ^ first.prefix[1];
         diff.tie |= e.tie ^ first.tie;
     }
-    let passes: Vec<usize> = (0..DIGITS)
-        .rev()
-        .filter(|&d| digit(&diff, d) != 0)
-        .collect();
-    if passes.len() > RADIX_PASSES || index.len() < 1024 {
-        return passes.is_empty();
+    Some(diff)
+}
+
+/// Entries of short IDs, given in the order pushed, in sorted order as one integer each:
+/// the bits of the key's digits that vary (the low four of a decimal digit), packed above
+/// the entry's arena offset, and the offset's width. A few passes over 8-byte integers sort
+/// them, where sorting the 24-byte entries takes a pass per varying digit. None, when an ID
+/// is longer than the prefix, for few entries, or when the key's varying bits and the
+/// offset do not fit in 64 bits.
+fn packed_order(arena_len: usize, index: &[Entry]) -> Option<(Vec<u64>, u32)> {
+    let long = LONG_ID << CLASS_SHIFT;
+    if index.len() < RADIX_MIN || index.iter().any(|e| e.tie >= long) {
+        return None;
     }
-    // Every pass's counts in one read of the entries: where each digit value starts.
-    let mut starts = vec![[0usize; 256]; passes.len()];
-    for e in index.iter() {
-        for (&d, count) in passes.iter().zip(&mut starts) {
-            count[usize::from(digit(e, d))] += 1;
+    let diff = differing(index)?;
+    // Per varying digit, most significant first: (word, shift, width) of its varying bits,
+    // taken as one field. Bits outside the field are the same in every entry, so the
+    // fields, in turn, order the entries as the digits do.
+    let fields: Vec<(usize, u32, u32)> = (0..DIGITS)
+        .filter_map(|d| {
+            let m = digit(&diff, d);
+            if m == 0 {
+                return None;
+            }
+            let (low, width) = (
+                m.trailing_zeros(),
+                8 - m.leading_zeros() - m.trailing_zeros(),
+            );
+            let (word, byte_shift) = match d {
+                0..8 => (0, 56 - 8 * d as u32),
+                8..16 => (1, 56 - 8 * (d as u32 - 8)),
+                _ => (2, 0),
+            };
+            Some((word, byte_shift + low, width))
+        })
+        .collect();
+    let key_bits: u32 = fields.iter().map(|&(_, _, width)| width).sum();
+    let at_bits = (usize::BITS - arena_len.leading_zeros()).max(1);
+    if key_bits + at_bits > u64::BITS {
+        return None;
+    }
+    let mut keys: Vec<u64> = index
+        .iter()
+        .map(|e| {
+            let words = [e.prefix[0], e.prefix[1], e.tie >> CLASS_SHIFT];
+            let key = fields.iter().fold(0u64, |key, &(word, shift, width)| {
+                key << width | (words[word] >> shift) & ((1 << width) - 1)
+            });
+            key << at_bits | e.at() as u64
+        })
+        .collect();
+    // Passes of equal width, least significant first; entries of one key keep the order
+    // they were pushed in, which is their offsets' order.
+    let passes = key_bits.div_ceil(PACKED_PASS_BITS);
+    if passes > 0 {
+        let width = key_bits.div_ceil(passes);
+        let shifts: Vec<u32> = (0..passes).map(|p| at_bits + p * width).collect();
+        let mask = (1u64 << width) - 1;
+        lsd_sort(&mut keys, 1 << width, &shifts, |v, &s| {
+            ((v >> s) & mask) as usize
+        });
+    }
+    Some((keys, at_bits))
+}
+
+/// A stable LSD radix sort: a counting pass per digit of `digits`, least significant
+/// first, each digit's value (below `buckets`) given by `value`. Every pass's counts come
+/// from one read of the items.
+fn lsd_sort<T: Copy, D>(
+    items: &mut [T],
+    buckets: usize,
+    digits: &[D],
+    value: impl Fn(&T, &D) -> usize,
+) {
+    let Some(&first) = items.first() else {
+        return;
+    };
+    let mut starts = vec![vec![0usize; buckets]; digits.len()];
+    for x in items.iter() {
+        for (d, count) in digits.iter().zip(&mut starts) {
+            count[value(x, d)] += 1;
         }
     }
     for start in &mut starts {
@@ -152,20 +242,39 @@ fn radix_sort(index: &mut [Entry]) -> bool {
             (*s, sum) = (sum, sum + *s);
         }
     }
-    let mut scratch = vec![first; index.len()];
-    let (mut from, mut to) = (index, &mut scratch[..]);
-    for (&d, start) in passes.iter().zip(&mut starts) {
-        for e in from.iter() {
-            let slot = &mut start[usize::from(digit(e, d))];
-            to[*slot] = *e;
+    let mut scratch = vec![first; items.len()];
+    let (mut from, mut to) = (items, &mut scratch[..]);
+    for (d, start) in digits.iter().zip(&mut starts) {
+        for x in from.iter() {
+            let slot = &mut start[value(x, d)];
+            to[*slot] = *x;
             *slot += 1;
         }
         std::mem::swap(&mut from, &mut to);
     }
-    if passes.len() % 2 == 1 {
-        // The sorted entries are in the scratch: back into the index.
+    if digits.len() % 2 == 1 {
+        // The sorted items are in the scratch: back into the caller's slice.
         to.copy_from_slice(from);
     }
+}
+
+/// Sorts entries of short IDs, given in the order pushed, by (prefix, tie) with a stable
+/// LSD radix sort over the digits that vary, when few do: a pass per varying byte beats
+/// ~20 comparisons per entry. False, leaving `index` as it was, when the IDs vary in too
+/// many bytes.
+fn radix_sort(index: &mut [Entry]) -> bool {
+    let Some(diff) = differing(index) else {
+        return true;
+    };
+    // IDs from one system share most of their bytes (`C000123456`).
+    let passes: Vec<usize> = (0..DIGITS)
+        .rev()
+        .filter(|&d| digit(&diff, d) != 0)
+        .collect();
+    if passes.len() > RADIX_PASSES || index.len() < RADIX_MIN {
+        return passes.is_empty();
+    }
+    lsd_sort(index, 256, &passes, |e, &d| usize::from(digit(e, d)));
     true
 }
 
@@ -200,32 +309,49 @@ fn sort_entries(arena: &[u8], index: &mut [Entry]) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn radix_sort_gives_the_comparison_order() {
-        // IDs that share most bytes (the radix case), of several lengths, with repeats;
-        // then IDs that differ in too many bytes, which are left for the comparison sort.
+    /// 5000 IDs from `id`, given a pseudo-random number.
+    fn ids(id: impl Fn(u64) -> String) -> Vec<String> {
         let mut x = 7u64;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            x >> 33
-        };
-        let shared: Vec<String> = (0..5000)
+        (0..5000)
             .map(|_| {
-                let n = next();
-                let id = format!("C{:06}", n % 3000);
-                if n % 7 == 0 {
-                    format!("{id}\0")
-                } else {
-                    id
-                }
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                id(x >> 16)
             })
-            .collect();
-        let varied: Vec<String> = (0..5000)
-            .map(|_| format!("{:08x}{:08x}", next(), next()))
-            .collect();
-        for (ids, radix) in [(shared, true), (varied, false)] {
+            .collect()
+    }
+
+    #[test]
+    fn every_sort_gives_the_comparison_order() {
+        // IDs that share most bytes, of several lengths, with repeats (packed); IDs of letters
+        // and digits, whose varying bits do not fit beside the offset (a pass per byte); and
+        // IDs that vary in too many bytes (compared).
+        let shared = ids(|n| {
+            // A last byte whose varying bits are not the lowest: 'A', 'Q', 'a', 'q'.
+            let id = format!(
+                "C{:06}{}",
+                n % 700,
+                ["A", "Q", "a", "q"][(n / 700 % 4) as usize]
+            );
+            if n % 7 == 0 {
+                format!("{id}\0")
+            } else {
+                id
+            }
+        });
+        let letters = ids(|n| {
+            let a = |k: u64| {
+                char::from(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[(n >> k) as usize % 36])
+            };
+            (0..8).map(|k| a(5 * k)).collect()
+        });
+        let varied = ids(|n| format!("{:016x}", n.wrapping_mul(0x9E3779B97F4A7C15)));
+        for (ids, packed, radix) in [
+            (shared, true, true),
+            (letters, false, true),
+            (varied, false, false),
+        ] {
             let mut b = Buffer::default();
             for (i, id) in ids.iter().enumerate() {
                 b.push(id.as_bytes(), 0, i as u64, &[]);
@@ -233,6 +359,8 @@ mod tests {
             let key = |e: &Entry| (e.prefix, e.tie);
             let mut want = b.index.clone();
             want.sort_by_key(key);
+            let want_at: Vec<u64> = want.iter().map(|e| e.at() as u64).collect();
+            assert_eq!(packed_order(b.arena.len(), &b.index).is_some(), packed);
             let mut got = b.index.clone();
             assert_eq!(radix_sort(&mut got), radix);
             if radix {
@@ -243,6 +371,9 @@ mod tests {
                     "left as it was"
                 );
             }
+            let order = Order::sort(&b.arena, &mut b.index.clone());
+            let got_at: Vec<u64> = order.at.iter().map(|v| v & order.mask).collect();
+            assert_eq!(got_at, want_at);
         }
     }
 }
