@@ -1,6 +1,7 @@
 //! Sorting a buffer of rows by user ID: integer keys from the ID's first 16 bytes decide
 //! most comparisons, and short IDs from one system are sorted by an LSD radix sort over the
-//! bytes that vary.
+//! bits that vary, packed into one integer per row (or, when those do not fit, over the
+//! bytes that vary).
 
 use super::codec::{encode, get_varint};
 use std::io::{self, Write};
@@ -81,11 +82,12 @@ impl Buffer {
     }
 
     /// Writes the rows sorted by ID; rows of one ID stay in the order pushed.
-    pub(super) fn write_sorted(mut self, out: &mut impl Write) -> io::Result<()> {
-        let order = Order::sort(&self.arena, &mut self.index);
+    pub(super) fn write_sorted(self, out: &mut impl Write) -> io::Result<()> {
+        let Buffer { arena, mut index } = self;
+        let order = Order::sort(&arena, &mut index);
         // The index is not needed to lay the rows out: its memory goes before they are.
-        drop(std::mem::take(&mut self.index));
-        order.write(&self.arena, out)
+        drop(index);
+        order.write(&arena, out)
     }
 }
 
