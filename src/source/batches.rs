@@ -275,13 +275,14 @@ impl Iterator for Batches<'_> {
                 first,
                 parser,
             } => {
-                let parser = parser.clone();
                 let batch = match pieces.batch(*first) {
                     Ok(Some(batch)) => batch.to_vec(),
                     Ok(None) => return None,
                     Err(e) => return Some(Err(e)),
                 };
                 *first += batch.len();
+                // Its own handle: `text_batch` borrows all of `self`, the plan with it.
+                let parser = parser.clone();
                 self.read_to = batch[batch.len() - 1].end;
                 Some(self.text_batch(parser, &batch))
             }

@@ -99,15 +99,25 @@ pub(super) struct Order {
 
 impl Order {
     /// Sorts `index`'s entries, given in the order pushed, by ID, then by position (that
-    /// order): packed into integers when the IDs allow (see `packed_order`), else in place.
+    /// order). Short IDs, enough of them to count digits, are sorted by the digits that vary:
+    /// packed into integers when they fit (see `packed_order`), else a pass per digit when
+    /// few vary (see `radix_sort`). Other entries are compared (see `compare_sort`).
     pub(super) fn sort(arena: &[u8], index: &mut [Entry]) -> Order {
-        if let Some((at, at_bits)) = packed_order(arena.len(), index) {
-            return Order {
-                at,
-                mask: (1 << at_bits) - 1,
-            };
+        let long = LONG_ID << CLASS_SHIFT;
+        if index.len() >= RADIX_MIN && index.iter().all(|e| e.tie < long) {
+            let varying = varying_digits(index);
+            if let Some((at, at_bits)) = packed_order(arena.len(), index, &varying) {
+                return Order {
+                    at,
+                    mask: (1 << at_bits) - 1,
+                };
+            }
+            if !radix_sort(index, &varying) {
+                compare_sort(arena, index);
+            }
+        } else {
+            compare_sort(arena, index);
         }
-        sort_entries(arena, index);
         Order {
             at: index.iter().map(|e| e.at() as u64).collect(),
             mask: u64::MAX,
@@ -127,12 +137,23 @@ impl Order {
 /// ID-length class (the arena offset, last in the key, is the order the entries come in).
 const DIGITS: usize = PREFIX_BYTES + 1;
 
-fn digit(e: &Entry, d: usize) -> u8 {
+/// An entry's key as words: the prefix's two, then the ID-length class.
+fn words(e: &Entry) -> [u64; 3] {
+    [e.prefix[0], e.prefix[1], e.tie >> CLASS_SHIFT]
+}
+
+/// Where digit `d` is: which of `words` holds it, and how far up.
+fn digit_place(d: usize) -> (usize, u32) {
     match d {
-        0..8 => (e.prefix[0] >> (56 - 8 * d)) as u8,
-        8..16 => (e.prefix[1] >> (56 - 8 * (d - 8))) as u8,
-        _ => (e.tie >> CLASS_SHIFT) as u8,
+        0..8 => (0, 56 - 8 * d as u32),
+        8..16 => (1, 56 - 8 * (d as u32 - 8)),
+        _ => (2, 0),
     }
+}
+
+fn digit(e: &Entry, d: usize) -> u8 {
+    let (word, shift) = digit_place(d);
+    (words(e)[word] >> shift) as u8
 }
 
 /// Below this many entries a comparison sort is cheaper than counting digits.
@@ -142,10 +163,14 @@ const RADIX_PASSES: usize = 8;
 /// Bits of the packed key sorted per pass: 2048 counters, which stay in the cache.
 const PACKED_PASS_BITS: u32 = 11;
 
-/// The bits in which some entry differs from the first, laid out as an entry; None for no
-/// entries.
-fn differing(index: &[Entry]) -> Option<Entry> {
-    let first = index.first()?;
+/// The digits (see `digit`) in which some entry differs from the first, most significant
+/// first, each with the bits that differ: IDs from one system share most of their bytes
+/// (`C000123456`).
+fn varying_digits(index: &[Entry]) -> Vec<(usize, u8)> {
+    let Some(first) = index.first() else {
+        return Vec::new();
+    };
+    // The bits that differ from the first entry anywhere, laid out as an entry.
     let mut diff = Entry {
         prefix: [0; 2],
         tie: 0,
@@ -155,40 +180,34 @@ fn differing(index: &[Entry]) -> Option<Entry> {
         diff.prefix[1] |= e.prefix[1] ^ first.prefix[1];
         diff.tie |= e.tie ^ first.tie;
     }
-    Some(diff)
+    (0..DIGITS)
+        .map(|d| (d, digit(&diff, d)))
+        .filter(|&(_, bits)| bits != 0)
+        .collect()
 }
 
-/// Entries of short IDs, given in the order pushed, in sorted order as one integer each:
-/// the bits of the key's digits that vary (the low four of a decimal digit), packed above
-/// the entry's arena offset, and the offset's width. A few passes over 8-byte integers sort
-/// them, where sorting the 24-byte entries takes a pass per varying digit. None, when an ID
-/// is longer than the prefix, for few entries, or when the key's varying bits and the
-/// offset do not fit in 64 bits.
-fn packed_order(arena_len: usize, index: &[Entry]) -> Option<(Vec<u64>, u32)> {
-    let long = LONG_ID << CLASS_SHIFT;
-    if index.len() < RADIX_MIN || index.iter().any(|e| e.tie >= long) {
-        return None;
-    }
-    let diff = differing(index)?;
+/// Entries of short IDs (no longer than the prefix), given in the order pushed, in sorted
+/// order as one integer each: the bits of the `varying` digits that vary (the low four of a
+/// decimal digit), packed above the entry's arena offset, and the offset's width. A few
+/// passes over 8-byte integers sort them, where sorting the 24-byte entries takes a pass
+/// per varying digit. None when those bits and the offset do not fit in 64 bits.
+fn packed_order(
+    arena_len: usize,
+    index: &[Entry],
+    varying: &[(usize, u8)],
+) -> Option<(Vec<u64>, u32)> {
     // Per varying digit, most significant first: (word, shift, width) of its varying bits,
     // taken as one field. Bits outside the field are the same in every entry, so the
     // fields, in turn, order the entries as the digits do.
-    let fields: Vec<(usize, u32, u32)> = (0..DIGITS)
-        .filter_map(|d| {
-            let m = digit(&diff, d);
-            if m == 0 {
-                return None;
-            }
+    let fields: Vec<(usize, u32, u32)> = varying
+        .iter()
+        .map(|&(d, m)| {
             let (low, width) = (
                 m.trailing_zeros(),
                 8 - m.leading_zeros() - m.trailing_zeros(),
             );
-            let (word, byte_shift) = match d {
-                0..8 => (0, 56 - 8 * d as u32),
-                8..16 => (1, 56 - 8 * (d as u32 - 8)),
-                _ => (2, 0),
-            };
-            Some((word, byte_shift + low, width))
+            let (word, byte_shift) = digit_place(d);
+            (word, byte_shift + low, width)
         })
         .collect();
     let key_bits: u32 = fields.iter().map(|&(_, _, width)| width).sum();
@@ -199,7 +218,7 @@ fn packed_order(arena_len: usize, index: &[Entry]) -> Option<(Vec<u64>, u32)> {
     let mut keys: Vec<u64> = index
         .iter()
         .map(|e| {
-            let words = [e.prefix[0], e.prefix[1], e.tie >> CLASS_SHIFT];
+            let words = words(e);
             let key = fields.iter().fold(0u64, |key, &(word, shift, width)| {
                 key << width | (words[word] >> shift) & ((1 << width) - 1)
             });
@@ -261,33 +280,24 @@ fn lsd_sort<T: Copy, D>(
 }
 
 /// Sorts entries of short IDs, given in the order pushed, by (prefix, tie) with a stable
-/// LSD radix sort over the digits that vary, when few do: a pass per varying byte beats
-/// ~20 comparisons per entry. False, leaving `index` as it was, when the IDs vary in too
-/// many bytes.
-fn radix_sort(index: &mut [Entry]) -> bool {
-    let Some(diff) = differing(index) else {
-        return true;
-    };
-    // IDs from one system share most of their bytes (`C000123456`).
-    let passes: Vec<usize> = (0..DIGITS)
-        .rev()
-        .filter(|&d| digit(&diff, d) != 0)
-        .collect();
-    if passes.len() > RADIX_PASSES || index.len() < RADIX_MIN {
-        return passes.is_empty();
+/// LSD radix sort over the `varying` digits, when few vary: a pass per varying byte beats
+/// ~20 comparisons per entry. False, leaving `index` as it was, when too many vary.
+fn radix_sort(index: &mut [Entry], varying: &[(usize, u8)]) -> bool {
+    if varying.len() > RADIX_PASSES {
+        return false;
     }
+    let passes: Vec<usize> = varying.iter().rev().map(|&(d, _)| d).collect();
     lsd_sort(index, 256, &passes, |e, &d| usize::from(digit(e, d)));
     true
 }
 
-/// Sorts index entries, given in the order pushed, by ID, then by position (that order).
-fn sort_entries(arena: &[u8], index: &mut [Entry]) {
+/// Sorts index entries, given in the order pushed, by ID, then by position (that order),
+/// by comparing them.
+fn compare_sort(arena: &[u8], index: &mut [Entry]) {
     let long = LONG_ID << CLASS_SHIFT;
     if index.iter().all(|e| e.tie < long) {
         // No ID is longer than its prefix: the integers alone decide.
-        if !radix_sort(index) {
-            index.sort_unstable_by_key(|e| (e.prefix[0], e.prefix[1], e.tie));
-        }
+        index.sort_unstable_by_key(|e| (e.prefix[0], e.prefix[1], e.tie));
         return;
     }
     let id_at = |at: usize| {
@@ -362,9 +372,13 @@ mod tests {
             let mut want = b.index.clone();
             want.sort_by_key(key);
             let want_at: Vec<u64> = want.iter().map(|e| e.at() as u64).collect();
-            assert_eq!(packed_order(b.arena.len(), &b.index).is_some(), packed);
+            let varying = varying_digits(&b.index);
+            assert_eq!(
+                packed_order(b.arena.len(), &b.index, &varying).is_some(),
+                packed
+            );
             let mut got = b.index.clone();
-            assert_eq!(radix_sort(&mut got), radix);
+            assert_eq!(radix_sort(&mut got, &varying), radix);
             if radix {
                 assert!(got.iter().map(key).eq(want.iter().map(key)));
             } else {
