@@ -161,7 +161,10 @@ impl<'o> PartWriter<'o> {
                 let file = File::create(&temp).map_err(|e| Error::io(&temp, e))?;
                 let out = BufWriter::with_capacity(1 << 20, file);
                 if self.opts.gzip {
-                    Sink::Gzip(Member::new(out, self.threads).map_err(|e| Error::io(&temp, e))?)
+                    Sink::Gzip(
+                        Member::new(out, self.threads, self.opts.gzip_level)
+                            .map_err(|e| Error::io(&temp, e))?,
+                    )
                 } else {
                     Sink::Plain(out)
                 }
@@ -313,6 +316,7 @@ mod tests {
             target_dpid: None,
             mode: Mode::Sync,
             gzip,
+            gzip_level: crate::gzip::DEFAULT_LEVEL,
             date_folder: false,
             max_part_bytes,
             deliver: None,

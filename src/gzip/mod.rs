@@ -1,6 +1,7 @@
 //! gzip on all cores, the way pigz does it: the data is cut into fixed-size blocks, each
 //! compressed on its own as a raw deflate stream by libdeflate (about a quarter less CPU than
-//! zlib-rs at the same level, on the benchmark's output). Each stream but the last is then
+//! zlib-rs at the same level, on the benchmark's output), at the mapping's level (6 unless it
+//! says otherwise: a higher one trades time for size). Each stream but the last is then
 //! reopened (`join`): its last block is no longer marked final and an empty stored block (a
 //! sync flush) byte-aligns its end, so the streams concatenate into one ordinary gzip member
 //! that any gunzip reads. libdeflate takes no dictionary, so a block cannot refer back into
@@ -24,16 +25,19 @@ use std::thread::JoinHandle;
 
 /// Uncompressed bytes per block.
 pub const BLOCK: usize = 1 << 20;
-/// Level 6: gzip's and pigz's default.
-const LEVEL: i32 = 6;
+/// Level 6, gzip's and pigz's default: `[output] gzip_level` when the mapping does not say.
+/// libdeflate's levels run from 1 to 12; from 10 up it searches for the shortest encoding.
+pub const DEFAULT_LEVEL: u8 = 6;
+/// The levels a mapping may ask for (libdeflate's 0 stores the data uncompressed).
+pub const LEVELS: std::ops::RangeInclusive<u8> = 1..=12;
 /// gzip header: magic, deflate, no flags, no mtime (reproducible), no extra flags, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// An empty final block (fixed Huffman, BFINAL set): ends a deflate stream with no data.
 const LAST_BLOCK: [u8; 2] = [0x03, 0x00];
 
 /// A block compressor: libdeflate's state is large, so each thread keeps one.
-fn deflater() -> Compressor {
-    Compressor::new(CompressionLvl::new(LEVEL).expect("6 is a valid level"))
+fn deflater(level: u8) -> Compressor {
+    Compressor::new(CompressionLvl::new(level.into()).expect("a level in LEVELS"))
 }
 
 /// One gzip member being written: feed it bytes, then `finish`.
@@ -47,18 +51,22 @@ pub struct Member<W: Write> {
     /// None: compress on the caller's thread, with `deflater` (made on first use).
     pool: Option<Pool>,
     deflater: Option<Compressor>,
+    level: u8,
 }
 
 impl<W: Write> Member<W> {
-    pub fn new(mut out: W, threads: usize) -> io::Result<Member<W>> {
+    /// A member compressed at `level` (one of `LEVELS`) on `threads` threads.
+    pub fn new(mut out: W, threads: usize, level: u8) -> io::Result<Member<W>> {
+        assert!(LEVELS.contains(&level), "gzip level {level}");
         out.write_all(&HEADER)?;
         Ok(Member {
             out,
             crc: Crc::new(),
             block: Vec::with_capacity(BLOCK),
             written: HEADER.len() as u64,
-            pool: (threads > 1).then(|| Pool::new(threads)),
+            pool: (threads > 1).then(|| Pool::new(threads, level)),
             deflater: None,
+            level,
         })
     }
 
@@ -104,7 +112,8 @@ impl<W: Write> Member<W> {
         let block = std::mem::replace(&mut self.block, fresh);
         let job = Job { last, block };
         let Some(pool) = &mut self.pool else {
-            let done = job.run(self.deflater.get_or_insert_with(deflater));
+            let level = self.level;
+            let done = job.run(self.deflater.get_or_insert_with(|| deflater(level)));
             return self.put(done);
         };
         pool.submit(job);
@@ -170,7 +179,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(threads: usize) -> Pool {
+    fn new(threads: usize, level: u8) -> Pool {
         let (jobs, queue) = sync_channel::<(u64, Job)>(threads);
         let queue = Arc::new(Mutex::new(queue));
         let (done, results) = channel();
@@ -181,7 +190,7 @@ impl Pool {
                 std::thread::Builder::new()
                     .name("gzip".into())
                     .spawn(move || {
-                        let mut deflater = deflater();
+                        let mut deflater = deflater(level);
                         loop {
                             let next = queue.lock().map(|q| q.recv());
                             let Ok(Ok((seq, job))) = next else { return };
@@ -323,7 +332,11 @@ mod tests {
     }
 
     fn gzip(data: &[u8], threads: usize, write_size: usize) -> Vec<u8> {
-        let mut m = Member::new(Vec::new(), threads).unwrap();
+        gzip_at(data, threads, write_size, DEFAULT_LEVEL)
+    }
+
+    fn gzip_at(data: &[u8], threads: usize, write_size: usize, level: u8) -> Vec<u8> {
+        let mut m = Member::new(Vec::new(), threads, level).unwrap();
         for piece in data.chunks(write_size.max(1)) {
             m.write(piece).unwrap();
         }
@@ -353,7 +366,7 @@ mod tests {
 
     /// libdeflate's own gzip writer, all data in one stream.
     fn libdeflate_gzip(data: &[u8]) -> Vec<u8> {
-        let mut c = deflater();
+        let mut c = deflater(DEFAULT_LEVEL);
         let mut out = vec![0; c.gzip_compress_bound(data.len())];
         let n = c.gzip_compress(data, &mut out).unwrap();
         out.truncate(n);
@@ -364,6 +377,28 @@ mod tests {
     fn one_block_is_exactly_what_libdeflates_gzip_writer_writes() {
         let data = sample(50_000);
         assert_eq!(gzip(&data, 2, 999), libdeflate_gzip(&data));
+    }
+
+    #[test]
+    fn every_level_gives_the_same_data_back_and_higher_ones_fewer_bytes() {
+        let data = sample(3 * BLOCK + 999);
+        let size = |level| {
+            let one = gzip_at(&data, 1, data.len(), level);
+            assert!(gunzip(&one) == data, "level {level}");
+            assert_eq!(
+                gzip_at(&data, 2, 70_001, level),
+                one,
+                "level {level}, 2 threads"
+            );
+            one.len()
+        };
+        let sizes: Vec<usize> = LEVELS.map(size).collect();
+        let at = |level: u8| sizes[usize::from(level - LEVELS.start())];
+        // What a mapping trades: each step of 1, 6, 9, 12 is smaller than the one before.
+        assert!(
+            at(1) > at(DEFAULT_LEVEL) && at(DEFAULT_LEVEL) > at(9) && at(9) > at(12),
+            "{sizes:?}"
+        );
     }
 
     #[test]

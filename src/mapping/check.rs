@@ -371,11 +371,39 @@ fn check_output_common(raw: &RawOutput, f: &mut Findings) -> OutputOptions {
             ),
         );
     }
+    let gzip = raw.gzip.unwrap_or(true);
+    let levels = crate::gzip::LEVELS;
+    let gzip_level = match raw.gzip_level {
+        None => crate::gzip::DEFAULT_LEVEL,
+        Some(_) if !gzip => {
+            f.error(
+                "output.gzip_level",
+                "set with gzip = false: remove it, or write gzip files (gzip = true)",
+            );
+            crate::gzip::DEFAULT_LEVEL
+        }
+        Some(level) => match u8::try_from(level).ok().filter(|l| levels.contains(l)) {
+            Some(level) => level,
+            None => {
+                f.error(
+                    "output.gzip_level",
+                    format!(
+                        "{level} is out of range: {} (fastest) to {} (smallest); {} is gzip's own default",
+                        levels.start(),
+                        levels.end(),
+                        crate::gzip::DEFAULT_LEVEL
+                    ),
+                );
+                crate::gzip::DEFAULT_LEVEL
+            }
+        },
+    };
     OutputOptions {
         dpid: 0,
         target_dpid: None,
         mode: Mode::Sync,
-        gzip: raw.gzip.unwrap_or(true),
+        gzip,
+        gzip_level,
         max_part_bytes,
         date_folder: raw.date_folder.unwrap_or(false),
         deliver: raw.deliver.as_deref().and_then(|url| {
@@ -421,6 +449,34 @@ type = "dpuuid"
             .iter()
             .map(|p| p.to_string())
             .collect()
+    }
+
+    #[test]
+    fn gzip_level_is_6_unless_set_and_must_be_a_level_of_gzip_output() {
+        let with = |output: &str| {
+            let rule = "[[traits]]\ntype = \"trait_ids\"\ncolumn = \"segment\"\n";
+            let user = "[user_id]\ncolumn = \"customer_id\"\ntype = \"dpuuid\"\n";
+            Mapping::parse(&format!("[output]\ndpid = 21\n{output}\n{user}{rule}"))
+                .map(|m| m.output.gzip_level)
+                .map_err(|e| e.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(with(""), Ok(6));
+        assert_eq!(with("gzip_level = 1"), Ok(1));
+        assert_eq!(with("gzip_level = 12"), Ok(12));
+        for level in ["0", "13", "256"] {
+            let e = with(&format!("gzip_level = {level}")).unwrap_err();
+            assert_eq!(
+                e,
+                [format!(
+                    "output.gzip_level: {level} is out of range: 1 (fastest) to 12 (smallest); 6 is gzip's own default"
+                )]
+            );
+        }
+        let e = with("gzip = false\ngzip_level = 9").unwrap_err();
+        assert_eq!(
+            e,
+            ["output.gzip_level: set with gzip = false: remove it, or write gzip files (gzip = true)"]
+        );
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct OutputOptions {
     pub target_dpid: Option<u64>,
     pub mode: Mode,
     pub gzip: bool,
+    /// libdeflate's level, one of `gzip::LEVELS` (`gzip::DEFAULT_LEVEL` unless the mapping
+    /// says otherwise).
+    pub gzip_level: u8,
     /// Upper bound of a part's uncompressed content.
     pub max_part_bytes: u64,
     pub date_folder: bool,

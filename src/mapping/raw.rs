@@ -67,6 +67,7 @@ pub struct RawOutput {
     pub target_dpid: Option<u64>,
     pub mode: Option<String>,
     pub gzip: Option<bool>,
+    pub gzip_level: Option<u64>,
     pub max_part_bytes: Option<u64>,
     pub date_folder: Option<bool>,
     pub deliver: Option<String>,

@@ -16,6 +16,9 @@ enum Kind {
     Choice(&'static [&'static str]),
     /// A non-negative integer.
     UInt,
+    /// A non-negative integer in this range (checked later, with the range in the message;
+    /// given here for the JSON Schema).
+    UIntIn(u64, u64),
     Bool,
     StrList,
     /// A list of whole numbers (negative ones too).
@@ -76,6 +79,13 @@ const OUTPUT: &[Key] = &[
     opt("target_dpid", Kind::UInt),
     opt("mode", Kind::Choice(&["sync", "overwrite"])),
     opt("gzip", Kind::Bool),
+    opt(
+        "gzip_level",
+        Kind::UIntIn(
+            *crate::gzip::LEVELS.start() as u64,
+            *crate::gzip::LEVELS.end() as u64,
+        ),
+    ),
     opt("max_part_bytes", Kind::UInt),
     opt("date_folder", Kind::Bool),
     opt("deliver", Kind::Str),
@@ -299,10 +309,10 @@ fn check_value(value: &Spanned<DeValue>, kind: Kind, path: &str, lines: &Lines, 
     };
     match (kind, value.get_ref()) {
         (Kind::Str | Kind::Choice(_), DeValue::String(_)) | (Kind::Bool, DeValue::Boolean(_)) => {}
-        (Kind::UInt, DeValue::Integer(i)) if !i.as_str().starts_with('-') => {}
+        (Kind::UInt | Kind::UIntIn(..), DeValue::Integer(i)) if !i.as_str().starts_with('-') => {}
         (Kind::Str | Kind::Choice(_), _) => wrong("a string"),
         (Kind::Bool, _) => wrong("true or false"),
-        (Kind::UInt, _) => wrong("a whole number, 0 or more"),
+        (Kind::UInt | Kind::UIntIn(..), _) => wrong("a whole number, 0 or more"),
         (Kind::StrList, DeValue::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 check_value(item, Kind::Str, &format!("{path}[{i}]"), lines, found);
@@ -414,6 +424,7 @@ fn kind_schema(kind: Kind) -> serde_json::Value {
         Kind::Str => json!({ "type": "string" }),
         Kind::Choice(names) => json!({ "type": "string", "enum": names }),
         Kind::UInt => uint,
+        Kind::UIntIn(min, max) => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Kind::Bool => json!({ "type": "boolean" }),
         Kind::StrList => json!({ "type": "array", "items": { "type": "string" } }),
         Kind::IntList => json!({ "type": "array", "items": { "type": "integer" } }),
@@ -476,7 +487,7 @@ typ = \"key_value\"
             problems(text),
             [
                 "output.dpid: expected a whole number, 0 or more, found the string \"twenty-one\" (line 2)",
-                "output.colour: unknown key (line 3); expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder, deliver",
+                "output.colour: unknown key (line 3); expected one of dpid, target_dpid, mode, gzip, gzip_level, max_part_bytes, date_folder, deliver",
                 "user_id.type: missing (line 4): the kind of ID, e.g. type = \"dpuuid\" (your own IDs) or \"gaid\"",
                 "traits[0].trait_id: expected a whole number, 0 or more, found the number -5 (line 8)",
                 "traits[0].values.gold: expected a whole number, 0 or more, found the string \"x\" (line 9)",

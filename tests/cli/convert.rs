@@ -237,6 +237,61 @@ fn parts_split_by_size_with_numbered_names_and_whole_users() {
 }
 
 #[test]
+fn gzip_level_trades_size_for_time_and_not_the_lines() {
+    let w = Workdir::new();
+    let mut csv = String::from("id,seg,kv\n");
+    for u in 0..3000 {
+        csv.push_str(&format!(
+            "u{u:05},{}|{},city{}\n",
+            1000 + u % 37,
+            2000 + u % 11,
+            u % 7
+        ));
+    }
+    let input = w.write("in.csv", csv);
+    // One ordinary gzip member (`GzDecoder` reads only the first), decompressed.
+    let run = |level: u8| {
+        let m = generated_mapping(&w, &format!("gzip_level = {level}"));
+        let out = format!("out{level}");
+        let r = w.run(&["--mapping", &m, &input, "--out", &out, "--timestamp", TS]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let gz = w
+            .files(&out)
+            .remove("ftp_dpm_21_1700000000.sync.gz")
+            .unwrap();
+        let mut lines = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut lines)
+            .unwrap();
+        (gz.len(), lines)
+    };
+    let (fastest, lines) = run(1);
+    let (smallest, same) = run(12);
+    assert!(
+        lines.starts_with("u00000\td_sid=1000,d_sid=2000,v=city0\n"),
+        "{lines}"
+    );
+    assert_eq!(lines.lines().count(), 3000);
+    assert!(
+        same == lines,
+        "the level changes the bytes on disk, not the lines"
+    );
+    assert!(
+        smallest < fastest,
+        "level 12: {smallest} bytes, level 1: {fastest}"
+    );
+    // Out of range: the key, the range and the default.
+    let m = generated_mapping(&w, "gzip_level = 0");
+    let r = w.run(&["--mapping", &m, &input, "--timestamp", TS]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("output.gzip_level: 0 is out of range: 1 (fastest) to 12 (smallest)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_long_user_wraps_onto_lines_of_at_most_102400_bytes() {
     let w = Workdir::new();
     let m = generated_mapping(&w, "");

@@ -407,7 +407,7 @@ fn every_unknown_key_and_wrong_type_is_reported_at_once() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        format!("error: {m}: the mapping has 4 problems:\n  - output.dpid: expected a whole number, 0 or more, found the string \"21\" (line 2)\n  - output.mod: unknown key (line 3); did you mean `mode`? expected one of dpid, target_dpid, mode, gzip, max_part_bytes, date_folder, deliver\n  - traits[0].trait_id: expected a whole number, 0 or more, found the number 2.5 (line 10)\n  - traits[0].colour: unknown key (line 11); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, latest_by, split, comma_replacement\n")
+        format!("error: {m}: the mapping has 4 problems:\n  - output.dpid: expected a whole number, 0 or more, found the string \"21\" (line 2)\n  - output.mod: unknown key (line 3); did you mean `mode`? expected one of dpid, target_dpid, mode, gzip, gzip_level, max_part_bytes, date_folder, deliver\n  - traits[0].trait_id: expected a whole number, 0 or more, found the number 2.5 (line 10)\n  - traits[0].colour: unknown key (line 11); expected one of type, column, when, where, action, form, removal, trait_id, remove_when_false, values, removes, ignore_case, remove_when, unmapped, key, key_column, keys, map, case, prefix, buckets, pattern, latest_by, split, comma_replacement\n")
     );
 }
 
