@@ -7,6 +7,7 @@ use super::{
     Encoding, Format, InputOptions, Mapping, OutputOptions, Rule, StateOptions, UserIdSpec,
 };
 use crate::error::Problem;
+use crate::gzip::{DEFAULT_LEVEL, LEVELS};
 use crate::inbound::{IdType, Mode, MAX_UNCOMPRESSED_BYTES, OPTIMAL_PART_BYTES};
 
 /// Problems and warnings found so far.
@@ -372,31 +373,29 @@ fn check_output_common(raw: &RawOutput, f: &mut Findings) -> OutputOptions {
         );
     }
     let gzip = raw.gzip.unwrap_or(true);
-    let levels = crate::gzip::LEVELS;
     let gzip_level = match raw.gzip_level {
-        None => crate::gzip::DEFAULT_LEVEL,
+        None => DEFAULT_LEVEL,
         Some(_) if !gzip => {
             f.error(
                 "output.gzip_level",
                 "set with gzip = false: remove it, or write gzip files (gzip = true)",
             );
-            crate::gzip::DEFAULT_LEVEL
+            DEFAULT_LEVEL
         }
-        Some(level) => match u8::try_from(level).ok().filter(|l| levels.contains(l)) {
-            Some(level) => level,
-            None => {
+        Some(level) => u8::try_from(level)
+            .ok()
+            .filter(|l| LEVELS.contains(l))
+            .unwrap_or_else(|| {
                 f.error(
                     "output.gzip_level",
                     format!(
-                        "{level} is out of range: {} (fastest) to {} (smallest); {} is gzip's own default",
-                        levels.start(),
-                        levels.end(),
-                        crate::gzip::DEFAULT_LEVEL
+                        "{level} is out of range: {} (fastest) to {} (smallest); {DEFAULT_LEVEL} is gzip's own default",
+                        LEVELS.start(),
+                        LEVELS.end(),
                     ),
                 );
-                crate::gzip::DEFAULT_LEVEL
-            }
-        },
+                DEFAULT_LEVEL
+            }),
     };
     OutputOptions {
         dpid: 0,

@@ -104,7 +104,8 @@ impl Order {
     /// few vary (see `radix_sort`). Other entries are compared (see `compare_sort`).
     pub(super) fn sort(arena: &[u8], index: &mut [Entry]) -> Order {
         let long = LONG_ID << CLASS_SHIFT;
-        if index.len() >= RADIX_MIN && index.iter().all(|e| e.tie < long) {
+        let short = index.iter().all(|e| e.tie < long);
+        if short && index.len() >= RADIX_MIN {
             let varying = varying_digits(index);
             if let Some((at, at_bits)) = packed_order(arena.len(), index, &varying) {
                 return Order {
@@ -113,10 +114,10 @@ impl Order {
                 };
             }
             if !radix_sort(index, &varying) {
-                compare_sort(arena, index);
+                compare_sort(arena, index, true);
             }
         } else {
-            compare_sort(arena, index);
+            compare_sort(arena, index, short);
         }
         Order {
             at: index.iter().map(|e| e.at() as u64).collect(),
@@ -292,11 +293,11 @@ fn radix_sort(index: &mut [Entry], varying: &[(usize, u8)]) -> bool {
 }
 
 /// Sorts index entries, given in the order pushed, by ID, then by position (that order),
-/// by comparing them.
-fn compare_sort(arena: &[u8], index: &mut [Entry]) {
+/// by comparing them. `short`: no ID is longer than its prefix (the caller has looked).
+fn compare_sort(arena: &[u8], index: &mut [Entry], short: bool) {
     let long = LONG_ID << CLASS_SHIFT;
-    if index.iter().all(|e| e.tie < long) {
-        // No ID is longer than its prefix: the integers alone decide.
+    if short {
+        // The integers alone decide.
         index.sort_unstable_by_key(|e| (e.prefix[0], e.prefix[1], e.tie));
         return;
     }
