@@ -4,7 +4,7 @@
 
 use super::csv_batch::CsvParser;
 use super::ndjson_batch::NdjsonParser;
-use super::text_batch::{BufferPool, PieceParser, TextBatch};
+use super::text_batch::{BufferPool, PieceParser, Text, TextBatch};
 use super::{Opened, Source};
 use crate::error::{Error, Result};
 use crate::mapping::Format;
@@ -293,16 +293,20 @@ impl Iterator for Batches<'_> {
 impl Batches<'_> {
     /// The records of `pieces` (byte ranges, in order).
     fn text_batch(&self, parser: Arc<dyn PieceParser>, pieces: &[Range<u64>]) -> Result<LazyFrame> {
-        let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
-        let mut bytes = self.buffers.take((end - start) as usize);
-        self.opened.bytes(start..end, &mut bytes)?;
+        let text = match self.opened.text() {
+            Some(t) => {
+                let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
+                let mut bytes = self.buffers.take((end - start) as usize);
+                bytes.extend_from_slice(&t[start as usize..end as usize]);
+                let pieces = pieces.iter().map(|p| p.start - start..p.end - start);
+                (Text::Bytes(bytes), pieces.collect())
+            }
+            None => (Text::File(self.opened.source.path.clone()), pieces.to_vec()),
+        };
         let batch = TextBatch {
             parser,
-            bytes,
-            pieces: pieces
-                .iter()
-                .map(|p| (p.start - start) as usize..(p.end - start) as usize)
-                .collect(),
+            text: text.0,
+            pieces: text.1,
             pool: self.buffers.clone(),
         };
         let (source, opts) = (self.opened.source, self.opened.opts);

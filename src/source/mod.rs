@@ -18,7 +18,6 @@ pub use batches::row_count;
 use batches::TextPieces;
 use csv_check::check_csv;
 use polars::prelude::*;
-use std::io::Read;
 use std::path::PathBuf;
 
 /// One input file and how to read it.
@@ -438,22 +437,6 @@ impl Opened<'_> {
             Some(ScanSources::Buffers(b)) => b.first().map(|b| &b[..]),
             _ => None,
         }
-    }
-
-    /// Bytes `range` of the (decoded) source.
-    fn bytes(&self, range: std::ops::Range<u64>, out: &mut Vec<u8>) -> Result<()> {
-        match self.text() {
-            Some(t) => out.extend_from_slice(&t[range.start as usize..range.end as usize]),
-            None => {
-                use std::io::{Seek, SeekFrom};
-                let path = &self.source.path;
-                let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-                f.seek(SeekFrom::Start(range.start))
-                    .and_then(|_| f.take(range.end - range.start).read_to_end(out))
-                    .map_err(|e| Error::io(path, e))?;
-            }
-        }
-        Ok(())
     }
 }
 

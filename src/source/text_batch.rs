@@ -3,7 +3,10 @@
 //! [`PieceParser`] (csv_batch.rs, ndjson_batch.rs).
 
 use polars::prelude::*;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -44,35 +47,44 @@ impl Projection {
     }
 }
 
-/// One batch: whole records (no CSV header), and its pieces (ranges of `bytes`, each from a
-/// record's start to a record's end). Its bytes go back to `pool` when it is dropped.
+/// Where a batch's records are.
+pub(super) enum Text {
+    /// In memory (a decoded source): the batch's bytes, the pieces' ranges relative to them.
+    Bytes(Vec<u8>),
+    /// In the file, the pieces' ranges its offsets: each parsing thread reads the pieces it
+    /// parses into a buffer of its own, so that a piece is parsed while it is still in the
+    /// cache. (Reading a whole batch on one thread first cost the kernel's copy out of the
+    /// page cache about three times what the same copy costs apart: the batch, larger than
+    /// the cache, was written to memory and read back by the parsers.)
+    File(PathBuf),
+}
+
+/// One batch: whole records (no CSV header), and its pieces (ranges of the text, each from
+/// a record's start to a record's end). Its buffers go back to `pool` when it is dropped.
 pub(super) struct TextBatch {
     pub(super) parser: Arc<dyn PieceParser>,
-    pub(super) bytes: Vec<u8>,
-    pub(super) pieces: Vec<Range<usize>>,
+    pub(super) text: Text,
+    pub(super) pieces: Vec<Range<u64>>,
     pub(super) pool: BufferPool,
 }
 
 impl Drop for TextBatch {
     fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.bytes));
+        if let Text::Bytes(bytes) = &mut self.text {
+            self.pool.give(std::mem::take(bytes));
+        }
     }
 }
 
-/// The byte buffers of one source's batches, reused from batch to batch. A new buffer for
-/// each batch (tens of MB, which the allocator maps fresh) cost a page fault for every 4 KB
-/// the file was read into, and unmapping it after: about a third of the run's system time.
-/// A kept buffer stays in memory while the reading thread waits for the converters, which
-/// is why batches are smaller than before (`Tuning::batch_bytes`). A batch is dropped
-/// before the next is read, so the pool holds one buffer; it is freed with the source's
-/// batches.
+/// The byte buffers of one source's batches and pieces, reused from batch to batch. A new
+/// buffer for each (megabytes, which the allocator maps fresh) cost a page fault for every
+/// 4 KB the file was read into, and unmapping it after: about a third of the run's system
+/// time. The pool holds no more buffers than were in use at once (one per parsing thread,
+/// or one batch's); they are freed with the source's batches.
 #[derive(Clone, Default)]
 pub(super) struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl BufferPool {
-    /// Kept at most: more would be memory no batch uses.
-    const KEEP: usize = 2;
-
     /// An empty buffer with room for `len` bytes.
     pub(super) fn take(&self, len: usize) -> Vec<u8> {
         let mut buf = self.lock().pop().unwrap_or_default();
@@ -82,9 +94,8 @@ impl BufferPool {
     }
 
     fn give(&self, buf: Vec<u8>) {
-        let mut pool = self.lock();
-        if pool.len() < Self::KEEP && buf.capacity() > 0 {
-            pool.push(buf);
+        if buf.capacity() > 0 {
+            self.lock().push(buf);
         }
     }
 
@@ -92,6 +103,36 @@ impl BufferPool {
         // A batch that panicked while holding the lock left the list whole.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Reads `range` of the file at `path` into `buf` (emptied first), opening it into `file`
+/// once per thread. A file cut short since its pieces were found is an error, not fewer
+/// rows.
+fn read_piece(
+    path: &Path,
+    file: &mut Option<File>,
+    range: &Range<u64>,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    let f = match file {
+        Some(f) => f,
+        None => file.insert(File::open(path)?),
+    };
+    f.seek(SeekFrom::Start(range.start))?;
+    let len = range.end - range.start;
+    buf.clear();
+    let read = f.take(len).read_to_end(buf)?;
+    if (read as u64) < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the file ended at byte {} while bytes up to {} were read: did it change during the run?",
+                range.start + read as u64,
+                range.end
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl TextBatch {
@@ -102,12 +143,7 @@ impl TextBatch {
 
     /// Every piece, parsed on as many threads as there are cores, in order.
     fn parse_all(&self, projection: &Projection) -> PolarsResult<Vec<DataFrame>> {
-        let pieces: Vec<&[u8]> = self
-            .pieces
-            .iter()
-            .map(|p| &self.bytes[p.clone()])
-            .filter(|p| !p.is_empty())
-            .collect();
+        let pieces: Vec<&Range<u64>> = self.pieces.iter().filter(|p| !p.is_empty()).collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(pieces.len());
@@ -117,13 +153,29 @@ impl TextBatch {
                 .map(|_| {
                     s.spawn(|| {
                         let mut done = Vec::new();
+                        let (mut buf, mut file) = (Vec::new(), None);
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(piece) = pieces.get(i) else {
-                                return done;
+                            let Some(&range) = pieces.get(i) else {
+                                break;
                             };
-                            done.push((i, self.parser.parse(piece, projection)));
+                            let piece = match &self.text {
+                                Text::Bytes(bytes) => {
+                                    Ok(&bytes[range.start as usize..range.end as usize])
+                                }
+                                Text::File(path) => {
+                                    if buf.capacity() == 0 {
+                                        buf = self.pool.take((range.end - range.start) as usize);
+                                    }
+                                    read_piece(path, &mut file, range, &mut buf)
+                                        .map(|()| &buf[..])
+                                        .map_err(PolarsError::from)
+                                }
+                            };
+                            done.push((i, piece.and_then(|p| self.parser.parse(p, projection))));
                         }
+                        self.pool.give(buf);
+                        done
                     })
                 })
                 .collect();
@@ -193,28 +245,112 @@ impl AnonymousScan for TextBatch {
 mod tests {
     use super::*;
 
-    /// A dropped batch's buffer is the next batch's, emptied; no more than `KEEP` are kept.
+    fn ndjson_batch(text: Text, pieces: Vec<Range<u64>>, pool: &BufferPool) -> TextBatch {
+        let schema = Schema::from_iter([Field::new("a".into(), DataType::Int64)]);
+        TextBatch {
+            parser: Arc::new(super::super::ndjson_batch::NdjsonParser {
+                schema: Arc::new(schema),
+            }),
+            text,
+            pieces,
+            pool: pool.clone(),
+        }
+    }
+
+    /// The buffers of the pool, by address.
+    fn held(pool: &BufferPool) -> Vec<usize> {
+        let mut at: Vec<usize> = pool.lock().iter().map(|b| b.as_ptr() as usize).collect();
+        at.sort_unstable();
+        at
+    }
+
+    /// A dropped batch's buffer is the next batch's, emptied.
     #[test]
     fn batch_buffers_are_reused() {
         let pool = BufferPool::default();
         let mut bytes = pool.take(64);
         bytes.extend_from_slice(b"{\"a\":1}\n");
         let at = bytes.as_ptr();
-        let batch = TextBatch {
-            parser: Arc::new(super::super::ndjson_batch::NdjsonParser {
-                schema: Arc::new(Schema::default()),
-            }),
-            bytes,
-            pieces: std::iter::once(0..8).collect(),
-            pool: pool.clone(),
-        };
-        drop(batch);
+        drop(ndjson_batch(
+            Text::Bytes(bytes),
+            std::iter::once(0..8).collect(),
+            &pool,
+        ));
         let again = pool.take(32);
         assert_eq!((again.as_ptr(), again.len()), (at, 0));
         assert!(again.capacity() >= 64);
-        for _ in 0..4 {
-            pool.give(vec![0; 8]);
-        }
-        assert_eq!(pool.lock().len(), BufferPool::KEEP);
+    }
+
+    /// Pieces read from the file give the rows the same text gives in memory; each parsing
+    /// thread reads into a buffer of the pool, which the next batch's threads use again.
+    #[test]
+    fn pieces_read_from_the_file_parse_like_the_same_bytes() {
+        let text: String = (0..300).map(|i| format!("{{\"a\":{i}}}\n")).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson");
+        std::fs::write(&path, &text).unwrap();
+        // Pieces of 30 lines, cut at line ends.
+        let ends: Vec<u64> = text
+            .match_indices('\n')
+            .map(|(i, _)| i as u64 + 1)
+            .collect();
+        let pieces: Vec<Range<u64>> = std::iter::once(0)
+            .chain(ends.iter().copied().skip(29).step_by(30))
+            .zip(ends.iter().copied().skip(29).step_by(30))
+            .map(|(start, end)| start..end)
+            .collect();
+        assert_eq!((pieces.len(), pieces[9].end), (10, text.len() as u64));
+        let projection = Projection::new(
+            &Schema::from_iter([Field::new("a".into(), DataType::Int64)]),
+            vec![0],
+        );
+        let parse = |batch: &TextBatch| -> DataFrame {
+            let mut parts = batch.parse_all(&projection).unwrap().into_iter();
+            let mut df = parts.next().unwrap();
+            for part in parts {
+                df.vstack_mut_owned(part).unwrap();
+            }
+            df
+        };
+        let pool = BufferPool::default();
+        let bytes = ndjson_batch(Text::Bytes(text.into_bytes()), pieces.clone(), &pool);
+        let from_bytes = parse(&bytes);
+        drop(bytes);
+        let expected: Vec<Option<i64>> = (0..300).map(Some).collect();
+        let a = |df: &DataFrame| df.column("a").unwrap().i64().unwrap().to_vec();
+        assert_eq!(a(&from_bytes), expected);
+        // That batch's buffer, given back: the file's pieces may read into it.
+        let file = ndjson_batch(Text::File(path.clone()), pieces.clone(), &pool);
+        assert!(parse(&file).equals(&from_bytes));
+        let first = held(&pool);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!((1..=threads.max(1)).contains(&first.len()), "{first:?}");
+        let again = ndjson_batch(Text::File(path), pieces, &pool);
+        assert!(parse(&again).equals(&from_bytes));
+        assert_eq!(held(&pool), first);
+    }
+
+    /// A file cut short after its pieces were found: an error that says so, not fewer rows.
+    #[test]
+    fn a_file_cut_short_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson");
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n").unwrap();
+        let (mut file, mut buf) = (None, Vec::new());
+        read_piece(&path, &mut file, &(8..16), &mut buf).unwrap();
+        assert_eq!(buf, b"{\"a\":2}\n");
+        let e = read_piece(&path, &mut file, &(8..30), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            e.to_string(),
+            "the file ended at byte 16 while bytes up to 30 were read: did it change during the run?"
+        );
+        let batch = ndjson_batch(Text::File(path), vec![0..8, 8..30], &BufferPool::default());
+        let projection = Projection::new(&batch.parser.output().clone(), vec![0]);
+        let parsed = batch.parse_all(&projection);
+        assert!(parsed
+            .unwrap_err()
+            .to_string()
+            .contains("the file ended at byte 16"));
     }
 }
