@@ -16,3 +16,16 @@ impl Gen {
         self.next() % n
     }
 }
+
+/// The input options of a mapping without `[input]`: UTF-8 text with a header row, no null
+/// markers, the format from the file's name.
+pub fn input_options() -> crate::mapping::InputOptions {
+    crate::mapping::InputOptions {
+        format: None,
+        delimiter: None,
+        quote: None,
+        has_header: true,
+        null_values: Vec::new(),
+        encoding: crate::mapping::Encoding::Utf8,
+    }
+}

@@ -327,7 +327,7 @@ pub fn row_count(lf: &LazyFrame) -> PolarsResult<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{Encoding, InputOptions};
+    use crate::mapping::InputOptions;
 
     /// CSV batches, cut into pieces of whole records by the record check and parsed piece
     /// by piece, hold exactly what Polars reads from the whole file: quoted separators,
@@ -370,12 +370,8 @@ mod tests {
         std::fs::write(&clean, &csv).unwrap();
         let source = Source::detect(path, None).unwrap();
         let opts = InputOptions {
-            format: None,
-            delimiter: None,
-            quote: None,
-            has_header: true,
             null_values: vec!["NA".into()],
-            encoding: Encoding::Utf8,
+            ..crate::testing::input_options()
         };
         let whole = {
             let clean = Source::detect(clean, None).unwrap();

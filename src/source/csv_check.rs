@@ -731,14 +731,7 @@ mod tests {
     #[test]
     fn sends_pieces_of_whole_records() {
         let source = Source::detect("in.csv".into(), None).unwrap();
-        let opts = InputOptions {
-            format: None,
-            delimiter: None,
-            quote: None,
-            has_header: true,
-            null_values: Vec::new(),
-            encoding: crate::mapping::Encoding::Utf8,
-        };
+        let opts = crate::testing::input_options();
         let pieces = |text: &str, piece_bytes: u64| {
             let (tx, rx) = std::sync::mpsc::channel();
             check_csv(&source, text.as_bytes(), &opts, piece_bytes, &tx);

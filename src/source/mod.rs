@@ -190,7 +190,10 @@ impl Source {
     /// Polars' own message, made specific where we can: JSON syntax errors get their line.
     pub fn polars_error(&self, e: PolarsError, opts: &InputOptions) -> Error {
         let text = e.to_string();
-        if matches!(self.format, Format::Json | Format::Ndjson) {
+        // A read that failed says why itself; parsing the file again would only find what
+        // it holds now.
+        let io = matches!(e, PolarsError::IO { .. });
+        if matches!(self.format, Format::Json | Format::Ndjson) && !io {
             if let Some(located) = self.locate_json_error(opts) {
                 return Error::source(&self.path, located);
             }
@@ -443,6 +446,28 @@ impl Opened<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed read says why; an NDJSON file that Polars could not parse is read again to
+    /// name its bad line.
+    #[test]
+    fn a_read_error_is_not_taken_for_bad_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson");
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":").unwrap();
+        let source = Source::detect(path, None).unwrap();
+        let opts = crate::testing::input_options();
+        let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file ended");
+        let e = source
+            .polars_error(PolarsError::from(io), &opts)
+            .to_string();
+        assert!(e.ends_with("in.ndjson: the file ended"), "{e}");
+        let parse = polars_err!(ComputeError: "error parsing ndjson");
+        let e = source.polars_error(parse, &opts).to_string();
+        assert!(
+            e.contains("in.ndjson: line 2, column 5: invalid JSON"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn formats_from_extensions() {

@@ -1,6 +1,7 @@
 //! A batch of CSV or NDJSON text as a lazy frame whose scan parses only the columns the
-//! query uses, piece by piece on all cores. How a piece becomes columns is the format's
-//! [`PieceParser`] (csv_batch.rs, ndjson_batch.rs).
+//! query uses, piece by piece on all cores, each piece of a file read by the thread that
+//! parses it. How a piece becomes columns is the format's [`PieceParser`] (csv_batch.rs,
+//! ndjson_batch.rs).
 
 use polars::prelude::*;
 use std::fs::File;
