@@ -293,7 +293,7 @@ impl Iterator for Batches<'_> {
 impl Batches<'_> {
     /// The records of `pieces` (byte ranges, in order).
     fn text_batch(&self, parser: Arc<dyn PieceParser>, pieces: &[Range<u64>]) -> Result<LazyFrame> {
-        let text = match self.opened.text() {
+        let (text, pieces) = match self.opened.text() {
             Some(t) => {
                 let (start, end) = (pieces[0].start, pieces[pieces.len() - 1].end);
                 let mut bytes = self.buffers.take((end - start) as usize);
@@ -305,8 +305,8 @@ impl Batches<'_> {
         };
         let batch = TextBatch {
             parser,
-            text: text.0,
-            pieces: text.1,
+            text,
+            pieces,
             pool: self.buffers.clone(),
         };
         let (source, opts) = (self.opened.source, self.opened.opts);
