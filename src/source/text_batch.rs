@@ -106,40 +106,59 @@ impl BufferPool {
     }
 }
 
-/// Reads `range` of the file at `path` into `buf` (emptied first), opening it into `file`
-/// once per thread. A file cut short since its pieces were found is an error, not fewer
-/// rows.
-fn read_piece(
-    path: &Path,
-    file: &mut Option<File>,
-    range: &Range<u64>,
-    buf: &mut Vec<u8>,
-) -> io::Result<()> {
-    let f = match file {
-        Some(f) => f,
-        None => file.insert(File::open(path)?),
-    };
-    f.seek(SeekFrom::Start(range.start))?;
-    let len = range.end - range.start;
-    buf.clear();
-    let read = f.take(len).read_to_end(buf)?;
-    if (read as u64) < len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!(
-                "the file ended at byte {} while bytes up to {} were read: did it change during the run?",
-                range.start + read as u64,
-                range.end
-            ),
-        ));
+/// What one parsing thread reads a batch's file pieces with: the file, opened at its first
+/// piece, and a buffer from the pool, taken then.
+#[derive(Default)]
+struct PieceReader {
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl PieceReader {
+    /// Bytes `range` of the file at `path`. A file cut short since its pieces were found is
+    /// an error, not fewer rows.
+    fn read(&mut self, path: &Path, range: &Range<u64>, pool: &BufferPool) -> io::Result<&[u8]> {
+        let len = range.end - range.start;
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take(len as usize);
+        }
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(File::open(path)?),
+        };
+        f.seek(SeekFrom::Start(range.start))?;
+        self.buf.clear();
+        let read = f.take(len).read_to_end(&mut self.buf)?;
+        if (read as u64) < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file ended at byte {} while bytes up to {} were read: did it change during the run?",
+                    range.start + read as u64,
+                    range.end
+                ),
+            ));
+        }
+        Ok(&self.buf)
     }
-    Ok(())
 }
 
 impl TextBatch {
     /// The batch as a lazy frame whose scan reads only the columns the query uses.
     pub(super) fn lazy(self) -> PolarsResult<LazyFrame> {
         LazyFrame::anonymous_scan(Arc::new(self), Default::default())
+    }
+
+    /// The bytes of piece `range`: in the batch, or read from the file by `reader`.
+    fn piece<'r>(
+        &'r self,
+        range: &Range<u64>,
+        reader: &'r mut PieceReader,
+    ) -> PolarsResult<&'r [u8]> {
+        match &self.text {
+            Text::Bytes(bytes) => Ok(&bytes[range.start as usize..range.end as usize]),
+            Text::File(path) => Ok(reader.read(path, range, &self.pool)?),
+        }
     }
 
     /// Every piece, parsed on as many threads as there are cores, in order.
@@ -154,28 +173,16 @@ impl TextBatch {
                 .map(|_| {
                     s.spawn(|| {
                         let mut done = Vec::new();
-                        let (mut buf, mut file) = (Vec::new(), None);
+                        let mut reader = PieceReader::default();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(&range) = pieces.get(i) else {
                                 break;
                             };
-                            let piece = match &self.text {
-                                Text::Bytes(bytes) => {
-                                    Ok(&bytes[range.start as usize..range.end as usize])
-                                }
-                                Text::File(path) => {
-                                    if buf.capacity() == 0 {
-                                        buf = self.pool.take((range.end - range.start) as usize);
-                                    }
-                                    read_piece(path, &mut file, range, &mut buf)
-                                        .map(|()| &buf[..])
-                                        .map_err(PolarsError::from)
-                                }
-                            };
+                            let piece = self.piece(range, &mut reader);
                             done.push((i, piece.and_then(|p| self.parser.parse(p, projection))));
                         }
-                        self.pool.give(buf);
+                        self.pool.give(reader.buf);
                         done
                     })
                 })
@@ -337,10 +344,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.ndjson");
         std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n").unwrap();
-        let (mut file, mut buf) = (None, Vec::new());
-        read_piece(&path, &mut file, &(8..16), &mut buf).unwrap();
-        assert_eq!(buf, b"{\"a\":2}\n");
-        let e = read_piece(&path, &mut file, &(8..30), &mut buf).unwrap_err();
+        let (mut reader, pool) = (PieceReader::default(), BufferPool::default());
+        assert_eq!(reader.read(&path, &(8..16), &pool).unwrap(), b"{\"a\":2}\n");
+        let e = reader.read(&path, &(8..30), &pool).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(
             e.to_string(),

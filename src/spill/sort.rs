@@ -41,6 +41,11 @@ impl Entry {
     fn at(&self) -> usize {
         (self.tie & ((1 << CLASS_SHIFT) - 1)) as usize
     }
+
+    /// Whether the ID is longer than the prefix (its class is `LONG_ID`).
+    fn long(&self) -> bool {
+        self.tie >= LONG_ID << CLASS_SHIFT
+    }
 }
 
 /// The encoded row at offset `at`, its length included.
@@ -103,8 +108,7 @@ impl Order {
     /// packed into integers when they fit (see `packed_order`), else a pass per digit when
     /// few vary (see `radix_sort`). Other entries are compared (see `compare_sort`).
     pub(super) fn sort(arena: &[u8], index: &mut [Entry]) -> Order {
-        let long = LONG_ID << CLASS_SHIFT;
-        let short = index.iter().all(|e| e.tie < long);
+        let short = !index.iter().any(Entry::long);
         if short && index.len() >= RADIX_MIN {
             let varying = varying_digits(index);
             if let Some((at, at_bits)) = packed_order(arena.len(), index, &varying) {
@@ -295,7 +299,6 @@ fn radix_sort(index: &mut [Entry], varying: &[(usize, u8)]) -> bool {
 /// Sorts index entries, given in the order pushed, by ID, then by position (that order),
 /// by comparing them. `short`: no ID is longer than its prefix (the caller has looked).
 fn compare_sort(arena: &[u8], index: &mut [Entry], short: bool) {
-    let long = LONG_ID << CLASS_SHIFT;
     if short {
         // The integers alone decide.
         index.sort_unstable_by_key(|e| (e.prefix[0], e.prefix[1], e.tie));
@@ -309,7 +312,7 @@ fn compare_sort(arena: &[u8], index: &mut [Entry], short: bool) {
     };
     index.sort_unstable_by(|a, b| {
         a.prefix.cmp(&b.prefix).then_with(|| {
-            if a.tie >= long && b.tie >= long {
+            if a.long() && b.long() {
                 id_at(a.at()).cmp(id_at(b.at())).then(a.tie.cmp(&b.tie))
             } else {
                 a.tie.cmp(&b.tie)
